@@ -1,0 +1,182 @@
+//! The error type of every fallible operation in this crate.
+
+use uuid::Uuid;
+
+/// A failure to encode or decode a value with a [`Codec`](crate::codec::Codec).
+#[derive(Debug, thiserror::Error)]
+#[error("{codec} codec: {message}")]
+pub struct CodecError {
+    /// Name of the codec that failed (`"json"`, `"bincode"`).
+    pub codec: &'static str,
+    /// What went wrong, as the codec reported it.
+    pub message: String,
+}
+
+impl CodecError {
+    /// Builds an error for the named codec.
+    pub fn new(codec: &'static str, message: impl std::fmt::Display) -> Self {
+        Self {
+            codec,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Why an event read from a store could not become a domain event.
+#[derive(Debug, thiserror::Error)]
+pub enum EventDecodeError {
+    /// The stored event type is not one of the aggregate's events.
+    #[error("unknown event type `{event_type}` (known: {known})")]
+    UnknownEventType {
+        /// The `event_type` column of the row.
+        event_type: String,
+        /// The event types the aggregate declares, comma separated.
+        known: String,
+    },
+    /// The payload did not decode as the event's type.
+    #[error("payload does not decode: {0}")]
+    Payload(#[from] CodecError),
+}
+
+/// Every error this crate returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Optimistic concurrency: the stream was not at the version the writer expected.
+    /// Nothing was written; reload the aggregate and retry the command.
+    #[error("concurrency conflict on {aggregate_type} {aggregate_id}: expected version {expected}, stream is at {actual}")]
+    Conflict {
+        /// Aggregate type of the stream.
+        aggregate_type: String,
+        /// Aggregate id of the stream.
+        aggregate_id: Uuid,
+        /// The version the writer based its events on.
+        expected: u64,
+        /// The version the stream was at (as far as the store could tell).
+        actual: u64,
+    },
+    /// An event with this id is already stored. Nothing was written.
+    #[error("duplicate event id {event_id}")]
+    DuplicateEvent {
+        /// The id that already exists.
+        event_id: Uuid,
+    },
+    /// `load` of an aggregate that has no events.
+    #[error("{aggregate_type} {aggregate_id} not found")]
+    NotFound {
+        /// Aggregate type asked for.
+        aggregate_type: String,
+        /// Aggregate id asked for.
+        aggregate_id: Uuid,
+    },
+    /// A stored event could not be turned into a domain event; the load fails rather than
+    /// build a wrong state.
+    #[error("cannot decode event {event_type} at version {version} of {aggregate_type} {aggregate_id}: {source}")]
+    EventDecode {
+        /// Aggregate type of the stream.
+        aggregate_type: String,
+        /// Aggregate id of the stream.
+        aggregate_id: Uuid,
+        /// Stream version of the bad event.
+        version: u64,
+        /// The event type column of the bad event.
+        event_type: String,
+        /// What went wrong.
+        #[source]
+        source: EventDecodeError,
+    },
+    /// A stream read from a store is not numbered 1, 2, 3, ... without gaps.
+    #[error("corrupt stream {aggregate_type} {aggregate_id}: expected version {expected}, found {found}")]
+    CorruptStream {
+        /// Aggregate type of the stream.
+        aggregate_type: String,
+        /// Aggregate id of the stream.
+        aggregate_id: Uuid,
+        /// The version that should have come next.
+        expected: u64,
+        /// The version that came.
+        found: u64,
+    },
+    /// Encoding or decoding a value failed.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// `create_snapshot` was called on an aggregate with uncommitted events.
+    #[error("{aggregate_type} {aggregate_id} has {count} uncommitted events: save it before taking a snapshot")]
+    UncommittedEvents {
+        /// Aggregate type.
+        aggregate_type: String,
+        /// Aggregate id.
+        aggregate_id: Uuid,
+        /// Number of uncommitted events.
+        count: usize,
+    },
+    /// An operation that needs a snapshot store was called on a repository without one.
+    #[error("this repository has no snapshot store")]
+    NoSnapshotStore,
+    /// A configuration value is out of range (for example a snapshot threshold of 0).
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// A version or count does not fit the store's integer type.
+    #[error("value {value} out of range for {what}")]
+    OutOfRange {
+        /// What was being converted.
+        what: &'static str,
+        /// The offending value, as text.
+        value: String,
+    },
+    /// The database schema does not match what this version of the library expects.
+    #[error("schema mismatch: {problem}. Fix: {fix}")]
+    SchemaMismatch {
+        /// What is wrong (missing table, wrong column type, ...).
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
+    /// A stored row could not be read (bad column value, malformed metadata, ...).
+    #[error("malformed row in `{table}`: {message}")]
+    MalformedRow {
+        /// The table the row came from.
+        table: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The storage backend failed (I/O, lock timeout, lost connection, ...).
+    #[error("{backend} store error: {message}")]
+    Store {
+        /// Which backend (`"sqlite"`, `"postgres"`, `"memory"`).
+        backend: &'static str,
+        /// What the backend said.
+        message: String,
+        /// The backend's own error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+    /// The background snapshot worker is gone (the repository is shutting down).
+    #[error("background snapshot worker stopped")]
+    WorkerStopped,
+    /// Waiting for background work did not finish in time.
+    #[error("timed out after {0:?} waiting for background snapshot writes")]
+    Timeout(std::time::Duration),
+}
+
+impl Error {
+    /// Builds a [`Error::Store`] from a backend error.
+    pub fn store<E>(backend: &'static str, err: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Error::Store {
+            backend,
+            message: err.to_string(),
+            source: Some(Box::new(err)),
+        }
+    }
+
+    /// Whether retrying the command after reloading may succeed (a concurrency conflict).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,97 @@
+//! # eventsource
+//!
+//! Event sourcing for Rust: domain aggregates as plain structs, durable versioned
+//! persistence on SQLite (embedded, the default) or PostgreSQL, and aggregate snapshots
+//! with schema evolution.
+//!
+//! ```
+//! use eventsource::{Aggregate, AggregateRepository, Apply, DomainEvent, InMemoryEventStore,
+//!                   InMemorySnapshotStore};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+//! struct ItemAdded { sku: String, qty: u32 }
+//!
+//! #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+//! #[aggregate(type = "Cart", schema_version = 1, events(ItemAdded))]
+//! struct Cart { items: u32 }
+//!
+//! impl Apply<ItemAdded> for Cart {
+//!     fn apply(&mut self, e: &ItemAdded) { self.items += e.qty }
+//! }
+//!
+//! # fn main() -> eventsource::Result<()> {
+//! let repo = AggregateRepository::<Cart, _>::new(InMemoryEventStore::new())
+//!     .with_snapshot_store(InMemorySnapshotStore::new())
+//!     .snapshot_threshold(2)?;
+//! let id = uuid::Uuid::now_v7();
+//! let mut cart = repo.load_or_create(id)?;
+//! cart.record(ItemAdded { sku: "A-1".into(), qty: 2 });
+//! cart.record(ItemAdded { sku: "B-2".into(), qty: 1 });
+//! repo.save(&mut cart)?;                       // crosses 2: a snapshot at version 2
+//! let (cart, outcome) = repo.load_with_outcome(id)?;
+//! assert_eq!(cart.state().items, 3);
+//! assert_eq!(outcome.snapshot, eventsource::SnapshotUse::Used { version: 2 });
+//! # Ok(()) }
+//! ```
+//!
+//! ## The derives
+//!
+//! `#[derive(DomainEvent)]` on an event struct stores it under its name (override with
+//! `#[event(name = "...", version = N)]`). `#[derive(Aggregate)]` takes
+//! `#[aggregate(type = "...", schema_version = N, events(...), upcast(from = K, state = T))]`:
+//!
+//! - `type` (required): the aggregate type stored beside events and snapshots;
+//! - `schema_version` (optional, **defaults to 1**, as the reference guide's "start with 1"):
+//!   raise it on every breaking change to the state;
+//! - `events(...)` (required): every event of the aggregate; each needs an
+//!   `impl Apply<Event> for Aggregate`, checked at compile time;
+//! - `upcast(from = K, state = T)` (repeatable): a snapshot written with schema `K` decodes
+//!   as `T` and converts with `From` to the next step, up to the current state. The chain
+//!   must be complete from its lowest `from` to `schema_version - 1`;
+//! - `event_enum = Name` (optional): the name of the generated event enum (default: the
+//!   aggregate's name followed by `Event`).
+//!
+//! Mistakes are compile errors pointing at the offending token.
+//!
+//! ## Snapshots
+//!
+//! See [`AggregateRepository`] and `docs/snapshotting.md`. In short: a save that moves the
+//! version across a multiple of the threshold writes one snapshot at the version reached
+//! ([`SnapshotMode::Sync`]), queues it ([`SnapshotMode::Background`]) or leaves it to
+//! [`AggregateRepository::create_snapshot`] ([`SnapshotMode::Manual`]). A snapshot failure
+//! never fails a load or a save: the load replays the stream and the failure is logged and
+//! counted ([`SnapshotStats`]).
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+// Lets the derives, which name `::eventsource`, work inside this crate too.
+extern crate self as eventsource;
+
+pub mod aggregate;
+pub mod codec;
+pub mod error;
+pub mod event;
+pub mod repository;
+pub mod snapshot;
+pub mod store;
+pub mod testing;
+pub mod time;
+
+pub use aggregate::{Aggregate, AggregateRoot, Apply, DomainEvent, EventSet, StateDecode, UpcastFrom};
+pub use codec::{BincodeCodec, Codec, Format, JsonCodec};
+pub use error::{CodecError, Error, EventDecodeError, Result};
+pub use event::{Envelope, EventRecord, Metadata, NewEvent, StoredEvent};
+pub use repository::{AggregateRepository, LoadOutcome, SaveOutcome, SnapshotAction, SnapshotStats, SnapshotUse};
+pub use snapshot::{MissReason, Snapshot, SnapshotMode, SnapshotWrite};
+pub use store::memory::{InMemoryEventStore, InMemorySnapshotStore};
+pub use store::{EventStore, NoSnapshotStore, SnapshotStore, StoreLocation};
+
+#[cfg(feature = "derive")]
+pub use eventsource_derive::{Aggregate, DomainEvent};
+
+/// Re-exports the generated code relies on. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}

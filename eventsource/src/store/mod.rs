@@ -1,0 +1,222 @@
+//! The storage traits every backend implements, and the backends.
+//!
+//! An [`EventStore`] keeps append-only streams of events, one per aggregate, numbered
+//! 1, 2, 3, ... A [`SnapshotStore`] keeps at most one snapshot per aggregate. Both deal in
+//! encoded bytes; each store carries the [`Codec`] its bytes are in.
+//!
+//! Arguments name an aggregate as `(aggregate_id, aggregate_type)` everywhere, in the
+//! reference guide's order.
+
+pub mod memory;
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::codec::Codec;
+use crate::error::Result;
+use crate::event::{EventRecord, NewEvent};
+use crate::snapshot::{Snapshot, SnapshotWrite};
+
+/// Identifies the database a store works on. When an event store and a snapshot store
+/// report the same location, the repository loads the snapshot and the events after it in
+/// one query ([`EventStore::read_with_snapshot`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StoreLocation(pub String);
+
+/// Receives the results of a joint snapshot-and-tail read.
+pub trait JointVisitor {
+    /// Called once, first, with the stored snapshot (if any) and the stream's last version.
+    /// Returns whether the read should go on with the events after the snapshot.
+    fn snapshot(&mut self, snapshot: Option<Snapshot>, stream_version: u64) -> Result<bool>;
+    /// Called for each event after the snapshot's version, in order.
+    fn event(&mut self, event: &EventRecord<'_>) -> Result<()>;
+}
+
+/// An append-only store of event streams.
+pub trait EventStore: Send + Sync + 'static {
+    /// The codec of the payloads this store holds.
+    type Codec: Codec;
+
+    /// The codec of the payloads this store holds.
+    fn codec(&self) -> &Self::Codec;
+
+    /// Appends `events` to the stream atomically, numbered from `expected_version + 1`.
+    /// Returns the new stream version.
+    ///
+    /// Fails with [`Error::Conflict`](crate::Error::Conflict) when the stream is not at
+    /// `expected_version` and [`Error::DuplicateEvent`](crate::Error::DuplicateEvent) when
+    /// an event id exists; in both cases nothing is written.
+    fn append(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        expected_version: u64,
+        events: &[NewEvent],
+    ) -> Result<u64>;
+
+    /// Visits the stream's events with `version > after_version`, in order, without holding
+    /// the whole stream in memory. An error from `visit` stops the read and is returned.
+    fn read_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut dyn FnMut(&EventRecord<'_>) -> Result<()>,
+    ) -> Result<()>;
+
+    /// The stream's last version (0 for a stream with no events).
+    fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64>;
+
+    /// Aggregates of a type with more than `min_events` events, most events first.
+    fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>>;
+
+    /// The database this store works on, when a snapshot store can share it.
+    fn location(&self) -> Option<StoreLocation> {
+        None
+    }
+
+    /// Reads the aggregate's snapshot and the events after it in one query, when the
+    /// snapshots table lives in this store's database. Returns `Ok(false)` when the store
+    /// cannot (the repository then asks the snapshot store and reads the stream itself).
+    fn read_with_snapshot(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        visitor: &mut dyn JointVisitor,
+    ) -> Result<bool> {
+        let _ = (aggregate_id, aggregate_type, visitor);
+        Ok(false)
+    }
+}
+
+/// A store of snapshots, at most one per aggregate.
+pub trait SnapshotStore: Send + Sync + 'static {
+    /// The codec of the states this store holds.
+    type Codec: Codec;
+
+    /// The codec of the states this store holds.
+    fn codec(&self) -> &Self::Codec;
+
+    /// Stores a snapshot unless one at least as new is stored (a higher schema version, or
+    /// the same schema version and a version not lower): writes never go backwards.
+    fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotWrite>;
+
+    /// The aggregate's snapshot, if any.
+    fn get_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<Option<Snapshot>>;
+
+    /// Deletes the aggregate's snapshot; returns whether there was one.
+    fn delete_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool>;
+
+    /// Deletes the snapshots of a type: all of them with `None`, those with
+    /// `schema_version < n` (strictly) with `Some(n)`. Returns how many were deleted.
+    fn delete_snapshots_by_type(&self, aggregate_type: &str, schema_version_below: Option<u32>) -> Result<u64>;
+
+    /// Whether the aggregate has a snapshot.
+    fn snapshot_exists(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool> {
+        Ok(self.get_snapshot(aggregate_id, aggregate_type)?.is_some())
+    }
+
+    /// The database this store works on (see [`EventStore::location`]).
+    fn location(&self) -> Option<StoreLocation> {
+        None
+    }
+}
+
+impl<T: EventStore> EventStore for Arc<T> {
+    type Codec = T::Codec;
+
+    fn codec(&self) -> &Self::Codec {
+        (**self).codec()
+    }
+
+    fn append(&self, aggregate_id: Uuid, aggregate_type: &str, expected_version: u64, events: &[NewEvent]) -> Result<u64> {
+        (**self).append(aggregate_id, aggregate_type, expected_version, events)
+    }
+
+    fn read_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut dyn FnMut(&EventRecord<'_>) -> Result<()>,
+    ) -> Result<()> {
+        (**self).read_stream(aggregate_id, aggregate_type, after_version, visit)
+    }
+
+    fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
+        (**self).stream_version(aggregate_id, aggregate_type)
+    }
+
+    fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
+        (**self).aggregates_by_event_count(aggregate_type, min_events)
+    }
+
+    fn location(&self) -> Option<StoreLocation> {
+        (**self).location()
+    }
+
+    fn read_with_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str, visitor: &mut dyn JointVisitor) -> Result<bool> {
+        (**self).read_with_snapshot(aggregate_id, aggregate_type, visitor)
+    }
+}
+
+impl<T: SnapshotStore> SnapshotStore for Arc<T> {
+    type Codec = T::Codec;
+
+    fn codec(&self) -> &Self::Codec {
+        (**self).codec()
+    }
+
+    fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotWrite> {
+        (**self).save_snapshot(snapshot)
+    }
+
+    fn get_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<Option<Snapshot>> {
+        (**self).get_snapshot(aggregate_id, aggregate_type)
+    }
+
+    fn delete_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool> {
+        (**self).delete_snapshot(aggregate_id, aggregate_type)
+    }
+
+    fn delete_snapshots_by_type(&self, aggregate_type: &str, schema_version_below: Option<u32>) -> Result<u64> {
+        (**self).delete_snapshots_by_type(aggregate_type, schema_version_below)
+    }
+
+    fn snapshot_exists(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool> {
+        (**self).snapshot_exists(aggregate_id, aggregate_type)
+    }
+
+    fn location(&self) -> Option<StoreLocation> {
+        (**self).location()
+    }
+}
+
+/// The snapshot store of a repository without snapshots: holds nothing, accepts nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSnapshotStore;
+
+impl SnapshotStore for NoSnapshotStore {
+    type Codec = crate::codec::JsonCodec;
+
+    fn codec(&self) -> &Self::Codec {
+        &crate::codec::JsonCodec
+    }
+
+    fn save_snapshot(&self, _: &Snapshot) -> Result<SnapshotWrite> {
+        Err(crate::Error::NoSnapshotStore)
+    }
+
+    fn get_snapshot(&self, _: Uuid, _: &str) -> Result<Option<Snapshot>> {
+        Ok(None)
+    }
+
+    fn delete_snapshot(&self, _: Uuid, _: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn delete_snapshots_by_type(&self, _: &str, _: Option<u32>) -> Result<u64> {
+        Ok(0)
+    }
+}

@@ -1,0 +1,1 @@
+//! Host package of the workspace tests, examples and benches.
