@@ -1,0 +1,280 @@
+//! The database schema: embedded migrations, DDL rendering, and what is still to apply.
+//!
+//! The SQL lives in the workspace's `migrations/<backend>/NNNN_name.sql` files, the only
+//! place DDL is written; this module embeds them. They are plain SQL for the default
+//! (JSON) codec that a DBA can apply in order with `psql` or `sqlite3`, or hand to their own
+//! migration tool. The bincode column types (`BLOB` / `BYTEA` for `state` and `payload`) are
+//! derived from them here by [`render`], not kept in a second copy.
+//!
+//! ## Why our own runner and not `refinery`
+//!
+//! `refinery` drives rusqlite, postgres and tokio-postgres, but pins rusqlite to 0.41 or
+//! older (we use the current rusqlite), and it cannot render one migration for two codecs.
+//! What we need is small: an ordered list of idempotent statements, a table recording what
+//! was applied (version, name, checksum, format), and a check that nothing recorded was
+//! changed or is unknown to this build. The pure part of that is here ([`pending`]); each
+//! backend executes it in one transaction per migration.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::codec::Format;
+use crate::error::{Error, Result};
+
+/// A SQL dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// SQLite (rusqlite, bundled).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// Which tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Schema {
+    /// The `events` table and its indexes.
+    Events,
+    /// The `snapshots` table and its indexes (the reference guide's).
+    Snapshots,
+    /// Every table, in migration order.
+    All,
+}
+
+/// One embedded migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migration {
+    /// Its number (the `NNNN` of the file name).
+    pub version: u32,
+    /// Its name (the rest of the file name).
+    pub name: &'static str,
+    /// The tables it creates.
+    pub schema: Schema,
+    /// The SQL, for the JSON codec.
+    pub sql: &'static str,
+}
+
+const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events",
+        schema: Schema::Events,
+        sql: include_str!("../../migrations/sqlite/0001_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "snapshots",
+        schema: Schema::Snapshots,
+        sql: include_str!("../../migrations/sqlite/0002_snapshots.sql"),
+    },
+];
+
+const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events",
+        schema: Schema::Events,
+        sql: include_str!("../../migrations/postgres/0001_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "snapshots",
+        schema: Schema::Snapshots,
+        sql: include_str!("../../migrations/postgres/0002_snapshots.sql"),
+    },
+];
+
+/// The embedded migrations of a backend, in order.
+pub fn migrations(backend: Backend) -> &'static [Migration] {
+    match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    }
+}
+
+/// The name of the table recording applied migrations.
+pub const MIGRATIONS_TABLE: &str = "eventsource_migrations";
+
+/// DDL of the table recording applied migrations.
+pub fn migrations_table_ddl(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "CREATE TABLE IF NOT EXISTS eventsource_migrations (\n    version INTEGER PRIMARY KEY,\n    name TEXT NOT NULL,\n    checksum TEXT NOT NULL,\n    format TEXT NOT NULL,\n    applied_at TEXT NOT NULL\n)"
+        }
+        Backend::Postgres => {
+            "CREATE TABLE IF NOT EXISTS eventsource_migrations (\n    version INTEGER PRIMARY KEY,\n    name TEXT NOT NULL,\n    checksum TEXT NOT NULL,\n    format TEXT NOT NULL,\n    applied_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW()\n)"
+        }
+    }
+}
+
+/// The name of a codec format as recorded in the migrations table.
+pub fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Json => "json",
+        Format::Binary => "binary",
+    }
+}
+
+/// The SQL of a migration for a codec format: for binary codecs the `state` and
+/// `payload` columns become `BLOB` (SQLite) or `BYTEA` (PostgreSQL).
+pub fn render(sql: &'static str, backend: Backend, format: Format) -> Cow<'static, str> {
+    match format {
+        Format::Json => Cow::Borrowed(sql),
+        Format::Binary => {
+            let (from, to) = match backend {
+                Backend::Sqlite => (" TEXT NOT NULL", " BLOB NOT NULL"),
+                Backend::Postgres => (" JSONB NOT NULL", " BYTEA NOT NULL"),
+            };
+            let mut out = String::with_capacity(sql.len());
+            for line in sql.split_inclusive('\n') {
+                let trimmed = line.trim_start();
+                if trimmed.starts_with("state ") || trimmed.starts_with("payload ") {
+                    out.push_str(&line.replacen(from, to, 1));
+                } else {
+                    out.push_str(line);
+                }
+            }
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// The DDL for one table or all of them, for a backend and codec format
+/// (`get_schema(Schema::Snapshots, Backend::Postgres, Format::Json)` is the reference
+/// guide's `CREATE TABLE snapshots ...` and its indexes).
+pub fn get_schema(schema: Schema, backend: Backend, format: Format) -> String {
+    migrations(backend)
+        .iter()
+        .filter(|m| schema == Schema::All || m.schema == schema)
+        .map(|m| render(m.sql, backend, format).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A stable checksum of a migration's rendered SQL (FNV-1a 64, hex), recorded when it is
+/// applied so that a later edit of an applied migration is detected.
+pub fn checksum(sql: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sql.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// A migration as recorded in the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedMigration {
+    /// Its number.
+    pub version: u32,
+    /// Its checksum when applied.
+    pub checksum: String,
+    /// The codec format it was applied for.
+    pub format: String,
+}
+
+/// What is still to apply, in order, given what the database recorded. Fails when the
+/// database records a migration this build does not know (it was migrated by a newer
+/// version) or one whose SQL changed since, or one applied for another codec format.
+pub fn pending(backend: Backend, format: Format, applied: &[AppliedMigration]) -> Result<Vec<Migration>> {
+    let known = migrations(backend);
+    for a in applied {
+        let Some(m) = known.iter().find(|m| m.version == a.version) else {
+            return Err(Error::SchemaMismatch {
+                problem: format!(
+                    "the database records migration {} which this version of eventsource does not know",
+                    a.version
+                ),
+                fix: "upgrade eventsource to the version that migrated this database".into(),
+            });
+        };
+        if a.format != format_name(format) {
+            return Err(Error::SchemaMismatch {
+                problem: format!(
+                    "the database was migrated for the {} codec format, this store uses {}",
+                    a.format,
+                    format_name(format)
+                ),
+                fix: "open the store with the codec the database was created with, or use another database".into(),
+            });
+        }
+        if a.checksum != checksum(&render(m.sql, backend, format)) {
+            return Err(Error::SchemaMismatch {
+                problem: format!("migration {} ({}) changed since it was applied", m.version, m.name),
+                fix: "restore the original migration file; add changes as a new migration".into(),
+            });
+        }
+    }
+    Ok(known
+        .iter()
+        .filter(|m| !applied.iter().any(|a| a.version == m.version))
+        .copied()
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_schema_is_the_reference_guides() {
+        let pg = get_schema(Schema::Snapshots, Backend::Postgres, Format::Json);
+        assert!(pg.contains("state JSONB NOT NULL"));
+        assert!(pg.contains("CONSTRAINT uq_snapshots_aggregate UNIQUE (aggregate_id, aggregate_type)"));
+        for idx in [
+            "idx_snapshots_aggregate_lookup",
+            "idx_snapshots_aggregate_type",
+            "idx_snapshots_schema_version",
+            "idx_snapshots_created_at",
+        ] {
+            assert!(pg.contains(idx), "{idx}");
+        }
+        assert!(!pg.contains("CREATE TABLE IF NOT EXISTS events"));
+    }
+
+    #[test]
+    fn binary_format_changes_only_state_and_payload() {
+        let json = get_schema(Schema::All, Backend::Sqlite, Format::Json);
+        let bin = get_schema(Schema::All, Backend::Sqlite, Format::Binary);
+        assert!(bin.contains("state BLOB NOT NULL"));
+        assert!(bin.contains("payload BLOB NOT NULL"));
+        assert!(bin.contains("metadata TEXT NOT NULL"));
+        let changed = json.lines().zip(bin.lines()).filter(|(a, b)| a != b).count();
+        assert_eq!(changed, 2);
+        let pg = get_schema(Schema::All, Backend::Postgres, Format::Binary);
+        assert!(pg.contains("state BYTEA NOT NULL") && pg.contains("payload BYTEA NOT NULL"));
+        assert!(pg.contains("metadata JSONB NOT NULL"));
+    }
+
+    #[test]
+    fn pending_is_what_is_not_recorded() {
+        let all = pending(Backend::Sqlite, Format::Json, &[]).expect("pending");
+        assert_eq!(all.iter().map(|m| m.version).collect::<Vec<_>>(), vec![1, 2]);
+        let first = AppliedMigration {
+            version: 1,
+            checksum: checksum(SQLITE[0].sql),
+            format: "json".into(),
+        };
+        let rest = pending(Backend::Sqlite, Format::Json, std::slice::from_ref(&first)).expect("pending");
+        assert_eq!(rest.iter().map(|m| m.version).collect::<Vec<_>>(), vec![2]);
+        let wrong_format = pending(Backend::Sqlite, Format::Binary, &[first.clone()]);
+        assert!(matches!(wrong_format, Err(Error::SchemaMismatch { .. })));
+        let edited = AppliedMigration { checksum: "0".into(), ..first };
+        assert!(matches!(pending(Backend::Sqlite, Format::Json, &[edited]), Err(Error::SchemaMismatch { .. })));
+        let unknown = AppliedMigration {
+            version: 99,
+            checksum: String::new(),
+            format: "json".into(),
+        };
+        assert!(matches!(pending(Backend::Sqlite, Format::Json, &[unknown]), Err(Error::SchemaMismatch { .. })));
+    }
+}
