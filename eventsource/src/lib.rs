@@ -78,6 +78,8 @@ pub mod snapshot;
 pub mod store;
 pub mod testing;
 pub mod time;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use aggregate::{Aggregate, AggregateRoot, Apply, DomainEvent, EventSet, StateDecode, UpcastFrom};
 pub use codec::{BincodeCodec, Codec, Format, JsonCodec};

@@ -1,0 +1,205 @@
+//! The async storage traits: the sync [`crate::store`] traits, name for name, with
+//! methods returning `Send` futures.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::codec::Codec;
+use crate::error::Result;
+use crate::event::{EventRecord, NewEvent};
+use crate::snapshot::{Snapshot, SnapshotWrite};
+use crate::store::{JointVisitor, StoreLocation};
+
+/// A visitor of stored events that can cross an `.await`.
+pub type Visit<'v> = dyn FnMut(&EventRecord<'_>) -> Result<()> + Send + 'v;
+
+/// A [`JointVisitor`] that can cross an `.await`.
+pub trait SendJointVisitor: JointVisitor + Send {}
+impl<T: JointVisitor + Send> SendJointVisitor for T {}
+
+/// Async twin of [`crate::store::EventStore`]; the same contract.
+pub trait EventStore: Send + Sync + 'static {
+    /// The codec of the payloads this store holds.
+    type Codec: Codec;
+
+    /// The codec of the payloads this store holds.
+    fn codec(&self) -> &Self::Codec;
+
+    /// See [`crate::store::EventStore::append`].
+    fn append(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        expected_version: u64,
+        events: &[NewEvent],
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// See [`crate::store::EventStore::read_stream`].
+    fn read_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut Visit<'_>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// See [`crate::store::EventStore::stream_version`].
+    fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> impl Future<Output = Result<u64>> + Send;
+
+    /// See [`crate::store::EventStore::aggregates_by_event_count`].
+    fn aggregates_by_event_count(
+        &self,
+        aggregate_type: &str,
+        min_events: u64,
+    ) -> impl Future<Output = Result<Vec<(Uuid, u64)>>> + Send;
+
+    /// See [`crate::store::EventStore::location`].
+    fn location(&self) -> Option<StoreLocation> {
+        None
+    }
+
+    /// See [`crate::store::EventStore::read_with_snapshot`].
+    fn read_with_snapshot(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        visitor: &mut dyn SendJointVisitor,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        let _ = (aggregate_id, aggregate_type, visitor);
+        async { Ok(false) }
+    }
+}
+
+/// Async twin of [`crate::store::SnapshotStore`]; the same contract.
+pub trait SnapshotStore: Send + Sync + 'static {
+    /// The codec of the states this store holds.
+    type Codec: Codec;
+
+    /// The codec of the states this store holds.
+    fn codec(&self) -> &Self::Codec;
+
+    /// See [`crate::store::SnapshotStore::save_snapshot`].
+    fn save_snapshot(&self, snapshot: &Snapshot) -> impl Future<Output = Result<SnapshotWrite>> + Send;
+
+    /// See [`crate::store::SnapshotStore::get_snapshot`].
+    fn get_snapshot(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+    ) -> impl Future<Output = Result<Option<Snapshot>>> + Send;
+
+    /// See [`crate::store::SnapshotStore::delete_snapshot`].
+    fn delete_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// See [`crate::store::SnapshotStore::delete_snapshots_by_type`].
+    fn delete_snapshots_by_type(
+        &self,
+        aggregate_type: &str,
+        schema_version_below: Option<u32>,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// See [`crate::store::SnapshotStore::snapshot_exists`].
+    fn snapshot_exists(&self, aggregate_id: Uuid, aggregate_type: &str) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(self.get_snapshot(aggregate_id, aggregate_type).await?.is_some()) }
+    }
+
+    /// See [`crate::store::SnapshotStore::location`].
+    fn location(&self) -> Option<StoreLocation> {
+        None
+    }
+}
+
+impl<T: EventStore> EventStore for Arc<T> {
+    type Codec = T::Codec;
+
+    fn codec(&self) -> &Self::Codec {
+        (**self).codec()
+    }
+
+    fn append(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        expected_version: u64,
+        events: &[NewEvent],
+    ) -> impl Future<Output = Result<u64>> + Send {
+        (**self).append(aggregate_id, aggregate_type, expected_version, events)
+    }
+
+    fn read_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut Visit<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        (**self).read_stream(aggregate_id, aggregate_type, after_version, visit)
+    }
+
+    fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> impl Future<Output = Result<u64>> + Send {
+        (**self).stream_version(aggregate_id, aggregate_type)
+    }
+
+    fn aggregates_by_event_count(
+        &self,
+        aggregate_type: &str,
+        min_events: u64,
+    ) -> impl Future<Output = Result<Vec<(Uuid, u64)>>> + Send {
+        (**self).aggregates_by_event_count(aggregate_type, min_events)
+    }
+
+    fn location(&self) -> Option<StoreLocation> {
+        (**self).location()
+    }
+
+    fn read_with_snapshot(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        visitor: &mut dyn SendJointVisitor,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        (**self).read_with_snapshot(aggregate_id, aggregate_type, visitor)
+    }
+}
+
+impl<T: SnapshotStore> SnapshotStore for Arc<T> {
+    type Codec = T::Codec;
+
+    fn codec(&self) -> &Self::Codec {
+        (**self).codec()
+    }
+
+    fn save_snapshot(&self, snapshot: &Snapshot) -> impl Future<Output = Result<SnapshotWrite>> + Send {
+        (**self).save_snapshot(snapshot)
+    }
+
+    fn get_snapshot(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+    ) -> impl Future<Output = Result<Option<Snapshot>>> + Send {
+        (**self).get_snapshot(aggregate_id, aggregate_type)
+    }
+
+    fn delete_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> impl Future<Output = Result<bool>> + Send {
+        (**self).delete_snapshot(aggregate_id, aggregate_type)
+    }
+
+    fn delete_snapshots_by_type(
+        &self,
+        aggregate_type: &str,
+        schema_version_below: Option<u32>,
+    ) -> impl Future<Output = Result<u64>> + Send {
+        (**self).delete_snapshots_by_type(aggregate_type, schema_version_below)
+    }
+
+    fn snapshot_exists(&self, aggregate_id: Uuid, aggregate_type: &str) -> impl Future<Output = Result<bool>> + Send {
+        (**self).snapshot_exists(aggregate_id, aggregate_type)
+    }
+
+    fn location(&self) -> Option<StoreLocation> {
+        (**self).location()
+    }
+}
