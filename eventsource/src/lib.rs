@@ -77,6 +77,12 @@ pub mod repository;
 pub mod snapshot;
 pub mod store;
 pub mod testing;
+
+/// The user guides, compiled here so that every code sample in them is tested.
+pub mod guide {
+    #[doc = include_str!("../../docs/snapshotting.md")]
+    pub mod snapshotting {}
+}
 pub mod time;
 #[cfg(feature = "tokio")]
 pub mod tokio;
@@ -86,7 +92,7 @@ pub use codec::{BincodeCodec, Codec, Format, JsonCodec};
 pub use error::{CodecError, Error, EventDecodeError, Result};
 pub use migrations::{get_schema, Backend, Schema};
 pub use event::{Envelope, EventRecord, Metadata, NewEvent, StoredEvent};
-pub use repository::{AggregateRepository, LoadOutcome, SaveOutcome, SnapshotAction, SnapshotStats, SnapshotUse};
+pub use repository::{AggregateRepository, LoadOutcome, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats, SnapshotUse};
 pub use snapshot::{MissReason, Snapshot, SnapshotMode, SnapshotWrite};
 pub use store::memory::{InMemoryEventStore, InMemorySnapshotStore};
 pub use store::{EventStore, NoSnapshotStore, SnapshotStore, StoreLocation};

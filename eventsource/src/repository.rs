@@ -16,14 +16,15 @@ use std::time::{Duration, Instant};
 use tracing::{debug, error, warn};
 use uuid::Uuid;
 
-use crate::aggregate::{Aggregate, AggregateRoot, EventSet, StateDecode};
+use crate::aggregate::{Aggregate, AggregateRoot};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::event::{EventRecord, NewEvent};
-use crate::snapshot::policy::{self, LoadPlan, MissReason, SnapshotHeader, SnapshotMode};
+use crate::event::NewEvent;
+use crate::snapshot::load::{LoadMachine, LoadStep};
+use crate::snapshot::policy::{self, MissReason, SnapshotMode};
 use crate::snapshot::queue::{PushOutcome, SnapshotQueue};
 use crate::snapshot::{Snapshot, SnapshotWrite};
-use crate::store::{EventStore, JointVisitor, NoSnapshotStore, SnapshotStore};
+use crate::store::{EventStore, NoSnapshotStore, SnapshotStore};
 
 const TARGET: &str = "eventsource::repository";
 
@@ -34,38 +35,7 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// How long dropping a repository waits for queued background snapshots.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How a load used (or did not use) a snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotUse {
-    /// A snapshot of the current schema version was used.
-    Used {
-        /// Its stream version.
-        version: u64,
-    },
-    /// A snapshot of an older schema version was upcast and used.
-    Upcast {
-        /// Its stream version.
-        version: u64,
-        /// The schema version it was written with.
-        from_schema: u32,
-    },
-    /// No snapshot was used; the whole stream was replayed.
-    Discarded(MissReason),
-}
-
-/// What a load did: reported by [`AggregateRepository::load_with_outcome`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoadOutcome {
-    /// Whether and how a snapshot was used.
-    pub snapshot: SnapshotUse,
-    /// Events decoded and applied.
-    pub events_replayed: u64,
-    /// The version reached.
-    pub version: u64,
-    /// Whether a fresh snapshot was written (sync mode) or queued (background mode) to
-    /// repair the miss.
-    pub repaired: bool,
-}
+pub use crate::snapshot::load::{LoadOutcome, SnapshotUse};
 
 /// What a save did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +81,17 @@ pub(crate) struct Counters {
 impl Counters {
     fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_load(&self, outcome: &LoadOutcome) {
+        match outcome.snapshot {
+            SnapshotUse::Used { .. } => Self::add(&self.hits),
+            SnapshotUse::Upcast { .. } => {
+                Self::add(&self.hits);
+                Self::add(&self.upcasts);
+            }
+            SnapshotUse::Discarded(reason) => Self::add(&self.misses[reason.index()]),
+        }
     }
 
     pub(crate) fn record_write(&self, result: &Result<SnapshotWrite>) {
@@ -353,110 +334,45 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         Ok((AggregateRoot::from_parts(id, outcome.version, state), outcome))
     }
 
-    /// Rebuilds the state: snapshot (if usable) plus tail, or a full replay. Returns the
-    /// state, the outcome, and on a miss the schema version of the discarded snapshot.
+    /// Rebuilds the state by driving a [`LoadMachine`]: snapshot (if usable) plus tail, or
+    /// a full replay. Returns the state, the outcome, and on a miss the schema version of
+    /// the discarded snapshot.
     fn rebuild(&self, id: Uuid) -> Result<(A, LoadOutcome, Option<u32>)> {
-        let Some(snapshots) = self.snapshots.as_deref() else {
-            return self.full_replay(id, MissReason::Missing, None);
-        };
-        let joint = match (snapshots.location(), self.events.location()) {
+        let snapshots = self.snapshots.as_deref();
+        let joint = match (snapshots.and_then(SnapshotStore::location), self.events.location()) {
             (Some(a), Some(b)) => a == b,
             _ => false,
         };
-        let mut attempt = SnapshotAttempt::<A, SS::Codec, ES::Codec> {
-            id,
-            snapshot_codec: snapshots.codec(),
-            event_codec: self.events.codec(),
-            state: None,
-            header: None,
-            decision: None,
-            next_version: 1,
-            replayed: 0,
-        };
-        if joint && self.events.read_with_snapshot(id, A::TYPE, &mut attempt)? {
-            // Everything came in one query.
-        } else {
-            let stored = match snapshots.get_snapshot(id, A::TYPE) {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e,
-                          "snapshot store failed; replaying the full stream");
-                    return self.full_replay(id, MissReason::StoreError, None);
+        let mut m =
+            LoadMachine::<A, SS::Codec, ES::Codec>::new(id, self.events.codec(), snapshots.map(|s| s.codec()), joint);
+        loop {
+            match m.next_step() {
+                LoadStep::ReadJoint => {
+                    let supported = self.events.read_with_snapshot(id, A::TYPE, &mut m)?;
+                    m.joint_done(supported);
                 }
-            };
-            if attempt.consider(stored, None)? {
-                self.events
-                    .read_stream(id, A::TYPE, attempt.next_version - 1, &mut |r| attempt.event(r))?;
-                if attempt.replayed == 0 {
-                    // Nothing after the snapshot: make sure the stream really reaches it.
-                    let stream = self.events.stream_version(id, A::TYPE)?;
-                    if let Some(h) = attempt.header {
-                        if policy::ahead_of_stream(h.version, stream) {
-                            attempt.decision = Some(Decision::Miss(MissReason::AheadOfStream, true));
-                        }
-                    }
+                LoadStep::GetSnapshot => {
+                    let result = snapshots.map_or(Ok(None), |s| s.get_snapshot(id, A::TYPE));
+                    m.snapshot_read(result);
                 }
+                LoadStep::ReadEvents { after } => {
+                    self.events.read_stream(id, A::TYPE, after, &mut |r| m.event(r))?;
+                    m.events_done();
+                }
+                LoadStep::StreamVersion => {
+                    let version = self.events.stream_version(id, A::TYPE)?;
+                    m.stream_version(version);
+                }
+                LoadStep::DeleteSnapshot => {
+                    let result = snapshots.map_or(Ok(false), |s| s.delete_snapshot(id, A::TYPE));
+                    m.snapshot_deleted(result);
+                }
+                LoadStep::Done => break,
             }
         }
-        let header = attempt.header;
-        match attempt.decision {
-            Some(Decision::Used { from_schema }) => {
-                let state = attempt.state.take().ok_or_else(|| Error::InvalidConfig("snapshot state lost".into()))?;
-                let h = header.ok_or_else(|| Error::InvalidConfig("snapshot header lost".into()))?;
-                Counters::add(&self.counters.hits);
-                let snapshot = match from_schema {
-                    Some(from) => {
-                        Counters::add(&self.counters.upcasts);
-                        SnapshotUse::Upcast { version: h.version, from_schema: from }
-                    }
-                    None => SnapshotUse::Used { version: h.version },
-                };
-                let outcome = LoadOutcome {
-                    snapshot,
-                    events_replayed: attempt.replayed,
-                    version: attempt.next_version - 1,
-                    repaired: false,
-                };
-                Ok((state, outcome, None))
-            }
-            Some(Decision::Miss(reason, delete)) => {
-                let schema = header.map(|h| h.schema_version);
-                if delete {
-                    error!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id,
-                           snapshot_version = header.map(|h| h.version),
-                           "snapshot is beyond the last event of its stream (events lost or snapshot bogus); deleting it");
-                    if let Err(e) = snapshots.delete_snapshot(id, A::TYPE) {
-                        warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e,
-                              "could not delete the snapshot ahead of its stream");
-                    }
-                }
-                self.full_replay(id, reason, schema)
-            }
-            None => self.full_replay(id, MissReason::Missing, None),
-        }
-    }
-
-    fn full_replay(&self, id: Uuid, reason: MissReason, schema: Option<u32>) -> Result<(A, LoadOutcome, Option<u32>)> {
-        Counters::add(&self.counters.misses[reason.index()]);
-        if reason != MissReason::Missing {
-            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, reason = %reason,
-                  "snapshot not used; replaying the full stream");
-        }
-        let mut state = A::default();
-        let mut next = 1u64;
-        let codec = self.events.codec();
-        self.events.read_stream(id, A::TYPE, 0, &mut |r| apply_record(&mut state, &mut next, codec, id, r))?;
-        let version = next - 1;
-        Ok((
-            state,
-            LoadOutcome {
-                snapshot: SnapshotUse::Discarded(reason),
-                events_replayed: version,
-                version,
-                repaired: false,
-            },
-            schema,
-        ))
+        let (state, outcome, schema) = m.finish();
+        self.counters.record_load(&outcome);
+        Ok((state, outcome, schema))
     }
 
     /// Appends the aggregate's recorded events with optimistic concurrency, then takes a
@@ -486,10 +402,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         let after = self.events.append(id, A::TYPE, before, &batch)?;
         root.mark_committed(after);
         span.record("version", after);
-        let snapshot = if self.snapshots.is_some()
-            && self.mode != SnapshotMode::Manual
-            && policy::crosses_threshold(before, after, self.threshold)
-        {
+        let snapshot = if policy::snapshot_due(self.snapshots.is_some(), self.mode, before, after, self.threshold) {
             self.take_snapshot(id, after, root.state())
         } else {
             SnapshotAction::None
@@ -613,117 +526,6 @@ pub(crate) fn encode_snapshot<A: Aggregate, C: Codec>(codec: &C, id: Uuid, versi
         state: codec.encode(state)?,
         created_at: crate::time::now(),
     })
-}
-
-/// Decodes one stored event and applies it, checking that the stream has no gap.
-pub(crate) fn apply_record<A: Aggregate, C: Codec>(
-    state: &mut A,
-    next: &mut u64,
-    codec: &C,
-    id: Uuid,
-    record: &EventRecord<'_>,
-) -> Result<()> {
-    if record.version != *next {
-        return Err(Error::CorruptStream {
-            aggregate_type: A::TYPE.to_owned(),
-            aggregate_id: id,
-            expected: *next,
-            found: record.version,
-        });
-    }
-    let event = <A::Event as EventSet>::decode_payload(codec, record.event_type, record.payload).map_err(|source| {
-        Error::EventDecode {
-            aggregate_type: A::TYPE.to_owned(),
-            aggregate_id: id,
-            version: record.version,
-            event_type: record.event_type.to_owned(),
-            source,
-        }
-    })?;
-    state.apply(&event);
-    *next += 1;
-    Ok(())
-}
-
-enum Decision {
-    Used { from_schema: Option<u32> },
-    Miss(MissReason, bool),
-}
-
-/// The state of one snapshot-based load, fed by a joint read or by separate reads.
-struct SnapshotAttempt<'c, A, SC, EC> {
-    id: Uuid,
-    snapshot_codec: &'c SC,
-    event_codec: &'c EC,
-    state: Option<A>,
-    header: Option<SnapshotHeader>,
-    decision: Option<Decision>,
-    next_version: u64,
-    replayed: u64,
-}
-
-impl<A: Aggregate, SC: Codec, EC: Codec> SnapshotAttempt<'_, A, SC, EC> {
-    /// Plans and decodes; returns whether to read the events after the snapshot.
-    fn consider(&mut self, stored: Option<Snapshot>, stream_version: Option<u64>) -> Result<bool> {
-        self.header = stored.as_ref().map(|s| SnapshotHeader {
-            version: s.version,
-            schema_version: s.schema_version,
-        });
-        let plan = policy::plan_load(self.header, A::SCHEMA_VERSION, A::UPCAST_FROM, stream_version);
-        match (plan, stored) {
-            (LoadPlan::UseSnapshot { version, .. }, Some(s)) => {
-                match A::decode_state(self.snapshot_codec, s.schema_version, &s.state) {
-                    Ok(StateDecode::Current(state)) => {
-                        self.state = Some(state);
-                        self.decision = Some(Decision::Used { from_schema: None });
-                    }
-                    Ok(StateDecode::Upcast { state, from }) => {
-                        self.state = Some(state);
-                        self.decision = Some(Decision::Used { from_schema: Some(from) });
-                    }
-                    Ok(StateDecode::NoPath) => {
-                        self.decision = Some(Decision::Miss(MissReason::SchemaMismatch, false));
-                        return Ok(false);
-                    }
-                    Err(e) => {
-                        warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %self.id,
-                              schema_version = s.schema_version, error = %e, "snapshot state does not decode");
-                        self.decision = Some(Decision::Miss(MissReason::DecodeFailed, false));
-                        return Ok(false);
-                    }
-                }
-                self.next_version = version + 1;
-                Ok(true)
-            }
-            (LoadPlan::Replay { reason, delete_snapshot }, _) => {
-                self.decision = Some(Decision::Miss(reason, delete_snapshot));
-                Ok(false)
-            }
-            (LoadPlan::UseSnapshot { .. }, None) => {
-                self.decision = Some(Decision::Miss(MissReason::Missing, false));
-                Ok(false)
-            }
-        }
-    }
-
-    fn event(&mut self, record: &EventRecord<'_>) -> Result<()> {
-        let Some(state) = self.state.as_mut() else {
-            return Ok(());
-        };
-        apply_record(state, &mut self.next_version, self.event_codec, self.id, record)?;
-        self.replayed += 1;
-        Ok(())
-    }
-}
-
-impl<A: Aggregate, SC: Codec, EC: Codec> JointVisitor for SnapshotAttempt<'_, A, SC, EC> {
-    fn snapshot(&mut self, snapshot: Option<Snapshot>, stream_version: u64) -> Result<bool> {
-        self.consider(snapshot, Some(stream_version))
-    }
-
-    fn event(&mut self, event: &EventRecord<'_>) -> Result<()> {
-        SnapshotAttempt::event(self, event)
-    }
 }
 
 struct BgState {
@@ -885,5 +687,90 @@ impl Background {
                 Err(e)
             }
         }
+    }
+}
+
+/// Progress of a pre-population batch, handed to the progress callback after each
+/// aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Aggregates finished (succeeded or failed).
+    pub done: usize,
+    /// Aggregates in the batch.
+    pub total: usize,
+    /// Aggregates that failed so far.
+    pub failed: usize,
+}
+
+/// The result of a pre-population batch.
+#[derive(Debug, Default)]
+pub struct PrepopulateReport {
+    /// Aggregates in the batch.
+    pub total: usize,
+    /// Snapshots written (or already current: the store kept an equal or newer one).
+    pub succeeded: usize,
+    /// The aggregates that failed, and why. One failure never stops the batch.
+    pub failed: Vec<(Uuid, Error)>,
+}
+
+impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES, SS> {
+    /// Pre-populates snapshots: loads each aggregate and writes its snapshot, on as many
+    /// threads as the machine has cores. `progress` is called after each aggregate (from
+    /// the worker threads). One failure never stops the batch; the report says which
+    /// failed and why.
+    pub fn prepopulate(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
+        if self.snapshots.is_none() {
+            return Err(Error::NoSnapshotStore);
+        }
+        let workers = std::thread::available_parallelism().map_or(1, usize::from).min(ids.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let state = Mutex::new((0usize, Vec::new()));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&id) = ids.get(i) else { break };
+                    let result = self.load(id).and_then(|root| self.create_snapshot(&root));
+                    let report = {
+                        let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
+                        st.0 += 1;
+                        if let Err(e) = result {
+                            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e,
+                                  "pre-population failed for this aggregate");
+                            st.1.push((id, e));
+                        }
+                        Progress {
+                            done: st.0,
+                            total: ids.len(),
+                            failed: st.1.len(),
+                        }
+                    };
+                    progress(report);
+                });
+            }
+        });
+        let (done, failed) = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        Ok(PrepopulateReport {
+            total: ids.len(),
+            succeeded: done - failed.len(),
+            failed,
+        })
+    }
+
+    /// Pre-populates snapshots of every aggregate of this type with more than
+    /// `min_events` events, most events first (the reference guide's "prioritize
+    /// high-event aggregates").
+    pub fn prepopulate_by_event_count(
+        &self,
+        min_events: u64,
+        progress: impl Fn(Progress) + Sync,
+    ) -> Result<PrepopulateReport> {
+        let ids: Vec<Uuid> = self
+            .events
+            .aggregates_by_event_count(A::TYPE, min_events)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        self.prepopulate(&ids, progress)
     }
 }

@@ -6,12 +6,14 @@
 //! the async one, and tested by property tests. [`queue`] is the bounded, coalescing queue
 //! of background mode, also free of I/O.
 
+pub mod load;
 pub mod policy;
 pub mod queue;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use load::{LoadMachine, LoadOutcome, LoadStep, SnapshotUse};
 pub use policy::{LoadPlan, MissReason, SnapshotMode, WriteDecision};
 
 /// A stored snapshot: an aggregate's encoded state at a stream version.

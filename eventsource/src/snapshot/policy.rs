@@ -74,6 +74,12 @@ pub fn crosses_threshold(before: u64, after: u64, threshold: NonZeroU64) -> bool
     after / n > before / n
 }
 
+/// Whether a save from `before` to `after` writes (or queues) a snapshot: there is a
+/// snapshot store, the mode is not manual, and the save crossed a threshold multiple.
+pub fn snapshot_due(has_store: bool, mode: SnapshotMode, before: u64, after: u64, threshold: NonZeroU64) -> bool {
+    has_store && mode != SnapshotMode::Manual && crosses_threshold(before, after, threshold)
+}
+
 /// Validates a configured threshold (rule 2: 0 is rejected).
 pub fn threshold(n: u64) -> Option<NonZeroU64> {
     NonZeroU64::new(n)
