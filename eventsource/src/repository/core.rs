@@ -1,0 +1,421 @@
+//! What the sync and async repositories share: configuration, counters, outcomes, and the
+//! pure steps around their I/O (encoding a batch or a snapshot, judging a load, counting a
+//! write). The shells only order the I/O; nothing here is written twice.
+
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use crate::aggregate::{Aggregate, AggregateRoot};
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::event::NewEvent;
+use crate::snapshot::load::{LoadOutcome, SnapshotUse};
+use crate::snapshot::policy::{self, MissReason, SnapshotMode};
+use crate::snapshot::queue::PushOutcome;
+use crate::snapshot::{Snapshot, SnapshotWrite};
+use crate::store::StoreLocation;
+
+pub(crate) const TARGET: &str = "eventsource::repository";
+
+/// The snapshot threshold used when none is configured (the reference guide's).
+pub const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 100;
+/// Background queue capacity (aggregates) used when none is configured.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+/// How long dropping a repository (or `shutdown`) waits for queued background snapshots.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a save did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaveOutcome {
+    /// The stream version after the save.
+    pub version: u64,
+    /// Events appended.
+    pub appended: u64,
+    /// What happened about a snapshot.
+    pub snapshot: SnapshotAction,
+}
+
+/// The snapshot side of a save (or of the repair after a load).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotAction {
+    /// No snapshot was due (or there is no snapshot store, or the mode is manual).
+    None,
+    /// A snapshot was written before the call returned.
+    Written,
+    /// The store kept a newer snapshot it already had.
+    KeptExisting,
+    /// Queued for the background worker.
+    Queued,
+    /// The background queue was full (or shut down); the snapshot was dropped and counted.
+    Dropped,
+    /// Writing failed; logged and counted. The save itself succeeded.
+    Failed,
+}
+
+/// The repository settings both shells share.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Config {
+    pub threshold: NonZeroU64,
+    pub mode: SnapshotMode,
+    pub queue_capacity: usize,
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            threshold: NonZeroU64::MIN.saturating_add(DEFAULT_SNAPSHOT_THRESHOLD - 1),
+            mode: SnapshotMode::Sync,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+}
+
+impl Config {
+    pub fn set_threshold(&mut self, n: u64) -> Result<()> {
+        self.threshold =
+            policy::threshold(n).ok_or_else(|| Error::InvalidConfig("snapshot_threshold must be at least 1".into()))?;
+        Ok(())
+    }
+}
+
+/// Counters of a repository's snapshot activity, shared with its background worker.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    hits: AtomicU64,
+    upcasts: AtomicU64,
+    misses: [AtomicU64; 5],
+    writes: AtomicU64,
+    kept_existing: AtomicU64,
+    failures: AtomicU64,
+    dropped: AtomicU64,
+    repairs: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub fn record_load(&self, outcome: &LoadOutcome) {
+        match outcome.snapshot {
+            SnapshotUse::Used { .. } => bump(&self.hits),
+            SnapshotUse::Upcast { .. } => {
+                bump(&self.hits);
+                bump(&self.upcasts);
+            }
+            SnapshotUse::Discarded(reason) => bump(&self.misses[reason.index()]),
+        }
+    }
+
+    pub fn record_write(&self, result: &Result<SnapshotWrite>) {
+        match result {
+            Ok(SnapshotWrite::Written) => bump(&self.writes),
+            Ok(SnapshotWrite::KeptExisting) => bump(&self.kept_existing),
+            Err(_) => bump(&self.failures),
+        }
+    }
+
+    pub fn record_failure(&self) {
+        bump(&self.failures);
+    }
+
+    pub fn record_dropped(&self) {
+        bump(&self.dropped);
+    }
+
+    pub fn record_repair(&self) {
+        bump(&self.repairs);
+    }
+
+    pub fn snapshot(&self) -> SnapshotStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        SnapshotStats {
+            hits: get(&self.hits),
+            upcasts: get(&self.upcasts),
+            misses: std::array::from_fn(|i| get(&self.misses[i])),
+            writes: get(&self.writes),
+            kept_existing: get(&self.kept_existing),
+            failures: get(&self.failures),
+            dropped: get(&self.dropped),
+            repairs: get(&self.repairs),
+        }
+    }
+}
+
+/// A copy of a repository's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    /// Loads that used a snapshot (including upcast ones).
+    pub hits: u64,
+    /// Loads that used an upcast snapshot (also counted in `hits`).
+    pub upcasts: u64,
+    misses: [u64; 5],
+    /// Snapshots written.
+    pub writes: u64,
+    /// Snapshot writes the store declined because it held a newer one.
+    pub kept_existing: u64,
+    /// Snapshot writes that failed (or states that did not encode).
+    pub failures: u64,
+    /// Background snapshots dropped because the queue was full or shut down.
+    pub dropped: u64,
+    /// Fresh snapshots written or queued to repair a miss.
+    pub repairs: u64,
+}
+
+impl SnapshotStats {
+    /// Loads that replayed fully for `reason`.
+    pub fn misses(&self, reason: MissReason) -> u64 {
+        self.misses[reason.index()]
+    }
+
+    /// Loads that replayed fully, for any reason.
+    pub fn total_misses(&self) -> u64 {
+        self.misses.iter().sum()
+    }
+}
+
+/// Whether a snapshot store and an event store share a database (one-query loads).
+pub(crate) fn joint(snapshots: Option<StoreLocation>, events: Option<StoreLocation>) -> bool {
+    matches!((snapshots, events), (Some(a), Some(b)) if a == b)
+}
+
+/// Encodes the state as a snapshot at `version` with the current schema version.
+pub(crate) fn encode_snapshot<A: Aggregate, C: Codec>(codec: &C, id: Uuid, version: u64, state: &A) -> Result<Snapshot> {
+    Ok(Snapshot {
+        aggregate_id: id,
+        aggregate_type: A::TYPE.to_owned(),
+        version,
+        schema_version: A::SCHEMA_VERSION,
+        state: codec.encode(state)?,
+        created_at: crate::time::now(),
+    })
+}
+
+/// Encodes the aggregate's recorded events for an append.
+pub(crate) fn encode_batch<A: Aggregate, C: Codec>(root: &AggregateRoot<A>, codec: &C) -> Result<Vec<NewEvent>> {
+    root.uncommitted_events()
+        .iter()
+        .map(|e| NewEvent::encode(e, codec, root.metadata()))
+        .collect()
+}
+
+/// Checks `create_snapshot`'s preconditions (rule 6) and encodes the snapshot.
+pub(crate) fn explicit_snapshot<A: Aggregate, C: Codec>(root: &AggregateRoot<A>, codec: &C) -> Result<Snapshot> {
+    let count = root.uncommitted_events().len();
+    if count > 0 {
+        return Err(Error::UncommittedEvents {
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: root.id(),
+            count,
+        });
+    }
+    if root.version() == 0 {
+        return Err(Error::NotFound {
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: root.id(),
+        });
+    }
+    encode_snapshot(codec, root.id(), root.version(), root.state())
+}
+
+/// Encodes a snapshot the repository owes (threshold crossing or repair); a state that
+/// does not encode is logged and counted, never an error of the load or save.
+pub(crate) fn owed_snapshot<A: Aggregate, C: Codec>(
+    counters: &Counters,
+    codec: &C,
+    id: Uuid,
+    version: u64,
+    state: &A,
+) -> Option<Snapshot> {
+    match encode_snapshot(codec, id, version, state) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            counters.record_failure();
+            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e,
+                  "snapshot state does not encode; no snapshot taken");
+            None
+        }
+    }
+}
+
+/// Counts and logs a synchronous snapshot write.
+pub(crate) fn written(counters: &Counters, result: Result<SnapshotWrite>, snapshot: &Snapshot) -> SnapshotAction {
+    counters.record_write(&result);
+    match result {
+        Ok(SnapshotWrite::Written) => SnapshotAction::Written,
+        Ok(SnapshotWrite::KeptExisting) => SnapshotAction::KeptExisting,
+        Err(e) => {
+            warn!(target: TARGET, aggregate_type = %snapshot.aggregate_type, aggregate_id = %snapshot.aggregate_id,
+                  version = snapshot.version, error = %e, "snapshot write failed; the save stands and loads replay");
+            SnapshotAction::Failed
+        }
+    }
+}
+
+/// Counts and logs a background queue push.
+pub(crate) fn queued(counters: &Counters, outcome: PushOutcome, id: Uuid) -> SnapshotAction {
+    match outcome {
+        PushOutcome::Dropped => {
+            counters.record_dropped();
+            warn!(target: TARGET, aggregate_id = %id, "background snapshot queue full or stopped; snapshot dropped");
+            SnapshotAction::Dropped
+        }
+        PushOutcome::Queued | PushOutcome::Coalesced | PushOutcome::Superseded => SnapshotAction::Queued,
+    }
+}
+
+/// The span of a load.
+pub(crate) fn load_span<A: Aggregate>(id: Uuid) -> tracing::Span {
+    tracing::debug_span!(
+        target: TARGET,
+        "load",
+        aggregate_type = A::TYPE,
+        aggregate_id = %id,
+        version = tracing::field::Empty,
+        events_replayed = tracing::field::Empty,
+        snapshot_used = tracing::field::Empty,
+    )
+}
+
+/// Whether a finished load owes a repair snapshot (rule 3, self-repair after a miss).
+pub(crate) fn repair_due<A: Aggregate>(config: &Config, has_store: bool, outcome: &LoadOutcome, schema: Option<u32>) -> bool {
+    match outcome.snapshot {
+        SnapshotUse::Discarded(reason) if outcome.version > 0 && has_store => {
+            policy::repair_after_miss(reason, config.mode, schema, A::SCHEMA_VERSION)
+        }
+        _ => false,
+    }
+}
+
+/// Finishes a load: not found for an empty stream, the repair's result, the span fields
+/// and the DEBUG line that explains the load.
+pub(crate) fn finish_load<A: Aggregate>(
+    span: &tracing::Span,
+    counters: &Counters,
+    id: Uuid,
+    state: A,
+    mut outcome: LoadOutcome,
+    repair: Option<SnapshotAction>,
+) -> Result<(AggregateRoot<A>, LoadOutcome)> {
+    if outcome.version == 0 {
+        return Err(Error::NotFound {
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: id,
+        });
+    }
+    outcome.repaired = matches!(repair, Some(SnapshotAction::Written | SnapshotAction::Queued));
+    if outcome.repaired {
+        counters.record_repair();
+    }
+    span.record("version", outcome.version);
+    span.record("events_replayed", outcome.events_replayed);
+    span.record("snapshot_used", !matches!(outcome.snapshot, SnapshotUse::Discarded(_)));
+    debug!(
+        target: TARGET,
+        aggregate_type = A::TYPE,
+        aggregate_id = %id,
+        version = outcome.version,
+        events_replayed = outcome.events_replayed,
+        snapshot = ?outcome.snapshot,
+        repaired = outcome.repaired,
+        "loaded"
+    );
+    Ok((AggregateRoot::from_parts(id, outcome.version, state), outcome))
+}
+
+/// The span of a save.
+pub(crate) fn save_span<A: Aggregate>(id: Uuid, before: u64) -> tracing::Span {
+    tracing::debug_span!(target: TARGET, "save", aggregate_type = A::TYPE, aggregate_id = %id,
+                         from_version = before, version = tracing::field::Empty)
+}
+
+/// Finishes a save: the span field, the DEBUG line and the outcome.
+pub(crate) fn finish_save<A: Aggregate>(span: &tracing::Span, id: Uuid, before: u64, after: u64, snapshot: SnapshotAction) -> SaveOutcome {
+    span.record("version", after);
+    debug!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, from = before, version = after,
+           snapshot = ?snapshot, "saved");
+    SaveOutcome {
+        version: after,
+        appended: after - before,
+        snapshot,
+    }
+}
+
+/// The outcome of a save with nothing to append.
+pub(crate) fn nothing_to_save(version: u64) -> SaveOutcome {
+    SaveOutcome {
+        version,
+        appended: 0,
+        snapshot: SnapshotAction::None,
+    }
+}
+
+/// Progress of a pre-population batch, handed to the progress callback after each
+/// aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Aggregates finished (succeeded or failed).
+    pub done: usize,
+    /// Aggregates in the batch.
+    pub total: usize,
+    /// Aggregates that failed so far.
+    pub failed: usize,
+}
+
+/// The result of a pre-population batch.
+#[derive(Debug, Default)]
+pub struct PrepopulateReport {
+    /// Aggregates in the batch.
+    pub total: usize,
+    /// Snapshots written (or already current: the store kept an equal or newer one).
+    pub succeeded: usize,
+    /// The aggregates that failed, and why. One failure never stops the batch.
+    pub failed: Vec<(Uuid, Error)>,
+}
+
+/// The running tally of a pre-population batch, shared by its workers.
+pub(crate) struct Tally {
+    total: usize,
+    inner: Mutex<(usize, Vec<(Uuid, Error)>)>,
+}
+
+impl Tally {
+    pub fn new(total: usize) -> Self {
+        Self {
+            total,
+            inner: Mutex::new((0, Vec::new())),
+        }
+    }
+
+    /// Records one aggregate's result; returns the progress to report.
+    pub fn record<A: Aggregate>(&self, id: Uuid, result: Result<SnapshotWrite>) -> Progress {
+        let mut st = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        st.0 += 1;
+        if let Err(e) = result {
+            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e,
+                  "pre-population failed for this aggregate");
+            st.1.push((id, e));
+        }
+        Progress {
+            done: st.0,
+            total: self.total,
+            failed: st.1.len(),
+        }
+    }
+
+    pub fn into_report(self) -> PrepopulateReport {
+        let (done, failed) = self.inner.into_inner().unwrap_or_else(PoisonError::into_inner);
+        PrepopulateReport {
+            total: self.total,
+            succeeded: done - failed.len(),
+            failed,
+        }
+    }
+}

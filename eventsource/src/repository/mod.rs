@@ -1,0 +1,311 @@
+//! The synchronous repository: load from the newest valid snapshot plus the events after
+//! it, save with optimistic concurrency, and snapshot on threshold crossings.
+//!
+//! Every decision comes from [`crate::snapshot::policy`] and the load machine
+//! ([`crate::snapshot::load`]); this module only performs the I/O they ask for. The async
+//! twin, `eventsource::tokio::AggregateRepository`, shares the same core.
+//!
+//! Logs go to the target `eventsource::repository`: at DEBUG every load says whether it used
+//! a snapshot (or why not), the version and how many events it replayed; snapshot failures
+//! are WARN, a snapshot ahead of its stream is ERROR.
+
+mod background;
+pub(crate) mod core;
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use self::background::Background;
+use self::core::{Config, Counters, Tally};
+use crate::aggregate::{Aggregate, AggregateRoot};
+use crate::error::{Error, Result};
+use crate::snapshot::load::{LoadMachine, LoadStep};
+use crate::snapshot::policy::{self, SnapshotMode};
+use crate::snapshot::SnapshotWrite;
+use crate::store::{EventStore, NoSnapshotStore, SnapshotStore};
+
+pub use self::core::{
+    PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SNAPSHOT_THRESHOLD,
+};
+pub use crate::snapshot::load::{LoadOutcome, SnapshotUse};
+
+/// Loads and saves aggregates of type `A` through an event store and, optionally, a
+/// snapshot store.
+///
+/// ```
+/// use eventsource::{AggregateRepository, InMemoryEventStore, InMemorySnapshotStore, SnapshotMode};
+/// # use eventsource::{Aggregate, Apply, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// # struct Incremented;
+/// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// # #[aggregate(type = "Counter", events(Incremented))]
+/// # struct Counter { n: u64 }
+/// # impl Apply<Incremented> for Counter { fn apply(&mut self, _: &Incremented) { self.n += 1 } }
+/// # fn main() -> eventsource::Result<()> {
+/// let repo = AggregateRepository::<Counter, _>::new(InMemoryEventStore::new())
+///     .with_snapshot_store(InMemorySnapshotStore::new())
+///     .snapshot_threshold(100)?
+///     .snapshot_mode(SnapshotMode::Sync);
+/// # Ok(()) }
+/// ```
+pub struct AggregateRepository<A: Aggregate, ES: EventStore, SS: SnapshotStore = NoSnapshotStore> {
+    events: ES,
+    snapshots: Option<Arc<SS>>,
+    config: Config,
+    counters: Arc<Counters>,
+    background: OnceLock<Background>,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A: Aggregate, ES: EventStore> AggregateRepository<A, ES, NoSnapshotStore> {
+    /// A repository without snapshots: every load replays the whole stream.
+    pub fn new(events: ES) -> Self {
+        Self {
+            events,
+            snapshots: None,
+            config: Config::default(),
+            counters: Arc::default(),
+            background: OnceLock::new(),
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES, SS> {
+    /// Adds (or replaces) the snapshot store.
+    pub fn with_snapshot_store<S2: SnapshotStore>(self, store: S2) -> AggregateRepository<A, ES, S2> {
+        AggregateRepository {
+            events: self.events,
+            snapshots: Some(Arc::new(store)),
+            config: self.config,
+            counters: self.counters,
+            background: OnceLock::new(),
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// Snapshot when a save crosses a multiple of `n` events (default 100). 0 is rejected
+    /// with [`Error::InvalidConfig`].
+    pub fn snapshot_threshold(mut self, n: u64) -> Result<Self> {
+        self.config.set_threshold(n)?;
+        Ok(self)
+    }
+
+    /// When snapshots are written (default [`SnapshotMode::Sync`]).
+    pub fn snapshot_mode(mut self, mode: SnapshotMode) -> Self {
+        self.config.mode = mode;
+        self
+    }
+
+    /// How many aggregates the background queue holds before it drops (default 1024).
+    pub fn background_queue_capacity(mut self, capacity: usize) -> Self {
+        self.config.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// How long dropping the repository waits for queued background snapshots (default 5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The configured threshold.
+    pub fn threshold(&self) -> u64 {
+        self.config.threshold.get()
+    }
+
+    /// The configured mode.
+    pub fn mode(&self) -> SnapshotMode {
+        self.config.mode
+    }
+
+    /// The event store.
+    pub fn event_store(&self) -> &ES {
+        &self.events
+    }
+
+    /// The snapshot store, if any.
+    pub fn snapshot_store(&self) -> Option<&SS> {
+        self.snapshots.as_deref()
+    }
+
+    /// The snapshot counters so far.
+    pub fn stats(&self) -> SnapshotStats {
+        self.counters.snapshot()
+    }
+
+    /// Whether the aggregate has any event.
+    pub fn exists(&self, id: Uuid) -> Result<bool> {
+        Ok(self.events.stream_version(id, A::TYPE)? > 0)
+    }
+
+    /// Loads an aggregate; [`Error::NotFound`] when it has no events.
+    pub fn load(&self, id: Uuid) -> Result<AggregateRoot<A>> {
+        self.load_with_outcome(id).map(|(root, _)| root)
+    }
+
+    /// Loads an aggregate, or returns a new one at version 0 when it has no events.
+    pub fn load_or_create(&self, id: Uuid) -> Result<AggregateRoot<A>> {
+        match self.load(id) {
+            Err(Error::NotFound { .. }) => Ok(AggregateRoot::new(id)),
+            other => other,
+        }
+    }
+
+    /// Loads an aggregate and reports which path the load took: snapshot used, upcast
+    /// from schema K, or discarded and why.
+    pub fn load_with_outcome(&self, id: Uuid) -> Result<(AggregateRoot<A>, LoadOutcome)> {
+        let span = core::load_span::<A>(id);
+        let _enter = span.enter();
+        let (state, outcome, schema) = self.rebuild(id)?;
+        let repair = core::repair_due::<A>(&self.config, self.snapshots.is_some(), &outcome, schema)
+            .then(|| self.take_snapshot(id, outcome.version, &state));
+        core::finish_load(&span, &self.counters, id, state, outcome, repair)
+    }
+
+    /// Rebuilds the state by driving a [`LoadMachine`]: snapshot (if usable) plus tail, or
+    /// a full replay.
+    fn rebuild(&self, id: Uuid) -> Result<(A, LoadOutcome, Option<u32>)> {
+        let snapshots = self.snapshots.as_deref();
+        let joint = core::joint(snapshots.and_then(SnapshotStore::location), self.events.location());
+        let mut m = LoadMachine::<A, SS::Codec, ES::Codec>::new(id, self.events.codec(), snapshots.map(SnapshotStore::codec), joint);
+        loop {
+            match m.next_step() {
+                LoadStep::ReadJoint => {
+                    let supported = self.events.read_with_snapshot(id, A::TYPE, &mut m)?;
+                    m.joint_done(supported);
+                }
+                LoadStep::GetSnapshot => m.snapshot_read(snapshots.map_or(Ok(None), |s| s.get_snapshot(id, A::TYPE))),
+                LoadStep::ReadEvents { after } => {
+                    self.events.read_stream(id, A::TYPE, after, &mut |r| m.event(r))?;
+                    m.events_done();
+                }
+                LoadStep::StreamVersion => m.stream_version(self.events.stream_version(id, A::TYPE)?),
+                LoadStep::DeleteSnapshot => {
+                    m.snapshot_deleted(snapshots.map_or(Ok(false), |s| s.delete_snapshot(id, A::TYPE)))
+                }
+                LoadStep::Done => break,
+            }
+        }
+        let (state, outcome, schema) = m.finish();
+        self.counters.record_load(&outcome);
+        Ok((state, outcome, schema))
+    }
+
+    /// Appends the aggregate's recorded events with optimistic concurrency, then takes a
+    /// snapshot if the save crossed a threshold multiple.
+    ///
+    /// On [`Error::Conflict`] nothing is written and the aggregate keeps its recorded
+    /// events; reload and retry the command.
+    pub fn save(&self, root: &mut AggregateRoot<A>) -> Result<SaveOutcome> {
+        let before = root.committed_version();
+        if root.uncommitted_events().is_empty() {
+            return Ok(core::nothing_to_save(before));
+        }
+        let id = root.id();
+        let span = core::save_span::<A>(id, before);
+        let _enter = span.enter();
+        let batch = core::encode_batch(root, self.events.codec())?;
+        let after = self.events.append(id, A::TYPE, before, &batch)?;
+        root.mark_committed(after);
+        let snapshot = if policy::snapshot_due(self.snapshots.is_some(), self.config.mode, before, after, self.config.threshold) {
+            self.take_snapshot(id, after, root.state())
+        } else {
+            SnapshotAction::None
+        };
+        Ok(core::finish_save::<A>(&span, id, before, after, snapshot))
+    }
+
+    /// Writes a snapshot of the aggregate now, whatever the mode and threshold. Errors are
+    /// returned (this is the one explicit snapshot operation); an aggregate with unsaved
+    /// events is refused with [`Error::UncommittedEvents`].
+    pub fn create_snapshot(&self, root: &AggregateRoot<A>) -> Result<SnapshotWrite> {
+        let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
+        let snapshot = core::explicit_snapshot(root, store.codec())?;
+        let result = store.save_snapshot(&snapshot);
+        self.counters.record_write(&result);
+        result
+    }
+
+    /// Waits until every queued background snapshot is written (or failed).
+    pub fn flush(&self) -> Result<()> {
+        self.flush_timeout(Duration::MAX)
+    }
+
+    /// Like [`flush`](Self::flush), giving up after `timeout` with [`Error::Timeout`].
+    pub fn flush_timeout(&self, timeout: Duration) -> Result<()> {
+        self.background.get().map_or(Ok(()), |bg| bg.wait_idle(timeout))
+    }
+
+    /// Stops the background worker after draining its queue, waiting at most `timeout`.
+    /// Snapshots still queued then are dropped and counted, and so are later background
+    /// snapshots.
+    pub fn shutdown(&self, timeout: Duration) -> Result<()> {
+        self.background.get().map_or(Ok(()), |bg| bg.shutdown(timeout))
+    }
+
+    /// Snapshots the aggregate according to the mode: written now, or queued.
+    fn take_snapshot(&self, id: Uuid, version: u64, state: &A) -> SnapshotAction {
+        let Some(store) = self.snapshots.as_ref() else {
+            return SnapshotAction::None;
+        };
+        let Some(snapshot) = core::owed_snapshot(&self.counters, store.codec(), id, version, state) else {
+            return SnapshotAction::Failed;
+        };
+        match self.config.mode {
+            SnapshotMode::Background => {
+                let bg = self.background.get_or_init(|| {
+                    Background::start(Arc::clone(store), Arc::clone(&self.counters), &self.config)
+                });
+                core::queued(&self.counters, bg.push(snapshot), id)
+            }
+            SnapshotMode::Sync | SnapshotMode::Manual => {
+                let result = store.save_snapshot(&snapshot);
+                core::written(&self.counters, result, &snapshot)
+            }
+        }
+    }
+
+    /// Pre-populates snapshots: loads each aggregate and writes its snapshot, on as many
+    /// threads as the machine has cores. `progress` is called after each aggregate (from
+    /// the worker threads). One failure never stops the batch; the report says which
+    /// failed and why.
+    pub fn prepopulate(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
+        if self.snapshots.is_none() {
+            return Err(Error::NoSnapshotStore);
+        }
+        let workers = std::thread::available_parallelism().map_or(1, usize::from).min(ids.len().max(1));
+        let next = AtomicUsize::new(0);
+        let tally = Tally::new(ids.len());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    while let Some(&id) = ids.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let result = self.load(id).and_then(|root| self.create_snapshot(&root));
+                        progress(tally.record::<A>(id, result));
+                    }
+                });
+            }
+        });
+        Ok(tally.into_report())
+    }
+
+    /// Pre-populates snapshots of every aggregate of this type with more than
+    /// `min_events` events, most events first (the reference guide's "prioritize
+    /// high-event aggregates").
+    pub fn prepopulate_by_event_count(&self, min_events: u64, progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
+        let ids: Vec<Uuid> = self
+            .events
+            .aggregates_by_event_count(A::TYPE, min_events)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        self.prepopulate(&ids, progress)
+    }
+}
