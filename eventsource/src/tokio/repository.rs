@@ -1,0 +1,309 @@
+//! The async repository: [`crate::AggregateRepository`] name for name, over the async
+//! store traits. Both shells drive the same load machine and call the same policy and
+//! core functions; only the I/O differs.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::background::Background;
+use super::store::{EventStore, SnapshotStore};
+use crate::aggregate::{Aggregate, AggregateRoot};
+use crate::error::{Error, Result};
+use crate::repository::core::{self, Config, Counters, Tally};
+use crate::repository::{LoadOutcome, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats};
+use crate::snapshot::load::{LoadMachine, LoadStep};
+use crate::snapshot::policy::{self, SnapshotMode};
+use crate::snapshot::SnapshotWrite;
+use crate::store::NoSnapshotStore;
+
+/// Loads and saves aggregates of type `A` through async stores; the async twin of
+/// [`crate::AggregateRepository`], with the same rules.
+///
+/// In [`SnapshotMode::Background`], `save` returns without waiting for the snapshot write:
+/// the state is encoded at save time and pushed to a bounded queue (one pending snapshot
+/// per aggregate, the newest) drained by a tokio task; what the queue cannot take is
+/// dropped and counted. `flush().await` waits for the queue, `shutdown(timeout).await`
+/// drains it within a timeout. Dropping the repository lets the task finish what is queued
+/// while the runtime runs.
+pub struct AggregateRepository<A: Aggregate, ES: EventStore, SS: SnapshotStore = NoSnapshotStore> {
+    events: ES,
+    snapshots: Option<Arc<SS>>,
+    config: Config,
+    counters: Arc<Counters>,
+    background: OnceLock<Background>,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A: Aggregate, ES: EventStore> AggregateRepository<A, ES, NoSnapshotStore> {
+    /// A repository without snapshots: every load replays the whole stream.
+    pub fn new(events: ES) -> Self {
+        Self {
+            events,
+            snapshots: None,
+            config: Config::default(),
+            counters: Arc::default(),
+            background: OnceLock::new(),
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES, SS> {
+    /// Adds (or replaces) the snapshot store.
+    pub fn with_snapshot_store<S2: SnapshotStore>(self, store: S2) -> AggregateRepository<A, ES, S2> {
+        AggregateRepository {
+            events: self.events,
+            snapshots: Some(Arc::new(store)),
+            config: self.config,
+            counters: self.counters,
+            background: OnceLock::new(),
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// Snapshot when a save crosses a multiple of `n` events (default 100). 0 is rejected
+    /// with [`Error::InvalidConfig`].
+    pub fn snapshot_threshold(mut self, n: u64) -> Result<Self> {
+        self.config.set_threshold(n)?;
+        Ok(self)
+    }
+
+    /// When snapshots are written (default [`SnapshotMode::Sync`]).
+    pub fn snapshot_mode(mut self, mode: SnapshotMode) -> Self {
+        self.config.mode = mode;
+        self
+    }
+
+    /// How many aggregates the background queue holds before it drops (default 1024).
+    pub fn background_queue_capacity(mut self, capacity: usize) -> Self {
+        self.config.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// How long [`shutdown`](Self::shutdown) waits by default (5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The configured threshold.
+    pub fn threshold(&self) -> u64 {
+        self.config.threshold.get()
+    }
+
+    /// The configured mode.
+    pub fn mode(&self) -> SnapshotMode {
+        self.config.mode
+    }
+
+    /// The event store.
+    pub fn event_store(&self) -> &ES {
+        &self.events
+    }
+
+    /// The snapshot store, if any.
+    pub fn snapshot_store(&self) -> Option<&SS> {
+        self.snapshots.as_deref()
+    }
+
+    /// The snapshot counters so far.
+    pub fn stats(&self) -> SnapshotStats {
+        self.counters.snapshot()
+    }
+
+    /// Whether the aggregate has any event.
+    pub async fn exists(&self, id: Uuid) -> Result<bool> {
+        Ok(self.events.stream_version(id, A::TYPE).await? > 0)
+    }
+
+    /// Loads an aggregate; [`Error::NotFound`] when it has no events.
+    pub async fn load(&self, id: Uuid) -> Result<AggregateRoot<A>> {
+        self.load_with_outcome(id).await.map(|(root, _)| root)
+    }
+
+    /// Loads an aggregate, or returns a new one at version 0 when it has no events.
+    pub async fn load_or_create(&self, id: Uuid) -> Result<AggregateRoot<A>> {
+        match self.load(id).await {
+            Err(Error::NotFound { .. }) => Ok(AggregateRoot::new(id)),
+            other => other,
+        }
+    }
+
+    /// Loads an aggregate and reports which path the load took.
+    pub async fn load_with_outcome(&self, id: Uuid) -> Result<(AggregateRoot<A>, LoadOutcome)> {
+        let span = core::load_span::<A>(id);
+        async {
+            let (state, outcome, schema) = self.rebuild(id).await?;
+            let repair = if core::repair_due::<A>(&self.config, self.snapshots.is_some(), &outcome, schema) {
+                Some(self.take_snapshot(id, outcome.version, &state).await)
+            } else {
+                None
+            };
+            core::finish_load(&tracing::Span::current(), &self.counters, id, state, outcome, repair)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn rebuild(&self, id: Uuid) -> Result<(A, LoadOutcome, Option<u32>)> {
+        let snapshots = self.snapshots.as_deref();
+        let joint = core::joint(snapshots.and_then(SnapshotStore::location), self.events.location());
+        let mut m = LoadMachine::<A, SS::Codec, ES::Codec>::new(id, self.events.codec(), snapshots.map(SnapshotStore::codec), joint);
+        loop {
+            match m.next_step() {
+                LoadStep::ReadJoint => {
+                    let supported = self.events.read_with_snapshot(id, A::TYPE, &mut m).await?;
+                    m.joint_done(supported);
+                }
+                LoadStep::GetSnapshot => {
+                    let result = match snapshots {
+                        Some(s) => s.get_snapshot(id, A::TYPE).await,
+                        None => Ok(None),
+                    };
+                    m.snapshot_read(result);
+                }
+                LoadStep::ReadEvents { after } => {
+                    self.events.read_stream(id, A::TYPE, after, &mut |r| m.event(r)).await?;
+                    m.events_done();
+                }
+                LoadStep::StreamVersion => m.stream_version(self.events.stream_version(id, A::TYPE).await?),
+                LoadStep::DeleteSnapshot => {
+                    let result = match snapshots {
+                        Some(s) => s.delete_snapshot(id, A::TYPE).await,
+                        None => Ok(false),
+                    };
+                    m.snapshot_deleted(result);
+                }
+                LoadStep::Done => break,
+            }
+        }
+        let (state, outcome, schema) = m.finish();
+        self.counters.record_load(&outcome);
+        Ok((state, outcome, schema))
+    }
+
+    /// Appends the aggregate's recorded events with optimistic concurrency, then takes a
+    /// snapshot if the save crossed a threshold multiple (see [`crate::AggregateRepository::save`]).
+    pub async fn save(&self, root: &mut AggregateRoot<A>) -> Result<SaveOutcome> {
+        let before = root.committed_version();
+        if root.uncommitted_events().is_empty() {
+            return Ok(core::nothing_to_save(before));
+        }
+        let id = root.id();
+        let span = core::save_span::<A>(id, before);
+        async {
+            let batch = core::encode_batch(root, self.events.codec())?;
+            let after = self.events.append(id, A::TYPE, before, &batch).await?;
+            root.mark_committed(after);
+            let snapshot = if policy::snapshot_due(self.snapshots.is_some(), self.config.mode, before, after, self.config.threshold) {
+                self.take_snapshot(id, after, root.state()).await
+            } else {
+                SnapshotAction::None
+            };
+            Ok(core::finish_save::<A>(&tracing::Span::current(), id, before, after, snapshot))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Writes a snapshot of the aggregate now, whatever the mode and threshold; errors are
+    /// returned (see [`crate::AggregateRepository::create_snapshot`]).
+    pub async fn create_snapshot(&self, root: &AggregateRoot<A>) -> Result<SnapshotWrite> {
+        let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
+        let snapshot = core::explicit_snapshot(root, store.codec())?;
+        let result = store.save_snapshot(&snapshot).await;
+        self.counters.record_write(&result);
+        result
+    }
+
+    /// Waits until every queued background snapshot is written (or failed).
+    pub async fn flush(&self) -> Result<()> {
+        match self.background.get() {
+            Some(bg) => {
+                bg.wait_idle().await;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Like [`flush`](Self::flush), giving up after `timeout` with [`Error::Timeout`].
+    pub async fn flush_timeout(&self, timeout: Duration) -> Result<()> {
+        match self.background.get() {
+            Some(bg) => bg.flush(timeout).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the background worker after draining its queue, waiting at most `timeout`.
+    /// Snapshots still queued then are dropped and counted, and so are later background
+    /// snapshots.
+    pub async fn shutdown(&self, timeout: Duration) -> Result<()> {
+        match self.background.get() {
+            Some(bg) => bg.shutdown(timeout).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn take_snapshot(&self, id: Uuid, version: u64, state: &A) -> SnapshotAction {
+        let Some(store) = self.snapshots.as_ref() else {
+            return SnapshotAction::None;
+        };
+        let Some(snapshot) = core::owed_snapshot(&self.counters, store.codec(), id, version, state) else {
+            return SnapshotAction::Failed;
+        };
+        match self.config.mode {
+            SnapshotMode::Background => {
+                let bg = self.background.get_or_init(|| {
+                    Background::start(Arc::clone(store), Arc::clone(&self.counters), self.config.queue_capacity)
+                });
+                core::queued(&self.counters, bg.push(snapshot), id)
+            }
+            SnapshotMode::Sync | SnapshotMode::Manual => {
+                let result = store.save_snapshot(&snapshot).await;
+                core::written(&self.counters, result, &snapshot)
+            }
+        }
+    }
+
+    /// Pre-populates snapshots: loads each aggregate and writes its snapshot, with two
+    /// loads per core in flight at once. `progress` is called after each aggregate. One
+    /// failure never stops the batch; the report says which failed and why.
+    pub async fn prepopulate(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
+        if self.snapshots.is_none() {
+            return Err(Error::NoSnapshotStore);
+        }
+        let lanes = (2 * std::thread::available_parallelism().map_or(1, usize::from)).clamp(1, ids.len().max(1));
+        let next = AtomicUsize::new(0);
+        let tally = Tally::new(ids.len());
+        let lane = || async {
+            while let Some(&id) = ids.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let result = match self.load(id).await {
+                    Ok(root) => self.create_snapshot(&root).await,
+                    Err(e) => Err(e),
+                };
+                progress(tally.record::<A>(id, result));
+            }
+        };
+        futures_util::future::join_all((0..lanes).map(|_| lane())).await;
+        Ok(tally.into_report())
+    }
+
+    /// Pre-populates snapshots of every aggregate of this type with more than
+    /// `min_events` events, most events first.
+    pub async fn prepopulate_by_event_count(&self, min_events: u64, progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
+        let ids: Vec<Uuid> = self
+            .events
+            .aggregates_by_event_count(A::TYPE, min_events)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        self.prepopulate(&ids, progress).await
+    }
+}
