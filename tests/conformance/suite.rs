@@ -1,0 +1,540 @@
+// The conformance suite's body, included once per API by `mod.rs`: `aw!` awaits in the
+// async API and is transparent in the sync one; `api_fn!` makes functions async there.
+
+type Repo<A, ES, SS> = AggregateRepository<A, Arc<ES>, Arc<SS>>;
+
+fn repo<A: eventsource::Aggregate, ES: EventStore, SS: SnapshotStore>(
+    es: &Arc<ES>,
+    ss: &Arc<SS>,
+    threshold: u64,
+) -> Repo<A, ES, SS> {
+    AggregateRepository::new(Arc::clone(es))
+        .with_snapshot_store(Arc::clone(ss))
+        .snapshot_threshold(threshold)
+        .expect("threshold")
+}
+
+// Creates an order with `items` items, saving after every `stride` recorded events.
+api_fn! { fn create_order<ES: EventStore, SS: SnapshotStore>(repo: &Repo<Order, ES, SS>, items: u64, stride: u64) -> (Uuid, Uuid) {
+    let id = Uuid::now_v7();
+    let customer = Uuid::now_v7();
+    let mut root = aw!(repo.load_or_create(id)).expect("load_or_create");
+    root.record(OrderCreated { customer_id: customer });
+    for n in 1..=items {
+        if root.uncommitted_events().len() as u64 >= stride {
+            aw!(repo.save(&mut root)).expect("save");
+        }
+        root.record(item(n));
+    }
+    aw!(repo.save(&mut root)).expect("save");
+    (id, customer)
+}}
+
+fn new_event(event_type: &str, payload: &[u8]) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: event_type.into(),
+        event_version: 1,
+        occurred_at: eventsource::time::now(),
+        payload: payload.to_vec(),
+        metadata: Metadata::default(),
+    }
+}
+
+fn payload<ES: EventStore>(es: &ES, n: u64) -> Vec<u8> {
+    use eventsource::EventSet;
+    let event: <Order as eventsource::Aggregate>::Event = item(n).into();
+    event.encode_payload(es.codec()).expect("encode")
+}
+
+api_fn! { fn read_all<ES: EventStore>(es: &ES, id: Uuid, after: u64) -> Vec<eventsource::StoredEvent> {
+    let mut out = Vec::new();
+    aw!(es.read_stream(id, "Order", after, &mut |r| {
+        out.push(r.to_owned()?);
+        Ok(())
+    }))
+    .expect("read_stream");
+    out
+}}
+
+api_fn! { pub fn append_and_read<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, _ss: Arc<SS>) {
+    let id = Uuid::now_v7();
+    let batch: Vec<NewEvent> = (1..=3).map(|n| new_event("ItemAdded", &payload(&*es, n))).collect();
+    assert_eq!(aw!(es.append(id, "Order", 0, &batch)).expect("append"), 3);
+    assert_eq!(aw!(es.stream_version(id, "Order")).expect("version"), 3);
+    assert_eq!(aw!(es.stream_version(id, "Other")).expect("version"), 0, "streams are per aggregate type");
+    let all = aw!(read_all(&*es, id, 0));
+    assert_eq!(all.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2, 3]);
+    for (stored, sent) in all.iter().zip(&batch) {
+        assert_eq!(stored.event_id, sent.event_id);
+        assert_eq!(stored.payload, sent.payload);
+        assert_eq!(stored.event_type, "ItemAdded");
+        assert_eq!(stored.aggregate_id, id);
+        assert_eq!(stored.aggregate_type, "Order");
+    }
+    assert!(all.windows(2).all(|w| w[0].global_position < w[1].global_position));
+    assert_eq!(aw!(read_all(&*es, id, 2)).iter().map(|e| e.version).collect::<Vec<_>>(), vec![3]);
+    assert!(aw!(read_all(&*es, id, 3)).is_empty());
+    let more = [new_event("ItemAdded", &payload(&*es, 4))];
+    assert_eq!(aw!(es.append(id, "Order", 3, &more)).expect("append"), 4);
+}}
+
+api_fn! { pub fn conflict_is_reported_and_loses_nothing<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Order, _, _>(&es, &ss, 100);
+    let (id, _) = aw!(create_order(&repo, 2, 100));
+    let mut a = aw!(repo.load(id)).expect("load a");
+    let mut b = aw!(repo.load(id)).expect("load b");
+    a.record(item(10));
+    b.record(item(20));
+    b.record(Shipped { carrier: "dhl".into() });
+    aw!(repo.save(&mut a)).expect("first writer wins");
+    match aw!(repo.save(&mut b)) {
+        Err(Error::Conflict { expected, actual, aggregate_id, .. }) => {
+            assert_eq!((expected, actual, aggregate_id), (3, 4, id));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(b.uncommitted_events().len(), 2, "the loser keeps its events to retry");
+    assert_eq!(b.committed_version(), 3);
+    let stored = aw!(read_all(&*es, id, 0));
+    assert_eq!(stored.len(), 4);
+    assert_eq!(stored[3].event_type, "ItemAdded");
+    // Retry after reloading succeeds.
+    let mut b = aw!(repo.load(id)).expect("reload");
+    b.record(item(20));
+    assert_eq!(aw!(repo.save(&mut b)).expect("retry").version, 5);
+}}
+
+api_fn! { pub fn duplicate_event_id_writes_nothing<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, _ss: Arc<SS>) {
+    let id = Uuid::now_v7();
+    let first = new_event("ItemAdded", &payload(&*es, 1));
+    aw!(es.append(id, "Order", 0, std::slice::from_ref(&first))).expect("append");
+    let mut again = new_event("ItemAdded", &payload(&*es, 2));
+    again.event_id = first.event_id;
+    let other = Uuid::now_v7();
+    match aw!(es.append(other, "Order", 0, &[again])) {
+        Err(Error::DuplicateEvent { event_id }) => assert_eq!(event_id, first.event_id),
+        r => panic!("expected DuplicateEvent, got {r:?}"),
+    }
+    assert_eq!(aw!(es.stream_version(other, "Order")).expect("version"), 0);
+}}
+
+api_fn! { pub fn batch_is_atomic<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, _ss: Arc<SS>) {
+    let id = Uuid::now_v7();
+    let existing = new_event("ItemAdded", &payload(&*es, 1));
+    let other = Uuid::now_v7();
+    aw!(es.append(other, "Order", 0, std::slice::from_ref(&existing))).expect("append");
+    let mut batch: Vec<NewEvent> = (1..=5).map(|n| new_event("ItemAdded", &payload(&*es, n))).collect();
+    batch[3].event_id = existing.event_id;
+    assert!(matches!(aw!(es.append(id, "Order", 0, &batch)), Err(Error::DuplicateEvent { .. })));
+    assert_eq!(aw!(es.stream_version(id, "Order")).expect("version"), 0, "no partial batch");
+    assert!(aw!(read_all(&*es, id, 0)).is_empty());
+    // A stale expected version writes nothing either.
+    let ok: Vec<NewEvent> = (1..=2).map(|n| new_event("ItemAdded", &payload(&*es, n))).collect();
+    aw!(es.append(id, "Order", 0, &ok)).expect("append");
+    let stale: Vec<NewEvent> = (1..=3).map(|n| new_event("ItemAdded", &payload(&*es, n))).collect();
+    assert!(matches!(aw!(es.append(id, "Order", 1, &stale)), Err(Error::Conflict { expected: 1, actual: 2, .. })));
+    assert_eq!(aw!(es.stream_version(id, "Order")).expect("version"), 2);
+}}
+
+api_fn! { pub fn metadata_and_timestamps_round_trip<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Order, _, _>(&es, &ss, 100);
+    let id = Uuid::now_v7();
+    let mut root = aw!(repo.load_or_create(id)).expect("load");
+    root.record(OrderCreated { customer_id: id });
+    let meta = root.metadata_mut();
+    meta.correlation_id = Some(Uuid::now_v7());
+    meta.causation_id = Some(Uuid::now_v7());
+    meta.actor_id = Some("user-7".into());
+    meta.tenant_id = Some("acme".into());
+    meta.extra.insert("source".into(), "test".into());
+    let sent = root.metadata().clone();
+    let before = eventsource::time::now();
+    aw!(repo.save(&mut root)).expect("save");
+    let after = eventsource::time::now();
+    let stored = aw!(read_all(&*es, id, 0));
+    assert_eq!(stored[0].metadata, sent);
+    assert!(root.metadata().is_empty(), "metadata is cleared after a save");
+    assert!(stored[0].occurred_at >= before && stored[0].occurred_at <= after);
+    assert!(stored[0].stored_at >= stored[0].occurred_at);
+    assert_eq!(stored[0].occurred_at.timestamp_subsec_nanos() % 1000, 0, "microsecond precision");
+    let envelope = stored[0].decode::<<Order as eventsource::Aggregate>::Event, _>(es.codec()).expect("decode");
+    assert_eq!(envelope.version, 1);
+    assert_eq!(envelope.event_id.get_version_num(), 7, "event ids are UUID v7");
+}}
+
+api_fn! { pub fn not_found_and_load_or_create<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Order, _, _>(&es, &ss, 100);
+    let id = Uuid::now_v7();
+    assert!(matches!(aw!(repo.load(id)), Err(Error::NotFound { .. })));
+    assert!(!aw!(repo.exists(id)).expect("exists"));
+    let root = aw!(repo.load_or_create(id)).expect("create");
+    assert_eq!((root.version(), root.state()), (0, &Order::default()));
+    let (id, customer) = aw!(create_order(&repo, 3, 100));
+    assert!(aw!(repo.exists(id)).expect("exists"));
+    assert_eq!(aw!(repo.load(id)).expect("load").state(), &expected_order(customer, 3));
+}}
+
+api_fn! { pub fn stride_six_threshold_fifty<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Order, _, _>(&es, &ss, 50);
+    let id = Uuid::now_v7();
+    let mut root = aw!(repo.load_or_create(id)).expect("load");
+    root.record(OrderCreated { customer_id: id });
+    assert_eq!(aw!(repo.save(&mut root)).expect("save").snapshot, SnapshotAction::None);
+    let mut taken = Vec::new();
+    let mut n = 0;
+    while root.version() + 6 <= 400 {
+        for _ in 0..6 {
+            n += 1;
+            root.record(item(n));
+        }
+        let out = aw!(repo.save(&mut root)).expect("save");
+        if out.snapshot == SnapshotAction::Written {
+            let s = aw!(ss.get_snapshot(id, "Order")).expect("get").expect("snapshot");
+            assert_eq!(s.version, out.version, "one snapshot at the version reached");
+            taken.push(out.version);
+        }
+    }
+    assert_eq!(taken, vec![55, 103, 151, 205, 253, 301, 355]);
+    assert_eq!(repo.stats().writes, 7);
+    let (root, outcome) = aw!(repo.load_with_outcome(id)).expect("load");
+    assert_eq!(outcome.snapshot, SnapshotUse::Used { version: 355 });
+    assert_eq!(outcome.events_replayed, root.version() - 355);
+    assert_eq!(root.state(), &expected_order(id, n));
+}}
+
+api_fn! { pub fn multi_boundary_save_writes_one_snapshot<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Order, _, _>(&es, &ss, 10);
+    let (id, customer) = aw!(create_order(&repo, 34, 1000));
+    let stats = repo.stats();
+    assert_eq!(stats.writes, 1, "one snapshot for a save crossing 10, 20 and 30");
+    let s = aw!(ss.get_snapshot(id, "Order")).expect("get").expect("snapshot");
+    assert_eq!((s.version, s.schema_version), (35, 2));
+    let state: Order = ss.codec().decode(&s.state).map_err(|e| e.to_string()).expect("decode");
+    assert_eq!(state, expected_order(customer, 34));
+}}
+
+api_fn! { pub fn snapshot_state_equals_replay<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    // Through the real command path: record applies at once, and the snapshot is taken
+    // from that state, never from applying the batch again.
+    let repo = repo::<Order, _, _>(&es, &ss, 7);
+    for stride in [1, 3, 7, 10] {
+        let (id, customer) = aw!(create_order(&repo, 40, stride));
+        let (with, outcome) = aw!(repo.load_with_outcome(id)).expect("load");
+        assert!(matches!(outcome.snapshot, SnapshotUse::Used { .. }), "{outcome:?}");
+        let plain = AggregateRepository::<Order, _>::new(Arc::clone(&es));
+        let replayed = aw!(plain.load(id)).expect("replay");
+        assert_eq!(with.state(), replayed.state());
+        assert_eq!(with.version(), replayed.version());
+        assert_eq!(with.state(), &expected_order(customer, 40));
+        let s = aw!(ss.get_snapshot(id, "Order")).expect("get").expect("snapshot");
+        assert!(s.version <= replayed.version(), "snapshot never beyond the stream");
+    }
+}}
+
+api_fn! { pub fn decode_failure_falls_back_and_repairs<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Order, _, _>(&es, &ss, 1000);
+    let (id, customer) = aw!(create_order(&repo, 9, 100));
+    let garbage = ss.codec().encode(&vec!["not", "an", "order"]).expect("encode");
+    aw!(ss.delete_snapshot(id, "Order")).expect("delete");
+    let bad = Snapshot {
+        aggregate_id: id,
+        aggregate_type: "Order".into(),
+        version: 5,
+        schema_version: 2,
+        state: garbage,
+        created_at: eventsource::time::now(),
+    };
+    aw!(ss.save_snapshot(&bad)).expect("plant");
+    let (root, outcome) = aw!(repo.load_with_outcome(id)).expect("load falls back");
+    assert_eq!(outcome.snapshot, SnapshotUse::Discarded(MissReason::DecodeFailed));
+    assert_eq!(outcome.events_replayed, 10);
+    assert!(outcome.repaired, "sync mode rewrites the snapshot");
+    assert_eq!(root.state(), &expected_order(customer, 9));
+    assert_eq!(repo.stats().misses(MissReason::DecodeFailed), 1);
+    let (_, again) = aw!(repo.load_with_outcome(id)).expect("load");
+    assert_eq!(again.snapshot, SnapshotUse::Used { version: 10 });
+}}
+
+api_fn! { pub fn schema_bump_without_upcast_replays_then_rewrites<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let v1 = repo::<OrderV1, _, _>(&es, &ss, 5);
+    let id = Uuid::now_v7();
+    let mut root = aw!(v1.load_or_create(id)).expect("load");
+    root.record(OrderCreated { customer_id: id });
+    for n in 1..=6 {
+        root.record(item(n));
+    }
+    aw!(v1.save(&mut root)).expect("save");
+    assert_eq!(aw!(ss.get_snapshot(id, "Order")).expect("get").map(|s| s.schema_version), Some(1));
+    let v2 = repo::<OrderNoUpcast, _, _>(&es, &ss, 5);
+    let (root, outcome) = aw!(v2.load_with_outcome(id)).expect("load");
+    assert_eq!(outcome.snapshot, SnapshotUse::Discarded(MissReason::SchemaMismatch));
+    assert!(outcome.repaired);
+    assert_eq!(root.state().last_sku, "SKU-6");
+    let s = aw!(ss.get_snapshot(id, "Order")).expect("get").expect("snapshot");
+    assert_eq!((s.schema_version, s.version), (2, 7), "fresh snapshot at the new schema version");
+    let (_, again) = aw!(v2.load_with_outcome(id)).expect("load");
+    assert_eq!(again.snapshot, SnapshotUse::Used { version: 7 });
+    assert_eq!(v2.stats().misses(MissReason::SchemaMismatch), 1);
+    assert_eq!(v2.stats().hits, 1);
+}}
+
+api_fn! { pub fn upcast_hook_is_used<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let v1 = repo::<OrderV1, _, _>(&es, &ss, 5);
+    let id = Uuid::now_v7();
+    let mut root = aw!(v1.load_or_create(id)).expect("load");
+    root.record(OrderCreated { customer_id: id });
+    for n in 1..=4 {
+        root.record(item(n));
+    }
+    aw!(v1.save(&mut root)).expect("save");
+    let mut root = aw!(v1.load(id)).expect("load");
+    root.record(item(5));
+    aw!(v1.save(&mut root)).expect("save");
+    let v2 = repo::<Order, _, _>(&es, &ss, 5);
+    let (root, outcome) = aw!(v2.load_with_outcome(id)).expect("load");
+    assert_eq!(outcome.snapshot, SnapshotUse::Upcast { version: 5, from_schema: 1 });
+    assert_eq!(outcome.events_replayed, 1);
+    assert_eq!(root.state(), &expected_order(id, 5), "upcast state plus tail equals replay");
+    assert_eq!(v2.stats().upcasts, 1);
+}}
+
+api_fn! { pub fn newer_schema_snapshot_is_ignored_and_kept<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let v2 = repo::<Order, _, _>(&es, &ss, 5);
+    let (id, customer) = aw!(create_order(&v2, 5, 100));
+    assert_eq!(aw!(ss.get_snapshot(id, "Order")).expect("get").map(|s| (s.schema_version, s.version)), Some((2, 6)));
+    // Rolled back to schema-1 code.
+    let v1 = repo::<OrderV1, _, _>(&es, &ss, 5);
+    let (mut root, outcome) = aw!(v1.load_with_outcome(id)).expect("load");
+    assert_eq!(outcome.snapshot, SnapshotUse::Discarded(MissReason::SchemaMismatch));
+    assert!(!outcome.repaired, "a newer schema's snapshot is never overwritten");
+    assert_eq!(root.state().item_count, expected_order(customer, 5).item_count);
+    for n in 6..=12 {
+        root.record(item(n));
+    }
+    assert_eq!(aw!(v1.save(&mut root)).expect("save").snapshot, SnapshotAction::KeptExisting);
+    let s = aw!(ss.get_snapshot(id, "Order")).expect("get").expect("snapshot");
+    assert_eq!((s.schema_version, s.version), (2, 6));
+}}
+
+api_fn! { pub fn stale_write_never_replaces_newer<ES: EventStore, SS: SnapshotStore>(_es: Arc<ES>, ss: Arc<SS>) {
+    let id = Uuid::now_v7();
+    let snap = |version, schema_version| Snapshot {
+        aggregate_id: id,
+        aggregate_type: "Order".into(),
+        version,
+        schema_version,
+        state: ss.codec().encode(&Order::default()).expect("encode"),
+        created_at: eventsource::time::now(),
+    };
+    assert_eq!(aw!(ss.save_snapshot(&snap(200, 2))).expect("save"), SnapshotWrite::Written);
+    assert_eq!(aw!(ss.save_snapshot(&snap(100, 2))).expect("save"), SnapshotWrite::KeptExisting);
+    assert_eq!(aw!(ss.save_snapshot(&snap(200, 2))).expect("save"), SnapshotWrite::KeptExisting);
+    assert_eq!(aw!(ss.save_snapshot(&snap(300, 1))).expect("save"), SnapshotWrite::KeptExisting);
+    assert_eq!(aw!(ss.get_snapshot(id, "Order")).expect("get").map(|s| s.version), Some(200));
+    assert_eq!(aw!(ss.save_snapshot(&snap(150, 3))).expect("save"), SnapshotWrite::Written, "higher schema wins");
+    assert_eq!(aw!(ss.save_snapshot(&snap(250, 3))).expect("save"), SnapshotWrite::Written);
+    let s = aw!(ss.get_snapshot(id, "Order")).expect("get").expect("snapshot");
+    assert_eq!((s.version, s.schema_version), (250, 3));
+    assert!(aw!(ss.snapshot_exists(id, "Order")).expect("exists"));
+    assert!(aw!(ss.delete_snapshot(id, "Order")).expect("delete"));
+    assert!(!aw!(ss.delete_snapshot(id, "Order")).expect("delete"));
+    assert!(!aw!(ss.snapshot_exists(id, "Order")).expect("exists"));
+}}
+
+api_fn! { pub fn create_snapshot_with_uncommitted_events_fails<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Order, _, _>(&es, &ss, 100).snapshot_mode(SnapshotMode::Manual);
+    let (id, _) = aw!(create_order(&repo, 3, 100));
+    let mut root = aw!(repo.load(id)).expect("load");
+    root.record(item(9));
+    assert!(matches!(aw!(repo.create_snapshot(&root)), Err(Error::UncommittedEvents { count: 1, .. })));
+    assert!(!aw!(ss.snapshot_exists(id, "Order")).expect("exists"));
+    aw!(repo.save(&mut root)).expect("save");
+    assert_eq!(aw!(repo.create_snapshot(&root)).expect("snapshot"), SnapshotWrite::Written);
+    assert_eq!(aw!(ss.get_snapshot(id, "Order")).expect("get").map(|s| s.version), Some(5));
+}}
+
+api_fn! { pub fn failing_snapshot_store_never_fails_save<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let faulty = Arc::new(Faulty::new(Arc::clone(&ss)));
+    faulty.fail_writes.store(true, std::sync::atomic::Ordering::SeqCst);
+    faulty.fail_reads.store(true, std::sync::atomic::Ordering::SeqCst);
+    let repo = AggregateRepository::<Order, _>::new(Arc::clone(&es))
+        .with_snapshot_store(Arc::clone(&faulty))
+        .snapshot_threshold(3)
+        .expect("threshold");
+    let (id, customer) = aw!(create_order(&repo, 10, 2));
+    assert!(repo.stats().failures >= 3, "{:?}", repo.stats());
+    assert_eq!(repo.stats().writes, 0);
+    let (root, outcome) = aw!(repo.load_with_outcome(id)).expect("load never fails");
+    assert_eq!(outcome.snapshot, SnapshotUse::Discarded(MissReason::StoreError));
+    assert_eq!(root.state(), &expected_order(customer, 10));
+    assert_eq!(aw!(read_all(&*es, id, 0)).len(), 11, "every event stored");
+    // create_snapshot is explicit: its error is returned.
+    assert!(aw!(repo.create_snapshot(&root)).is_err());
+}}
+
+api_fn! { pub fn snapshot_ahead_of_stream_is_deleted<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Order, _, _>(&es, &ss, 1000);
+    let (id, customer) = aw!(create_order(&repo, 9, 100));
+    let bogus = Snapshot {
+        aggregate_id: id,
+        aggregate_type: "Order".into(),
+        version: 50,
+        schema_version: 2,
+        state: ss.codec().encode(&expected_order(customer, 49)).expect("encode"),
+        created_at: eventsource::time::now(),
+    };
+    aw!(ss.save_snapshot(&bogus)).expect("plant");
+    let (root, outcome) = aw!(repo.load_with_outcome(id)).expect("load");
+    assert_eq!(outcome.snapshot, SnapshotUse::Discarded(MissReason::AheadOfStream));
+    assert_eq!(root.state(), &expected_order(customer, 9));
+    assert_eq!(repo.stats().misses(MissReason::AheadOfStream), 1);
+    let s = aw!(ss.get_snapshot(id, "Order")).expect("get");
+    assert_eq!(s.map(|s| s.version), Some(10), "bogus snapshot deleted, a valid one written");
+}}
+
+api_fn! { pub fn unknown_event_type_fails_load_naming_it<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Order, _, _>(&es, &ss, 100);
+    let (id, _) = aw!(create_order(&repo, 2, 100));
+    aw!(es.append(id, "Order", 3, &[new_event("OrderTeleported", b"{}")])).expect("append");
+    match aw!(repo.load(id)) {
+        Err(Error::EventDecode { version, event_type, aggregate_id, .. }) => {
+            assert_eq!((version, event_type.as_str(), aggregate_id), (4, "OrderTeleported", id));
+        }
+        other => panic!("expected EventDecode, got {other:?}"),
+    }
+    let id2 = Uuid::now_v7();
+    aw!(es.append(id2, "Order", 0, &[new_event("ItemAdded", b"\x00\x01garbage")])).expect("append");
+    let err = aw!(repo.load(id2)).expect_err("bad payload");
+    assert!(err.to_string().contains("ItemAdded"), "{err}");
+}}
+
+api_fn! { pub fn manual_mode_writes_only_on_request<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Order, _, _>(&es, &ss, 2).snapshot_mode(SnapshotMode::Manual);
+    let (id, _) = aw!(create_order(&repo, 10, 1));
+    assert!(!aw!(ss.snapshot_exists(id, "Order")).expect("exists"));
+    let root = aw!(repo.load(id)).expect("load");
+    aw!(repo.create_snapshot(&root)).expect("snapshot");
+    let (_, outcome) = aw!(repo.load_with_outcome(id)).expect("load");
+    assert_eq!(outcome.snapshot, SnapshotUse::Used { version: 11 });
+}}
+
+api_fn! { pub fn background_mode_captures_state_at_save<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let slow = Arc::new(Faulty::new(Arc::clone(&ss)));
+    slow.write_delay_ms.store(30, std::sync::atomic::Ordering::SeqCst);
+    let repo = AggregateRepository::<Order, _>::new(Arc::clone(&es))
+        .with_snapshot_store(Arc::clone(&slow))
+        .snapshot_threshold(5)
+        .expect("threshold")
+        .snapshot_mode(SnapshotMode::Background);
+    let id = Uuid::now_v7();
+    let mut root = aw!(repo.load_or_create(id)).expect("load");
+    root.record(OrderCreated { customer_id: id });
+    for n in 1..=5 {
+        root.record(item(n));
+    }
+    assert_eq!(aw!(repo.save(&mut root)).expect("save").snapshot, SnapshotAction::Queued);
+    // Change the state after the save; the queued snapshot holds the state at version 6.
+    root.record(item(6));
+    aw!(repo.flush()).expect("flush");
+    let s = aw!(ss.get_snapshot(id, "Order")).expect("get").expect("snapshot");
+    assert_eq!(s.version, 6);
+    let state: Order = ss.codec().decode(&s.state).map_err(|e| e.to_string()).expect("decode");
+    assert_eq!(state, expected_order(id, 5));
+    assert_eq!(repo.stats().writes, 1);
+}}
+
+api_fn! { pub fn background_queue_drops_and_counts<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let slow = Arc::new(Faulty::new(Arc::clone(&ss)));
+    slow.write_delay_ms.store(200, std::sync::atomic::Ordering::SeqCst);
+    let repo = AggregateRepository::<Order, _>::new(Arc::clone(&es))
+        .with_snapshot_store(Arc::clone(&slow))
+        .snapshot_threshold(1)
+        .expect("threshold")
+        .snapshot_mode(SnapshotMode::Background)
+        .background_queue_capacity(1);
+    let mut actions = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let id = Uuid::now_v7();
+        let mut root = aw!(repo.load_or_create(id)).expect("load");
+        root.record(OrderCreated { customer_id: id });
+        actions.push(aw!(repo.save(&mut root)).expect("save never fails").snapshot);
+        ids.push(id);
+    }
+    // The first is taken by the worker, the second waits in the queue, the rest drop.
+    let dropped = actions.iter().filter(|a| **a == SnapshotAction::Dropped).count() as u64;
+    assert!(dropped >= 1, "{actions:?}");
+    aw!(repo.flush()).expect("flush");
+    let stats = repo.stats();
+    assert_eq!(stats.dropped, dropped);
+    assert_eq!(stats.writes + stats.dropped, 4, "{stats:?}");
+    for id in ids {
+        assert_eq!(aw!(repo.load(id)).expect("load").version(), 1, "events are never lost");
+    }
+}}
+
+api_fn! { pub fn no_snapshot_store_replays<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let with = repo::<Order, _, _>(&es, &ss, 2);
+    let (id, customer) = aw!(create_order(&with, 6, 1));
+    let without = AggregateRepository::<Order, _>::new(Arc::clone(&es));
+    let (root, outcome) = aw!(without.load_with_outcome(id)).expect("load");
+    assert_eq!(outcome.snapshot, SnapshotUse::Discarded(MissReason::Missing));
+    assert_eq!(outcome.events_replayed, 7);
+    assert_eq!(root.state(), &expected_order(customer, 6));
+    let mut root = root;
+    root.record(item(7));
+    assert_eq!(aw!(without.save(&mut root)).expect("save").snapshot, SnapshotAction::None);
+}}
+
+api_fn! { pub fn delete_snapshots_by_type_is_strict<ES: EventStore, SS: SnapshotStore>(_es: Arc<ES>, ss: Arc<SS>) {
+    for (ty, schema_version) in [("Order", 1), ("Order", 1), ("Order", 2), ("Order", 3), ("Invoice", 1)] {
+        let s = Snapshot {
+            aggregate_id: Uuid::now_v7(),
+            aggregate_type: ty.into(),
+            version: 10,
+            schema_version,
+            state: ss.codec().encode(&Order::default()).expect("encode"),
+            created_at: eventsource::time::now(),
+        };
+        aw!(ss.save_snapshot(&s)).expect("save");
+    }
+    assert_eq!(aw!(ss.delete_snapshots_by_type("Order", Some(2))).expect("delete"), 2, "schema_version < 2 only");
+    assert_eq!(aw!(ss.delete_snapshots_by_type("Order", Some(2))).expect("delete"), 0);
+    assert_eq!(aw!(ss.delete_snapshots_by_type("Order", None)).expect("delete"), 2);
+    assert_eq!(aw!(ss.delete_snapshots_by_type("Invoice", None)).expect("delete"), 1);
+}}
+
+api_fn! { pub fn prepopulate_snapshots_every_aggregate<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Order, _, _>(&es, &ss, 1000).snapshot_mode(SnapshotMode::Manual);
+    let mut ids: Vec<(Uuid, u64)> = Vec::new();
+    for i in 0..12 {
+        ids.push((aw!(create_order(&repo, 3 + i * 2, 100)).0, 4 + i * 2));
+    }
+    // One aggregate whose history cannot be decoded: it fails, the batch goes on.
+    let broken = Uuid::now_v7();
+    aw!(es.append(broken, "Order", 0, &[new_event("Nonsense", b"{}")])).expect("append");
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let mut all: Vec<Uuid> = ids.iter().map(|(id, _)| *id).collect();
+    all.insert(5, broken);
+    let report = aw!(repo.prepopulate(&all, |p| {
+        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(p.done <= p.total && p.total == 13);
+    }))
+    .expect("prepopulate");
+    assert_eq!(calls.into_inner(), 13);
+    assert_eq!((report.total, report.succeeded), (13, 12));
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].0, broken);
+    for (id, version) in &ids {
+        assert_eq!(aw!(ss.get_snapshot(*id, "Order")).expect("get").map(|s| s.version), Some(*version));
+    }
+    // By event count: only aggregates above the minimum, most events first.
+    ids.sort_by(|a, b| b.1.cmp(&a.1));
+    let listed = aw!(es.aggregates_by_event_count("Order", 20)).expect("list");
+    let expected: Vec<(Uuid, u64)> = ids.iter().copied().filter(|(_, n)| *n > 20).collect();
+    assert_eq!(listed, expected);
+    assert_eq!(aw!(ss.delete_snapshots_by_type("Order", None)).expect("clear"), 12);
+    let report = aw!(repo.prepopulate_by_event_count(20, |_| {})).expect("prepopulate");
+    assert_eq!(report.succeeded, expected.len());
+}}

@@ -1,0 +1,14 @@
+//! The conformance suite over the in-memory stores, through both APIs.
+
+mod common;
+#[macro_use]
+mod conformance;
+
+use eventsource::{BincodeCodec, InMemoryEventStore, InMemorySnapshotStore};
+
+conformance_suite!(sync memory_sync: || (InMemoryEventStore::new(), InMemorySnapshotStore::new()));
+conformance_suite!(async memory_async: || async { (InMemoryEventStore::new(), InMemorySnapshotStore::new()) });
+conformance_suite!(sync memory_bincode_sync: || (
+    InMemoryEventStore::with_codec(BincodeCodec),
+    InMemorySnapshotStore::with_codec(BincodeCodec)
+));
