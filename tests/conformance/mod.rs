@@ -7,8 +7,9 @@
 pub mod support;
 
 /// Generates a module `$module` with one test per conformance check, each on fresh stores
-/// from the factory: for `sync`, a closure returning `(event_store, snapshot_store)`; for
-/// `async`, a closure returning a future of that pair.
+/// from the factory: for `sync`, a closure returning `(event_store, snapshot_store, guard)`;
+/// for `async`, a closure returning a future of that triple. The guard (a temp dir, a
+/// schema to drop, or `()`) lives until the test ends.
 macro_rules! conformance_suite {
     ($mode:ident $module:ident: $factory:expr) => {
         conformance_suite!(@each $mode $module $factory;
@@ -31,7 +32,7 @@ macro_rules! conformance_suite {
             $(
                 #[test]
                 fn $name() {
-                    let (events, snapshots) = ($factory)();
+                    let (events, snapshots, _guard) = ($factory)();
                     crate::conformance::sync_api::$name(std::sync::Arc::new(events), std::sync::Arc::new(snapshots));
                 }
             )*
@@ -44,7 +45,7 @@ macro_rules! conformance_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let (events, snapshots) = ($factory)().await;
+                    let (events, snapshots, _guard) = ($factory)().await;
                     crate::conformance::async_api::$name(std::sync::Arc::new(events), std::sync::Arc::new(snapshots)).await;
                 }
             )*
