@@ -254,6 +254,16 @@ api_fn! { pub fn decode_failure_falls_back_and_repairs<ES: EventStore, SS: Snaps
     assert_eq!(repo.stats().misses(MissReason::DecodeFailed), 1);
     let (_, again) = aw!(repo.load_with_outcome(id)).expect("load");
     assert_eq!(again.snapshot, SnapshotUse::Used { version: 10 });
+    // A corrupt snapshot at the stream's own version is deleted, so the repair can
+    // replace it (rule 4 alone would keep a stored snapshot against one at its version).
+    aw!(ss.delete_snapshot(id, "Order")).expect("delete");
+    let corrupt = Snapshot { version: 10, ..bad };
+    aw!(ss.save_snapshot(&corrupt)).expect("plant");
+    let (_, outcome) = aw!(repo.load_with_outcome(id)).expect("load falls back");
+    assert_eq!(outcome.snapshot, SnapshotUse::Discarded(MissReason::DecodeFailed));
+    assert!(outcome.repaired);
+    let (_, again) = aw!(repo.load_with_outcome(id)).expect("load");
+    assert_eq!(again.snapshot, SnapshotUse::Used { version: 10 });
 }}
 
 api_fn! { pub fn schema_bump_without_upcast_replays_then_rewrites<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {

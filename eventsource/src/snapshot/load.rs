@@ -289,7 +289,6 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
                snapshot_version = self.header.map(|h| h.version),
                "snapshot is beyond the last event of its stream (events lost, or a bogus snapshot); deleting it");
         self.replay_from_start(MissReason::AheadOfStream);
-        self.phase = Phase::Delete;
     }
 
     fn replay_from_start(&mut self, reason: MissReason) {
@@ -302,7 +301,11 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
         self.miss = Some(reason);
         self.next_version = 1;
         self.replayed = 0;
-        self.phase = Phase::Replay;
+        self.phase = if self.header.is_some() && policy::delete_on_miss(reason) {
+            Phase::Delete
+        } else {
+            Phase::Replay
+        };
     }
 }
 

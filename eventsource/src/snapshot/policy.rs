@@ -187,6 +187,14 @@ pub fn repair_after_miss(
     }
 }
 
+/// Whether a miss for `reason` deletes the stored snapshot before replaying: one beyond its
+/// stream (rule 5) or one that does not decode is useless to this code, and would
+/// otherwise block the repair snapshot (rule 4 keeps a stored snapshot against one at the
+/// same version).
+pub fn delete_on_miss(reason: MissReason) -> bool {
+    matches!(reason, MissReason::AheadOfStream | MissReason::DecodeFailed)
+}
+
 /// What a store does with a snapshot write, given the row it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteDecision {
