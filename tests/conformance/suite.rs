@@ -548,3 +548,55 @@ api_fn! { pub fn prepopulate_snapshots_every_aggregate<ES: EventStore, SS: Snaps
     let report = aw!(repo.prepopulate_by_event_count(20, |_| {})).expect("prepopulate");
     assert_eq!(report.succeeded, expected.len());
 }}
+
+api_fn! { pub fn invariants_hold_under_injected_failures<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    // Random commands, saves of random sizes, snapshot writes that fail at random, in every
+    // mode; after each step: no stored snapshot is beyond its stream, and a load from a
+    // snapshot equals a full replay, in state and version.
+    let faulty = Arc::new(Faulty::new(Arc::clone(&ss)));
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    for mode in [SnapshotMode::Sync, SnapshotMode::Background, SnapshotMode::Manual] {
+        let repo = AggregateRepository::<Order, _>::new(Arc::clone(&es))
+            .with_snapshot_store(Arc::clone(&faulty))
+            .snapshot_threshold(4)
+            .expect("threshold")
+            .snapshot_mode(mode);
+        let plain = AggregateRepository::<Order, _>::new(Arc::clone(&es));
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        for step in 0..40u64 {
+            let id = ids[next(3) as usize];
+            faulty.fail_writes.store(next(3) == 0, std::sync::atomic::Ordering::SeqCst);
+            let mut root = aw!(repo.load_or_create(id)).expect("load never fails");
+            if root.version() == 0 {
+                root.record(OrderCreated { customer_id: id });
+            }
+            for _ in 0..next(6) {
+                root.record(item(step));
+            }
+            let expected_state = root.state().clone();
+            let saved = aw!(repo.save(&mut root)).expect("save never fails for a snapshot");
+            if mode == SnapshotMode::Manual && next(2) == 0 {
+                // Explicit: its error is returned, not hidden.
+                let r = aw!(repo.create_snapshot(&root));
+                assert_eq!(r.is_err(), faulty.fail_writes.load(std::sync::atomic::Ordering::SeqCst));
+            }
+            aw!(repo.flush()).expect("flush");
+            let stream = aw!(es.stream_version(id, "Order")).expect("version");
+            assert_eq!(stream, saved.version);
+            if let Some(s) = aw!(ss.get_snapshot(id, "Order")).expect("get") {
+                assert!(s.version <= stream, "snapshot {} beyond stream {stream}", s.version);
+            }
+            let (loaded, _) = aw!(repo.load_with_outcome(id)).expect("load");
+            let replayed = aw!(plain.load(id)).expect("replay");
+            assert_eq!(loaded.state(), replayed.state());
+            assert_eq!(loaded.version(), replayed.version());
+            assert_eq!(loaded.state(), &expected_state, "the recorded state is the stored state");
+        }
+    }
+}}
