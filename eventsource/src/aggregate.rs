@@ -83,8 +83,10 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Debug + Send + Syn
     /// The aggregate's events.
     type Event: EventSet;
 
-    /// Applies one event to the state.
-    fn apply(&mut self, event: &Self::Event);
+    /// Applies one event of the set to the state: the dispatch to the `Apply` impls that
+    /// the derive generates. (Named apart from [`Apply::apply`] so that both traits can be
+    /// in scope.)
+    fn apply_event(&mut self, event: &Self::Event);
 
     /// Decodes a snapshot state written with `schema_version`, upcasting older schemas
     /// through the declared chain.
@@ -175,7 +177,7 @@ impl<A: Aggregate> AggregateRoot<A> {
     /// Records an event: applies it to the state now and keeps it for the next save.
     pub fn record(&mut self, event: impl Into<A::Event>) {
         let event = event.into();
-        self.state.apply(&event);
+        self.state.apply_event(&event);
         self.uncommitted.push(event);
     }
 

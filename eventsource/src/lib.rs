@@ -95,7 +95,11 @@ pub use event::{Envelope, EventRecord, Metadata, NewEvent, StoredEvent};
 pub use repository::{AggregateRepository, LoadOutcome, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats, SnapshotUse};
 pub use snapshot::{MissReason, Snapshot, SnapshotMode, SnapshotWrite};
 pub use store::memory::{InMemoryEventStore, InMemorySnapshotStore};
+#[cfg(feature = "sqlite")]
+pub use store::sqlite::{Coverage, SnapshotMonitor, SqliteEventStore, SqliteOptions, SqliteSnapshotStore, StaleSnapshot, Synchronous};
 pub use store::{EventStore, NoSnapshotStore, SnapshotStore, StoreLocation};
+#[cfg(feature = "postgres")]
+pub use store::postgres::{AsyncPostgresEventStore, AsyncPostgresSnapshotStore, PostgresEventStore, PostgresSnapshotStore};
 
 #[cfg(feature = "derive")]
 pub use eventsource_derive::{Aggregate, DomainEvent};

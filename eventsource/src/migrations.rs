@@ -266,7 +266,7 @@ mod tests {
         };
         let rest = pending(Backend::Sqlite, Format::Json, std::slice::from_ref(&first)).expect("pending");
         assert_eq!(rest.iter().map(|m| m.version).collect::<Vec<_>>(), vec![2]);
-        let wrong_format = pending(Backend::Sqlite, Format::Binary, &[first.clone()]);
+        let wrong_format = pending(Backend::Sqlite, Format::Binary, std::slice::from_ref(&first));
         assert!(matches!(wrong_format, Err(Error::SchemaMismatch { .. })));
         let edited = AppliedMigration { checksum: "0".into(), ..first };
         assert!(matches!(pending(Backend::Sqlite, Format::Json, &[edited]), Err(Error::SchemaMismatch { .. })));

@@ -56,7 +56,7 @@ impl<A: Aggregate> AggregateTest<A> {
     {
         let mut state = A::default();
         for event in events {
-            state.apply(&event.into());
+            state.apply_event(&event.into());
         }
         Self { state }
     }
@@ -106,7 +106,7 @@ impl<A: Aggregate, E: Debug> Outcome<A, E> {
                 assert_eq!(describe(&actual), describe(&expected), "the command emitted other events than expected");
                 let mut state = self.state;
                 for e in &actual {
-                    state.apply(e);
+                    state.apply_event(e);
                 }
                 state
             }

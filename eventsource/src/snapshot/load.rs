@@ -211,7 +211,7 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
                 event_type: record.event_type.to_owned(),
                 source,
             })?;
-        self.state.apply(&event);
+        self.state.apply_event(&event);
         self.next_version += 1;
         self.replayed += 1;
         Ok(())

@@ -8,6 +8,8 @@
 //! reference guide's order.
 
 pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 use std::sync::Arc;
 

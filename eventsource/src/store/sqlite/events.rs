@@ -1,0 +1,381 @@
+//! [`EventStore`] for [`SqliteEventStore`].
+
+use std::collections::HashSet;
+
+use rusqlite::{params, Connection, Row, TransactionBehavior};
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use super::convert::{
+    bound_to_i64, is_unique_violation, sql_error, to_i64, Columns, Encoded, UuidText,
+};
+use super::{monitor, sql, SqliteEventStore, TARGET};
+use crate::codec::{Codec, Format};
+use crate::error::{Error, Result};
+use crate::event::{EventRecord, NewEvent};
+use crate::snapshot::Snapshot;
+use crate::store::{EventStore, JointVisitor, StoreLocation};
+
+/// Where the event columns start in a row of [`sql::READ_STREAM`].
+pub(super) const STREAM_COLUMNS: usize = 0;
+/// Where the event columns start in a row of `sql::READ_WITH_SNAPSHOT` (after `kind`).
+const JOINT_COLUMNS: usize = 1;
+
+/// Reads an event row, borrowing its text and bytes. `at` is the index of
+/// `global_position`; the other columns follow in [`sql::READ_STREAM`]'s order.
+fn event_record<'r>(
+    row: &'r Row<'_>,
+    at: usize,
+    aggregate_id: Uuid,
+    aggregate_type: &'r str,
+    format: Format,
+) -> Result<EventRecord<'r>> {
+    let c = Columns::new(row, "events");
+    Ok(EventRecord {
+        global_position: c.i64(at, "global_position")?,
+        event_id: c.uuid(at + 1, "event_id")?,
+        aggregate_id,
+        aggregate_type,
+        event_type: c.str(at + 2, "event_type")?,
+        event_version: c.u32(at + 3, "event_version")?,
+        version: c.u64(at + 4, "version")?,
+        occurred_at: c.timestamp(at + 5, "timestamp")?,
+        stored_at: c.timestamp(at + 6, "created_at")?,
+        payload: c.encoded(at + 7, "payload", format)?,
+        metadata: c.str(at + 8, "metadata")?.as_bytes(),
+    })
+}
+
+/// The stream's last version.
+fn stream_version_on(conn: &Connection, id: &UuidText, aggregate_type: &str) -> Result<u64> {
+    let fail = |e| sql_error("reading the stream version", e);
+    let mut stmt = conn.prepare_cached(sql::STREAM_VERSION).map_err(fail)?;
+    let mut rows = stmt.query(params![id, aggregate_type]).map_err(fail)?;
+    match rows.next().map_err(fail)? {
+        Some(row) => Columns::new(row, "events").u64(0, "version"),
+        None => Ok(0),
+    }
+}
+
+/// An event encoded for its row, before the write lock is taken.
+struct Prepared<'a> {
+    event: &'a NewEvent,
+    event_id: UuidText,
+    occurred_at: String,
+    payload: Encoded<'a>,
+    metadata: String,
+}
+
+/// Why a batch insert failed: a unique violation is attributed after the rollback.
+enum Failure {
+    Unique(rusqlite::Error),
+    Other(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+/// One `BEGIN IMMEDIATE` transaction: check the version, insert every row, commit. Any
+/// error drops the transaction, which rolls the whole batch back.
+fn insert_batch(
+    conn: &mut Connection,
+    id: &UuidText,
+    aggregate_id: Uuid,
+    aggregate_type: &str,
+    expected: u64,
+    rows: &[Prepared<'_>],
+) -> Result<(), Failure> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| sql_error("starting the append transaction", e))?;
+    let actual = stream_version_on(&tx, id, aggregate_type)?;
+    if actual != expected {
+        return Err(Failure::Other(Error::Conflict {
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id,
+            expected,
+            actual,
+        }));
+    }
+    let stored_at = crate::time::format(&crate::time::now());
+    {
+        let mut stmt = tx
+            .prepare_cached(sql::INSERT_EVENT)
+            .map_err(|e| sql_error("preparing the event insert", e))?;
+        let mut version = to_i64(expected, "events.version")?;
+        for row in rows {
+            // Cannot overflow: the caller checked that the last version fits.
+            version += 1;
+            stmt.execute(params![
+                row.event_id,
+                id,
+                aggregate_type,
+                row.event.event_type,
+                row.event.event_version,
+                version,
+                row.occurred_at,
+                row.payload,
+                row.metadata,
+                stored_at,
+            ])
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    Failure::Unique(e)
+                } else {
+                    Failure::Other(sql_error("inserting an event", e))
+                }
+            })?;
+        }
+    }
+    tx.commit()
+        .map_err(|e| sql_error("committing the append transaction", e))?;
+    Ok(())
+}
+
+/// Tells apart the two unique constraints of `events` after a violation, in SQL: an event
+/// id of the batch that is stored means `event_id`; otherwise a stream that moved means
+/// `(aggregate_id, aggregate_type, version)`.
+fn attribute(
+    conn: &Connection,
+    id: &UuidText,
+    aggregate_id: Uuid,
+    aggregate_type: &str,
+    expected: u64,
+    rows: &[Prepared<'_>],
+    cause: rusqlite::Error,
+) -> Error {
+    let exists = |event_id: &UuidText| -> Result<bool> {
+        let fail = |e| sql_error("checking event ids", e);
+        let mut stmt = conn.prepare_cached(sql::EVENT_ID_EXISTS).map_err(fail)?;
+        stmt.query_row([event_id], |r| r.get(0)).map_err(fail)
+    };
+    for row in rows {
+        match exists(&row.event_id) {
+            Ok(true) => {
+                return Error::DuplicateEvent {
+                    event_id: row.event.event_id,
+                }
+            }
+            Ok(false) => {}
+            Err(e) => return e,
+        }
+    }
+    match stream_version_on(conn, id, aggregate_type) {
+        Ok(actual) if actual != expected => Error::Conflict {
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id,
+            expected,
+            actual,
+        },
+        Ok(_) => sql_error("appending events", cause),
+        Err(e) => e,
+    }
+}
+
+impl<C: Codec> EventStore for SqliteEventStore<C> {
+    type Codec = C;
+
+    fn codec(&self) -> &C {
+        &self.codec
+    }
+
+    fn append(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        expected_version: u64,
+        events: &[NewEvent],
+    ) -> Result<u64> {
+        let count = u64::try_from(events.len()).map_err(|_| Error::OutOfRange {
+            what: "event batch length",
+            value: events.len().to_string(),
+        })?;
+        let last = expected_version
+            .checked_add(count)
+            .ok_or_else(|| Error::OutOfRange {
+                what: "events.version",
+                value: format!("{expected_version} + {count}"),
+            })?;
+        to_i64(last, "events.version")?;
+        if events.is_empty() {
+            let actual = self.stream_version(aggregate_id, aggregate_type)?;
+            if actual != expected_version {
+                return Err(Error::Conflict {
+                    aggregate_type: aggregate_type.to_owned(),
+                    aggregate_id,
+                    expected: expected_version,
+                    actual,
+                });
+            }
+            return Ok(expected_version);
+        }
+        // Everything that can fail without the database happens before the write lock.
+        let mut seen = HashSet::with_capacity(events.len());
+        let rows = events
+            .iter()
+            .map(|event| {
+                if !seen.insert(event.event_id) {
+                    return Err(Error::DuplicateEvent {
+                        event_id: event.event_id,
+                    });
+                }
+                Ok(Prepared {
+                    event,
+                    event_id: UuidText::new(event.event_id),
+                    occurred_at: crate::time::format(&event.occurred_at),
+                    payload: Encoded::new(&event.payload, C::FORMAT, C::NAME, "the event payload")?,
+                    metadata: event.metadata.to_json()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let id = UuidText::new(aggregate_id);
+        let result = self.db.pool.with(|conn| {
+            match insert_batch(
+                conn,
+                &id,
+                aggregate_id,
+                aggregate_type,
+                expected_version,
+                &rows,
+            ) {
+                Ok(()) => Ok(last),
+                Err(Failure::Other(e)) => Err(e),
+                Err(Failure::Unique(cause)) => Err(attribute(
+                    conn,
+                    &id,
+                    aggregate_id,
+                    aggregate_type,
+                    expected_version,
+                    &rows,
+                    cause,
+                )),
+            }
+        });
+        match &result {
+            Ok(version) => debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id,
+                                  events = count, version, "appended"),
+            Err(e) => debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id,
+                             events = count, expected_version, error = %e, "append failed; nothing written"),
+        }
+        result
+    }
+
+    fn read_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut dyn FnMut(&EventRecord<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let id = UuidText::new(aggregate_id);
+        // No version exceeds i64::MAX, so a larger bound reads nothing, as i64::MAX does.
+        let after = bound_to_i64(after_version);
+        self.db.pool.with(|conn| {
+            let fail = |e| sql_error("reading a stream", e);
+            let mut stmt = conn.prepare_cached(sql::READ_STREAM).map_err(fail)?;
+            let mut rows = stmt
+                .query(params![id, aggregate_type, after])
+                .map_err(fail)?;
+            while let Some(row) = rows.next().map_err(fail)? {
+                visit(&event_record(
+                    row,
+                    STREAM_COLUMNS,
+                    aggregate_id,
+                    aggregate_type,
+                    C::FORMAT,
+                )?)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
+        let id = UuidText::new(aggregate_id);
+        self.db
+            .pool
+            .with(|conn| stream_version_on(conn, &id, aggregate_type))
+    }
+
+    fn aggregates_by_event_count(
+        &self,
+        aggregate_type: &str,
+        min_events: u64,
+    ) -> Result<Vec<(Uuid, u64)>> {
+        monitor::aggregates_by_event_count(&self.db, aggregate_type, min_events)
+    }
+
+    fn location(&self) -> Option<StoreLocation> {
+        Some(self.db.location.clone())
+    }
+
+    /// One statement (`sql::READ_WITH_SNAPSHOT`): the snapshot row with the stream's
+    /// last version, then the events after the snapshot, streamed to the visitor.
+    ///
+    /// A snapshot row that cannot be read (bad column values) is a snapshot failure, not a
+    /// load failure: this returns `Ok(false)` before visiting anything, and the repository
+    /// asks the snapshot store, which reports the error, and replays.
+    fn read_with_snapshot(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        visitor: &mut dyn JointVisitor,
+    ) -> Result<bool> {
+        let id = UuidText::new(aggregate_id);
+        self.db.pool.with(|conn| {
+            let fail = |e| sql_error("reading a snapshot and its stream", e);
+            let mut stmt = conn.prepare_cached(sql::READ_WITH_SNAPSHOT).map_err(fail)?;
+            let mut rows = stmt.query(params![id, aggregate_type]).map_err(fail)?;
+            let Some(head) = rows.next().map_err(fail)? else {
+                return Ok(false);
+            };
+            // The head sorts first unless its version is not an integer (a malformed
+            // snapshot row): then let the snapshot store report it.
+            if Columns::new(head, "snapshots").i64(0, "kind")? != 0 {
+                warn!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id,
+                      "snapshot row is malformed; falling back to separate reads");
+                return Ok(false);
+            }
+            let stream_version = Columns::new(head, "events").u64(1, "version")?;
+            let c = Columns::new(head, "snapshots");
+            let snapshot = if c.is_null(5, "version")? {
+                None
+            } else {
+                let read = || -> Result<Snapshot> {
+                    Ok(Snapshot {
+                        aggregate_id,
+                        aggregate_type: aggregate_type.to_owned(),
+                        version: c.u64(5, "version")?,
+                        schema_version: c.u32(4, "schema_version")?,
+                        state: c.encoded(8, "state", C::FORMAT)?.to_vec(),
+                        created_at: c.timestamp(7, "created_at")?,
+                    })
+                };
+                match read() {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        warn!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, error = %e,
+                              "snapshot row is malformed; falling back to separate reads");
+                        return Ok(false);
+                    }
+                }
+            };
+            let snapshot_version = snapshot.as_ref().map(|s| s.version);
+            if !visitor.snapshot(snapshot, stream_version)? {
+                debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, snapshot_version,
+                       stream_version, "joint read: snapshot not used");
+                return Ok(true);
+            }
+            let mut tail = 0u64;
+            while let Some(row) = rows.next().map_err(fail)? {
+                visitor.event(&event_record(row, JOINT_COLUMNS, aggregate_id, aggregate_type, C::FORMAT)?)?;
+                tail += 1;
+            }
+            debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, snapshot_version,
+                   stream_version, tail, "joint read: snapshot and tail in one query");
+            Ok(true)
+        })
+    }
+}

@@ -1,0 +1,173 @@
+//! Every SQL statement of the SQLite backend, written once.
+//!
+//! The stores prepare these through the connection's statement cache
+//! (`prepare_cached`), so each is compiled once per pooled connection. The DDL is not
+//! here: it lives in `migrations/sqlite/*.sql` (see [`crate::migrations`]).
+
+// ---------------------------------------------------------------------------------------
+// Migrations and schema check
+// ---------------------------------------------------------------------------------------
+
+/// Whether a table exists.
+pub(super) const TABLE_EXISTS: &str =
+    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)";
+
+/// The migrations recorded as applied.
+pub(super) const APPLIED_MIGRATIONS: &str =
+    "SELECT version, checksum, format FROM eventsource_migrations ORDER BY version";
+
+/// Records one applied migration.
+pub(super) const RECORD_MIGRATION: &str = "INSERT INTO eventsource_migrations \
+     (version, name, checksum, format, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// The user tables of a database (the expected schema is read from a scratch database
+/// built from the migrations).
+pub(super) const TABLES: &str = "SELECT name FROM sqlite_master \
+     WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'eventsource_migrations' \
+     ORDER BY name";
+
+/// A table's columns and declared types.
+pub(super) const TABLE_COLUMNS: &str = "SELECT name, type FROM pragma_table_info(?1) ORDER BY cid";
+
+/// The columns of a table's unique indexes (including those of `UNIQUE` constraints).
+pub(super) const UNIQUE_INDEX_COLUMNS: &str = "SELECT il.name, ii.name \
+     FROM pragma_index_list(?1) AS il, pragma_index_info(il.name) AS ii \
+     WHERE il.\"unique\" = 1 \
+     ORDER BY il.name, ii.seqno";
+
+// ---------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------
+
+/// The stream's last version (0 when it has no events). Served by the unique index on
+/// `(aggregate_id, aggregate_type, version)`.
+pub(super) const STREAM_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM events \
+     WHERE aggregate_id = ?1 AND aggregate_type = ?2";
+
+/// Inserts one event.
+pub(super) const INSERT_EVENT: &str = "INSERT INTO events \
+     (event_id, aggregate_id, aggregate_type, event_type, event_version, version, \
+      timestamp, payload, metadata, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// Whether an event id is stored (to attribute a unique violation).
+pub(super) const EVENT_ID_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE event_id = ?1)";
+
+/// The events of a stream after a version, in order. Column layout: see
+/// [`STREAM_COLUMNS`](super::events::STREAM_COLUMNS).
+pub(super) const READ_STREAM: &str = "SELECT global_position, event_id, event_type, \
+     event_version, version, timestamp, created_at, payload, metadata \
+     FROM events \
+     WHERE aggregate_id = ?1 AND aggregate_type = ?2 AND version > ?3 \
+     ORDER BY version";
+
+/// The joint load, in one statement (one read transaction, so the snapshot and the
+/// events are consistent with each other).
+///
+/// The first row (`kind` 0) always exists: the snapshot columns (NULL when there is no
+/// snapshot) and the stream's last version in the `global_position` slot. The rows after
+/// it (`kind` 1) are the events after the snapshot's version, in order, laid out as
+/// [`READ_STREAM`] shifted by one column.
+///
+/// The order is by the version column alone: the head row carries the snapshot's version
+/// (or NULL, which sorts first) and every event after it has a higher one, so the head
+/// comes first. Ordering by `kind` too would make SQLite sort the events arm into a
+/// temporary b-tree; by version alone it merges the one-row head with the events arm as
+/// it walks the `(aggregate_id, aggregate_type, version)` index, so rows are produced as
+/// they are stepped and nothing is buffered.
+pub(super) const READ_WITH_SNAPSHOT: &str = "SELECT 0 AS kind, \
+       (SELECT COALESCE(MAX(version), 0) FROM events \
+         WHERE aggregate_id = ?1 AND aggregate_type = ?2) AS position, \
+       NULL, NULL, s.schema_version, s.version, NULL, s.created_at, s.state, NULL \
+     FROM (SELECT 1) AS one \
+     LEFT JOIN snapshots AS s ON s.aggregate_id = ?1 AND s.aggregate_type = ?2 \
+     UNION ALL \
+     SELECT 1, e.global_position, e.event_id, e.event_type, e.event_version, e.version, \
+       e.timestamp, e.created_at, e.payload, e.metadata \
+     FROM events AS e \
+     WHERE e.aggregate_id = ?1 AND e.aggregate_type = ?2 \
+       AND e.version > COALESCE((SELECT version FROM snapshots \
+                                  WHERE aggregate_id = ?1 AND aggregate_type = ?2), 0) \
+     ORDER BY 6";
+
+/// Aggregates of a type with more than `?2` events, most first (the guide's
+/// "prioritize high-event aggregates" query, with the type and the bound as parameters
+/// and a tie-break for a stable order).
+pub(super) const AGGREGATES_BY_EVENT_COUNT: &str = "SELECT aggregate_id, COUNT(*) \
+     FROM events \
+     WHERE aggregate_type = ?1 \
+     GROUP BY aggregate_id \
+     HAVING COUNT(*) > ?2 \
+     ORDER BY COUNT(*) DESC, aggregate_id";
+
+// ---------------------------------------------------------------------------------------
+// Snapshots
+// ---------------------------------------------------------------------------------------
+
+/// Rule 4 in SQL: insert, or replace the stored row only with a higher schema version, or
+/// the same schema version and a higher stream version. One changed row means written,
+/// none means the stored snapshot was kept.
+pub(super) const UPSERT_SNAPSHOT: &str = "INSERT INTO snapshots \
+     (aggregate_id, aggregate_type, version, schema_version, state, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+     ON CONFLICT (aggregate_id, aggregate_type) DO UPDATE SET \
+       version = excluded.version, \
+       schema_version = excluded.schema_version, \
+       state = excluded.state, \
+       created_at = excluded.created_at \
+     WHERE excluded.schema_version > snapshots.schema_version \
+        OR (excluded.schema_version = snapshots.schema_version \
+            AND excluded.version > snapshots.version)";
+
+/// One aggregate's snapshot.
+pub(super) const GET_SNAPSHOT: &str = "SELECT version, schema_version, state, created_at \
+     FROM snapshots WHERE aggregate_id = ?1 AND aggregate_type = ?2";
+
+/// Whether an aggregate has a snapshot.
+pub(super) const SNAPSHOT_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM snapshots \
+     WHERE aggregate_id = ?1 AND aggregate_type = ?2)";
+
+/// Deletes one aggregate's snapshot.
+pub(super) const DELETE_SNAPSHOT: &str =
+    "DELETE FROM snapshots WHERE aggregate_id = ?1 AND aggregate_type = ?2";
+
+/// Deletes every snapshot of a type.
+pub(super) const DELETE_SNAPSHOTS_BY_TYPE: &str = "DELETE FROM snapshots WHERE aggregate_type = ?1";
+
+/// Deletes the snapshots of a type with a schema version strictly below `?2`.
+pub(super) const DELETE_SNAPSHOTS_BY_TYPE_BELOW: &str =
+    "DELETE FROM snapshots WHERE aggregate_type = ?1 AND schema_version < ?2";
+
+// ---------------------------------------------------------------------------------------
+// Monitoring (the reference guide's queries)
+// ---------------------------------------------------------------------------------------
+
+/// The guide's "Check Snapshot Coverage" query, unchanged but for a final `ORDER BY` for a
+/// stable result order.
+pub(super) const COVERAGE: &str = "SELECT \
+       e.aggregate_type, \
+       COUNT(DISTINCT e.aggregate_id) as total_aggregates, \
+       COUNT(DISTINCT s.aggregate_id) as with_snapshot, \
+       COUNT(DISTINCT e.aggregate_id) - COUNT(DISTINCT s.aggregate_id) as without_snapshot \
+     FROM events e \
+     LEFT JOIN snapshots s \
+       ON e.aggregate_id = s.aggregate_id \
+       AND e.aggregate_type = s.aggregate_type \
+     GROUP BY e.aggregate_type \
+     ORDER BY e.aggregate_type";
+
+/// The guide's "Check Snapshot Freshness" query with the bound (`> 100` in the guide) as
+/// parameter `?1`, worst first, ties in a stable order.
+pub(super) const STALE_SNAPSHOTS: &str = "SELECT \
+       s.aggregate_type, \
+       s.aggregate_id, \
+       s.version as snapshot_version, \
+       MAX(e.version) as current_version, \
+       MAX(e.version) - s.version as events_since_snapshot \
+     FROM snapshots s \
+     JOIN events e \
+       ON s.aggregate_id = e.aggregate_id \
+       AND s.aggregate_type = e.aggregate_type \
+     GROUP BY s.aggregate_type, s.aggregate_id, s.version \
+     HAVING MAX(e.version) - s.version > ?1 \
+     ORDER BY events_since_snapshot DESC, s.aggregate_type, s.aggregate_id";
