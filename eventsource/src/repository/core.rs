@@ -85,6 +85,64 @@ impl Config {
     }
 }
 
+/// The settings and accessors of a repository, identical in both shells: generated into
+/// each `impl` block so that they are written once.
+macro_rules! settings_methods {
+    () => {
+    /// Snapshot when a save crosses a multiple of `n` events (default 100). 0 is rejected
+    /// with [`Error::InvalidConfig`].
+    pub fn snapshot_threshold(mut self, n: u64) -> Result<Self> {
+        self.config.set_threshold(n)?;
+        Ok(self)
+    }
+
+    /// When snapshots are written (default [`SnapshotMode::Sync`]).
+    pub fn snapshot_mode(mut self, mode: SnapshotMode) -> Self {
+        self.config.mode = mode;
+        self
+    }
+
+    /// How many aggregates the background queue holds before it drops (default 1024).
+    pub fn background_queue_capacity(mut self, capacity: usize) -> Self {
+        self.config.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// How long dropping the repository (sync API) or `shutdown` waits for queued
+    /// background snapshots (default 5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The configured threshold.
+    pub fn threshold(&self) -> u64 {
+        self.config.threshold.get()
+    }
+
+    /// The configured mode.
+    pub fn mode(&self) -> SnapshotMode {
+        self.config.mode
+    }
+
+    /// The event store.
+    pub fn event_store(&self) -> &ES {
+        &self.events
+    }
+
+    /// The snapshot store, if any.
+    pub fn snapshot_store(&self) -> Option<&SS> {
+        self.snapshots.as_deref()
+    }
+
+    /// The snapshot counters so far.
+    pub fn stats(&self) -> SnapshotStats {
+        self.counters.snapshot()
+    }
+    };
+}
+pub(crate) use settings_methods;
+
 /// Counters of a repository's snapshot activity, shared with its background worker.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
