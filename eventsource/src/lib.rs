@@ -96,7 +96,8 @@ pub use repository::{AggregateRepository, LoadOutcome, PrepopulateReport, Progre
 pub use snapshot::{MissReason, Snapshot, SnapshotMode, SnapshotWrite};
 pub use store::memory::{InMemoryEventStore, InMemorySnapshotStore};
 #[cfg(feature = "sqlite")]
-pub use store::sqlite::{Coverage, SnapshotMonitor, SqliteEventStore, SqliteOptions, SqliteSnapshotStore, StaleSnapshot, Synchronous};
+pub use store::sqlite::{SqliteEventStore, SqliteOptions, SqliteSnapshotStore, Synchronous};
+pub use store::monitor::{Coverage, SnapshotMonitor, StaleSnapshot};
 pub use store::{EventStore, NoSnapshotStore, SnapshotStore, StoreLocation};
 #[cfg(feature = "postgres")]
 pub use store::postgres::{AsyncPostgresEventStore, AsyncPostgresSnapshotStore, PostgresEventStore, PostgresSnapshotStore};

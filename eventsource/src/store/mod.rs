@@ -8,6 +8,7 @@
 //! reference guide's order.
 
 pub mod memory;
+pub mod monitor;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -100,7 +100,6 @@ use crate::codec::{Codec, Format, JsonCodec};
 use crate::error::{Error, Result};
 use crate::store::StoreLocation;
 
-pub use monitor::{Coverage, SnapshotMonitor, StaleSnapshot};
 pub use schema::{check_schema, migrate};
 
 use pool::{Opener, Pool, Target};

@@ -8,54 +8,7 @@ use super::convert::{bound_to_i64, sql_error, Columns};
 use super::{sql, Database, SqliteSnapshotStore};
 use crate::codec::Codec;
 use crate::error::Result;
-
-/// Snapshot coverage of one aggregate type (the guide's "Check Snapshot Coverage").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Coverage {
-    /// The aggregate type.
-    pub aggregate_type: String,
-    /// Aggregates of the type with at least one event.
-    pub total_aggregates: u64,
-    /// Of those, how many have a snapshot.
-    pub with_snapshot: u64,
-    /// Of those, how many have none.
-    pub without_snapshot: u64,
-}
-
-/// A snapshot many events behind its stream (the guide's "Check Snapshot Freshness").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StaleSnapshot {
-    /// The aggregate type.
-    pub aggregate_type: String,
-    /// The aggregate id.
-    pub aggregate_id: Uuid,
-    /// The stream version the snapshot holds.
-    pub snapshot_version: u64,
-    /// The stream's last version.
-    pub current_version: u64,
-    /// `current_version - snapshot_version`.
-    pub events_since_snapshot: u64,
-}
-
-/// Monitoring queries over a snapshot store and the events beside it, for deciding what
-/// to pre-populate and checking a migration to snapshots. SQL stores implement it with
-/// the reference guide's queries.
-pub trait SnapshotMonitor {
-    /// Per aggregate type (having events): how many aggregates, how many with a snapshot,
-    /// how many without. Ordered by type.
-    fn coverage(&self) -> Result<Vec<Coverage>>;
-
-    /// Snapshots more than `min_events_since` events behind their stream, worst first.
-    fn stale_snapshots(&self, min_events_since: u64) -> Result<Vec<StaleSnapshot>>;
-
-    /// Aggregates of a type with more than `min_events` events and their event counts,
-    /// most first (the guide's "prioritize high-event aggregates").
-    fn aggregates_by_event_count(
-        &self,
-        aggregate_type: &str,
-        min_events: u64,
-    ) -> Result<Vec<(Uuid, u64)>>;
-}
+use crate::store::monitor::{Coverage, SnapshotMonitor, StaleSnapshot};
 
 /// [`sql::AGGREGATES_BY_EVENT_COUNT`], shared by the event store and the monitor.
 pub(super) fn aggregates_by_event_count(
