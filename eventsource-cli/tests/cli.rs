@@ -1,0 +1,102 @@
+//! The `eventsource` command against a real SQLite file.
+
+use std::process::Command;
+
+use eventsource::{EventStore, Metadata, NewEvent, Snapshot, SnapshotStore, SqliteEventStore};
+use uuid::Uuid;
+
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_eventsource")).args(args).output().expect("run eventsource");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn events(n: u64) -> Vec<NewEvent> {
+    (0..n)
+        .map(|_| NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: "Ticked".into(),
+            event_version: 1,
+            occurred_at: eventsource::time::now(),
+            payload: b"{}".to_vec(),
+            metadata: Metadata::default(),
+        })
+        .collect()
+}
+
+fn snapshot(id: Uuid, version: u64, schema_version: u32) -> Snapshot {
+    Snapshot {
+        aggregate_id: id,
+        aggregate_type: "Clock".into(),
+        version,
+        schema_version,
+        state: b"{}".to_vec(),
+        created_at: eventsource::time::now(),
+    }
+}
+
+#[test]
+fn operations_on_a_sqlite_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ops.db");
+    let db = format!("sqlite:{}", path.display());
+
+    let (ok, out, err) = cli(&["coverage", &db]);
+    assert!(!ok && out.is_empty() && err.contains("no such database file"), "{err}");
+    let (ok, out, _) = cli(&["migrate", &db]);
+    assert!(ok && out.contains("schema up to date"), "{out}");
+
+    let store = SqliteEventStore::open(&path).expect("open");
+    let snapshots = store.snapshot_store();
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    store.append(a, "Clock", 0, &events(300)).expect("append");
+    store.append(b, "Clock", 0, &events(20)).expect("append");
+    store.append(c, "Clock", 0, &events(5)).expect("append");
+    snapshots.save_snapshot(&snapshot(a, 100, 1)).expect("snapshot");
+    snapshots.save_snapshot(&snapshot(b, 20, 2)).expect("snapshot");
+
+    let (ok, out, err) = cli(&["coverage", &db, "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v[0]["aggregate_type"], "Clock");
+    assert_eq!((v[0]["total_aggregates"].as_u64(), v[0]["with_snapshot"].as_u64(), v[0]["without_snapshot"].as_u64()), (Some(3), Some(2), Some(1)));
+
+    let (ok, out, _) = cli(&["stale", &db, "--min-events", "100"]);
+    assert!(ok && out.contains(&a.to_string()) && out.contains("200") && !out.contains(&b.to_string()), "{out}");
+
+    let (ok, out, _) = cli(&["top", &db, "--type", "Clock", "--min-events", "10", "--json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v[0]["aggregate_id"], a.to_string());
+    assert_eq!(v[1]["events"].as_u64(), Some(20));
+    assert_eq!(v.as_array().map(Vec::len), Some(2));
+
+    let (ok, out, _) = cli(&["invalidate", &db, "--type", "Clock", "--below", "2"]);
+    assert!(ok && out.contains("deleted 1 Clock snapshot(s) with schema_version < 2"), "{out}");
+    assert!(snapshots.get_snapshot(a, "Clock").expect("get").is_none());
+    assert!(snapshots.get_snapshot(b, "Clock").expect("get").is_some());
+
+    let (ok, out, _) = cli(&["delete", &db, "--type", "Clock", "--id", &b.to_string()]);
+    assert!(ok && out.contains("deleted the snapshot"), "{out}");
+    let (ok, out, _) = cli(&["delete", &db, "--type", "Clock", "--id", &b.to_string()]);
+    assert!(ok && out.contains("had no snapshot"), "{out}");
+}
+
+#[test]
+fn schema_prints_the_migrations_sql() {
+    let (ok, out, _) = cli(&["schema", "--backend", "postgres", "--table", "snapshots"]);
+    assert!(ok);
+    assert!(out.contains("CONSTRAINT uq_snapshots_aggregate UNIQUE (aggregate_id, aggregate_type)"), "{out}");
+    assert!(out.contains("state JSONB NOT NULL"));
+    let (ok, out, _) = cli(&["schema", "--backend", "sqlite", "--codec", "bincode"]);
+    assert!(ok && out.contains("payload BLOB NOT NULL") && out.contains("state BLOB NOT NULL"), "{out}");
+}
+
+#[test]
+fn a_bad_database_argument_is_a_clear_error() {
+    let (ok, _, err) = cli(&["coverage", "nonsense"]);
+    assert!(!ok && err.contains("neither `sqlite:PATH`"), "{err}");
+}
