@@ -281,7 +281,7 @@ pub struct SqliteEventStore<C: Codec = JsonCodec> {
 }
 
 /// A [`SnapshotStore`](crate::SnapshotStore) on an SQLite file (or in memory), with the
-/// monitoring queries of [`SnapshotMonitor`].
+/// monitoring queries of [`SnapshotMonitor`](crate::store::monitor::SnapshotMonitor).
 ///
 /// Cloning shares the pool.
 #[derive(Debug, Clone)]
