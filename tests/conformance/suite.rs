@@ -67,7 +67,10 @@ api_fn! { pub fn append_and_read<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>,
     assert_eq!(all.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2, 3]);
     for (stored, sent) in all.iter().zip(&batch) {
         assert_eq!(stored.event_id, sent.event_id);
-        assert_eq!(stored.payload, sent.payload);
+        // By value: JSONB normalizes the text (key order, spacing), bytes may differ.
+        let decoded = stored.decode::<<Order as eventsource::Aggregate>::Event, _>(es.codec()).expect("decode");
+        let resent = eventsource::EventSet::encode_payload(&decoded.event, es.codec()).expect("encode");
+        assert_eq!(resent, sent.payload);
         assert_eq!(stored.event_type, "ItemAdded");
         assert_eq!(stored.aggregate_id, id);
         assert_eq!(stored.aggregate_type, "Order");
@@ -414,7 +417,7 @@ api_fn! { pub fn unknown_event_type_fails_load_naming_it<ES: EventStore, SS: Sna
         other => panic!("expected EventDecode, got {other:?}"),
     }
     let id2 = Uuid::now_v7();
-    aw!(es.append(id2, "Order", 0, &[new_event("ItemAdded", b"\x00\x01garbage")])).expect("append");
+    aw!(es.append(id2, "Order", 0, &[new_event("ItemAdded", b"{\"sku\":5}")])).expect("append");
     let err = aw!(repo.load(id2)).expect_err("bad payload");
     assert!(err.to_string().contains("ItemAdded"), "{err}");
 }}
@@ -540,7 +543,7 @@ api_fn! { pub fn prepopulate_snapshots_every_aggregate<ES: EventStore, SS: Snaps
         assert_eq!(aw!(ss.get_snapshot(*id, "Order")).expect("get").map(|s| s.version), Some(*version));
     }
     // By event count: only aggregates above the minimum, most events first.
-    ids.sort_by(|a, b| b.1.cmp(&a.1));
+    ids.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let listed = aw!(es.aggregates_by_event_count("Order", 20)).expect("list");
     let expected: Vec<(Uuid, u64)> = ids.iter().copied().filter(|(_, n)| *n > 20).collect();
     assert_eq!(listed, expected);

@@ -11,6 +11,8 @@ pub mod memory;
 pub mod monitor;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::sync::Arc;
 
@@ -28,6 +30,10 @@ use crate::snapshot::{Snapshot, SnapshotWrite};
 pub struct StoreLocation(pub String);
 
 /// Receives the results of a joint snapshot-and-tail read.
+///
+/// The events that follow the snapshot are those with a version above the snapshot's;
+/// with no snapshot stored, every event of the stream follows (the repository then replays
+/// from this one query).
 pub trait JointVisitor {
     /// Called once, first, with the stored snapshot (if any) and the stream's last version.
     /// Returns whether the read should go on with the events after the snapshot.

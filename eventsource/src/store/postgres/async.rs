@@ -1,0 +1,551 @@
+//! The async stores, over `tokio-postgres`, pooled with deadpool-postgres.
+//!
+//! deadpool-postgres is a well-kept pool made for tokio-postgres: bounded, with wait and
+//! create timeouts, and a per-connection prepared statement cache
+//! (`prepare_typed_cached`), so every statement after the first on a connection is one
+//! round trip. Connections are recycled with the fast method (a closed client is never
+//! reused); a client whose operation failed with a connection-level error is taken out of
+//! the pool at once (`Object::take`), so a connection killed under it is not handed out
+//! again.
+
+use std::fmt;
+use std::pin::pin;
+use std::sync::Arc;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use futures_util::TryStreamExt;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row, Statement};
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use super::conn::{
+    bound_to_i64, check_schema_name, is_fatal, location, options_with_search_path, store_error, Connector, PgOptions,
+    BACKEND, TARGET,
+};
+use super::migrate;
+use super::ops::{self, AppendBatch, AppendOutcome, Header, SnapshotRow};
+use super::rows;
+use super::sql::{self, Stmt};
+use crate::codec::{Codec, Format, JsonCodec};
+use crate::error::{Error, Result};
+use crate::event::NewEvent;
+use crate::snapshot::{Snapshot, SnapshotWrite};
+use crate::store::monitor::{Coverage, StaleSnapshot};
+use crate::store::StoreLocation;
+use crate::tokio::{EventStore, SendJointVisitor, SnapshotStore, Visit};
+
+/// A pooled client on loan; taken out of the pool on drop when it broke.
+struct Lease {
+    obj: Option<Object>,
+    format: Format,
+    broken: bool,
+}
+
+fn lost() -> Error {
+    Error::Store {
+        backend: BACKEND,
+        message: "the pooled connection is gone".into(),
+        source: None,
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.broken {
+            if let Some(obj) = self.obj.take() {
+                warn!(target: TARGET, "discarding a broken PostgreSQL connection");
+                drop(Object::take(obj));
+            }
+        }
+    }
+}
+
+impl Lease {
+    async fn get(shared: &Shared) -> Result<Self> {
+        let obj = shared.pool.get().await.map_err(|e| Error::Store {
+            backend: BACKEND,
+            message: format!("get a pooled connection: {e}"),
+            source: Some(Box::new(e)),
+        })?;
+        Ok(Lease {
+            obj: Some(obj),
+            format: shared.format,
+            broken: false,
+        })
+    }
+
+    fn fail(&mut self, what: &str, e: tokio_postgres::Error) -> Error {
+        if is_fatal(&e) {
+            self.broken = true;
+        }
+        store_error(what, e)
+    }
+
+    fn client(&self) -> Result<&Object> {
+        self.obj.as_ref().ok_or_else(lost)
+    }
+
+    async fn statement(&mut self, stmt: &'static Stmt) -> Result<Statement> {
+        let result = self
+            .client()?
+            .prepare_typed_cached(stmt.text, &stmt.types(self.format))
+            .await;
+        result.map_err(|e| self.fail(stmt.name, e))
+    }
+
+    async fn execute(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let statement = self.statement(stmt).await?;
+        let result = self.client()?.execute(&statement, params).await;
+        result.map_err(|e| self.fail(stmt.name, e))
+    }
+
+    async fn query(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let statement = self.statement(stmt).await?;
+        let result = self.client()?.query(&statement, params).await;
+        result.map_err(|e| self.fail(stmt.name, e))
+    }
+
+    async fn query_first(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        Ok(self.query(stmt, params).await?.into_iter().next())
+    }
+
+    /// Streams the rows to `f` as they arrive; `f` returns whether to go on.
+    async fn for_each_row<F>(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)], mut f: F) -> Result<()>
+    where
+        F: FnMut(&Row) -> Result<bool> + Send,
+    {
+        let statement = self.statement(stmt).await?;
+        let started = self.client()?.query_raw(&statement, params.iter().copied()).await;
+        let stream = match started {
+            Ok(stream) => stream,
+            Err(e) => return Err(self.fail(stmt.name, e)),
+        };
+        let mut stream = pin!(stream);
+        loop {
+            match stream.try_next().await {
+                Ok(Some(row)) => {
+                    if !f(&row)? {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.fail(stmt.name, e)),
+            }
+        }
+    }
+
+    async fn stream_version(&mut self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
+        match self
+            .query_first(&sql::STREAM_VERSION, &[&aggregate_id, &aggregate_type])
+            .await?
+        {
+            Some(row) => rows::version(&row),
+            None => Ok(0),
+        }
+    }
+}
+
+/// The pool and where it points, shared by the stores made from one another.
+struct Shared {
+    pool: Pool,
+    format: Format,
+    location: StoreLocation,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncPostgresPool")
+            .field("location", &self.location.0)
+            .field("format", &self.format)
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+impl Shared {
+    async fn open(mut config: tokio_postgres::Config, format: Format, options: &PgOptions) -> Result<Arc<Self>> {
+        if let Some(schema) = options.get_schema() {
+            check_schema_name(schema)?;
+            let with_path = options_with_search_path(config.get_options(), schema);
+            config.options(with_path);
+        }
+        let hosts = config.get_hosts().to_vec();
+        let ports = config.get_ports().to_vec();
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match Connector::new(options.get_tls()) {
+            Connector::Plain => Manager::from_config(config, NoTls, manager_config),
+            #[cfg(feature = "postgres-tls")]
+            Connector::Rustls(tls) => Manager::from_config(config, tls, manager_config),
+        };
+        let pool = Pool::builder(manager)
+            .max_size(options.get_pool_size())
+            .wait_timeout(Some(options.get_checkout_timeout()))
+            .create_timeout(Some(options.get_checkout_timeout()))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::InvalidConfig(format!("PostgreSQL pool: {e}")))?;
+        let mut shared = Shared {
+            pool,
+            format,
+            location: StoreLocation(String::new()),
+        };
+        let info = {
+            let mut lease = Lease::get(&shared).await?;
+            let obj = lease.obj.as_mut().ok_or_else(lost)?;
+            migrate::nonblocking::open(obj, options.get_schema(), format, options.get_migrate()).await?
+        };
+        shared.location = location(&info, &hosts, &ports);
+        debug!(target: TARGET, location = %shared.location.0, "async PostgreSQL store open");
+        Ok(Arc::new(shared))
+    }
+}
+
+fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|e| Error::InvalidConfig(format!("invalid PostgreSQL connection string: {e}")))
+}
+
+#[cfg(feature = "postgres-tls")]
+fn tls_options(config: &mut tokio_postgres::Config) -> Result<PgOptions> {
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Prefer {
+        config.ssl_mode(tokio_postgres::config::SslMode::Require);
+    }
+    Ok(PgOptions::new().tls(super::TlsMode::webpki_roots()?))
+}
+
+/// An async PostgreSQL [`EventStore`](crate::tokio::EventStore), pooled with
+/// deadpool-postgres.
+///
+/// Cloning shares the pool. See the [module docs](super).
+///
+/// ```no_run
+/// use eventsource::store::postgres::{AsyncPostgresEventStore, PgOptions};
+/// use eventsource::tokio::EventStore as _;
+///
+/// # async fn run() -> eventsource::Result<()> {
+/// let url = std::env::var("DATABASE_URL").unwrap_or("host=localhost user=postgres".into());
+/// let events = AsyncPostgresEventStore::connect(&url).await?;   // migrates, checks the schema
+/// let snapshots = events.snapshot_store();                        // same pool
+/// let version = events.stream_version(uuid::Uuid::now_v7(), "Order").await?;
+/// assert_eq!(version, 0);
+/// # let _ = snapshots; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AsyncPostgresEventStore<C: Codec = JsonCodec> {
+    shared: Arc<Shared>,
+    codec: C,
+}
+
+impl<C: Codec> fmt::Debug for AsyncPostgresEventStore<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncPostgresEventStore")
+            .field("codec", &C::NAME)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+impl AsyncPostgresEventStore<JsonCodec> {
+    /// Connects with the JSON codec, migrating and checking the schema.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_codec(url, JsonCodec).await
+    }
+
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
+    /// `prefer` (the default) becomes `require`.
+    #[cfg(feature = "postgres-tls")]
+    pub async fn connect_tls(url: &str) -> Result<Self> {
+        let mut config = parse_url(url)?;
+        let options = tls_options(&mut config)?;
+        Self::from_config(config, JsonCodec, options).await
+    }
+}
+
+impl<C: Codec> AsyncPostgresEventStore<C> {
+    /// Connects with a codec.
+    pub async fn connect_with_codec(url: &str, codec: C) -> Result<Self> {
+        Self::from_config(parse_url(url)?, codec, PgOptions::new()).await
+    }
+
+    /// Connects from a configured `tokio_postgres::Config`, with options (schema, pool,
+    /// TLS).
+    pub async fn from_config(config: tokio_postgres::Config, codec: C, options: PgOptions) -> Result<Self> {
+        Ok(Self {
+            shared: Shared::open(config, C::FORMAT, &options).await?,
+            codec,
+        })
+    }
+
+    /// A snapshot store on the same pool and schema (so loads take one query).
+    pub fn snapshot_store(&self) -> AsyncPostgresSnapshotStore<C> {
+        AsyncPostgresSnapshotStore {
+            shared: Arc::clone(&self.shared),
+            codec: self.codec.clone(),
+        }
+    }
+
+    /// The pool's state (size, idle connections, waiters).
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.shared.pool.status()
+    }
+}
+
+async fn aggregates_by_event_count(shared: &Shared, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
+    let min = bound_to_i64(min_events);
+    Lease::get(shared)
+        .await?
+        .query(&sql::AGGREGATES_BY_EVENT_COUNT, &[&aggregate_type, &min])
+        .await?
+        .iter()
+        .map(rows::aggregate_count)
+        .collect()
+}
+
+impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
+    type Codec = C;
+
+    fn codec(&self) -> &C {
+        &self.codec
+    }
+
+    async fn append(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        expected_version: u64,
+        events: &[NewEvent],
+    ) -> Result<u64> {
+        let mut lease = Lease::get(&self.shared).await?;
+        if events.is_empty() {
+            let actual = lease.stream_version(aggregate_id, aggregate_type).await?;
+            return ops::check_empty_append(aggregate_id, aggregate_type, expected_version, actual);
+        }
+        let metadata = ops::encode_metadata(events)?;
+        let batch = AppendBatch::new(aggregate_id, aggregate_type, expected_version, events, &metadata)?;
+        let result = lease.execute(&sql::APPEND, &batch.params()).await;
+        match batch.outcome(result) {
+            AppendOutcome::Appended(version) => {
+                debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, events = events.len(), version,
+                       "appended");
+                Ok(version)
+            }
+            AppendOutcome::Conflict => {
+                let actual = lease.stream_version(aggregate_id, aggregate_type).await?;
+                Err(batch.conflict(actual))
+            }
+            AppendOutcome::DuplicateEvent => {
+                let found = lease
+                    .query_first(&sql::EXISTING_EVENT_ID, &[&batch.ids])
+                    .await?
+                    .map(|row| rows::event_id(&row))
+                    .transpose()?;
+                Err(batch.duplicate(found))
+            }
+            AppendOutcome::Failed(e) => Err(e),
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        let after = bound_to_i64(after_version);
+        let mut lease = Lease::get(&self.shared).await?;
+        lease
+            .for_each_row(&sql::READ_STREAM, &[&aggregate_id, &aggregate_type, &after], |row| {
+                visit(&rows::event(row, aggregate_id, aggregate_type)?)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
+        Lease::get(&self.shared)
+            .await?
+            .stream_version(aggregate_id, aggregate_type)
+            .await
+    }
+
+    async fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
+        aggregates_by_event_count(&self.shared, aggregate_type, min_events).await
+    }
+
+    fn location(&self) -> Option<StoreLocation> {
+        Some(self.shared.location.clone())
+    }
+
+    async fn read_with_snapshot(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        visitor: &mut dyn SendJointVisitor,
+    ) -> Result<bool> {
+        let mut lease = Lease::get(&self.shared).await?;
+        let mut header = Header::Pending;
+        lease
+            .for_each_row(&sql::JOINT_READ, &[&aggregate_id, &aggregate_type], |row| {
+                if header == Header::Pending {
+                    let Some(decoded) = header.decode(row, aggregate_id, aggregate_type) else {
+                        return Ok(false);
+                    };
+                    return visitor.snapshot(decoded.snapshot, decoded.stream_version);
+                }
+                visitor.event(&rows::event(row, aggregate_id, aggregate_type)?)?;
+                Ok(true)
+            })
+            .await?;
+        Ok(header == Header::Asked)
+    }
+}
+
+/// An async PostgreSQL [`SnapshotStore`](crate::tokio::SnapshotStore), with the monitoring
+/// queries of the reference guide (the methods of
+/// [`SnapshotMonitor`](crate::store::monitor::SnapshotMonitor), as `async fn`s).
+///
+/// Cloning shares the pool. Made by [`AsyncPostgresEventStore::snapshot_store`] (sharing
+/// the event store's pool) or connected on its own.
+#[derive(Clone)]
+pub struct AsyncPostgresSnapshotStore<C: Codec = JsonCodec> {
+    shared: Arc<Shared>,
+    codec: C,
+}
+
+impl<C: Codec> fmt::Debug for AsyncPostgresSnapshotStore<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncPostgresSnapshotStore")
+            .field("codec", &C::NAME)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+impl AsyncPostgresSnapshotStore<JsonCodec> {
+    /// Connects with the JSON codec, migrating and checking the schema.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_codec(url, JsonCodec).await
+    }
+
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
+    /// `prefer` (the default) becomes `require`.
+    #[cfg(feature = "postgres-tls")]
+    pub async fn connect_tls(url: &str) -> Result<Self> {
+        let mut config = parse_url(url)?;
+        let options = tls_options(&mut config)?;
+        Self::from_config(config, JsonCodec, options).await
+    }
+}
+
+impl<C: Codec> AsyncPostgresSnapshotStore<C> {
+    /// Connects with a codec.
+    pub async fn connect_with_codec(url: &str, codec: C) -> Result<Self> {
+        Self::from_config(parse_url(url)?, codec, PgOptions::new()).await
+    }
+
+    /// Connects from a configured `tokio_postgres::Config`, with options (schema, pool,
+    /// TLS).
+    pub async fn from_config(config: tokio_postgres::Config, codec: C, options: PgOptions) -> Result<Self> {
+        Ok(Self {
+            shared: Shared::open(config, C::FORMAT, &options).await?,
+            codec,
+        })
+    }
+
+    /// An event store on the same pool and schema.
+    pub fn event_store(&self) -> AsyncPostgresEventStore<C> {
+        AsyncPostgresEventStore {
+            shared: Arc::clone(&self.shared),
+            codec: self.codec.clone(),
+        }
+    }
+
+    /// Snapshot coverage per aggregate type (the guide's coverage query).
+    pub async fn coverage(&self) -> Result<Vec<Coverage>> {
+        Lease::get(&self.shared)
+            .await?
+            .query(&sql::COVERAGE, &[])
+            .await?
+            .iter()
+            .map(rows::coverage)
+            .collect()
+    }
+
+    /// Snapshots more than `min_events_since` events behind their stream, worst first.
+    pub async fn stale_snapshots(&self, min_events_since: u64) -> Result<Vec<StaleSnapshot>> {
+        let bound = bound_to_i64(min_events_since);
+        Lease::get(&self.shared)
+            .await?
+            .query(&sql::STALE_SNAPSHOTS, &[&bound])
+            .await?
+            .iter()
+            .map(rows::stale_snapshot)
+            .collect()
+    }
+
+    /// Aggregates of a type with more than `min_events` events, most first.
+    pub async fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
+        aggregates_by_event_count(&self.shared, aggregate_type, min_events).await
+    }
+}
+
+impl<C: Codec> SnapshotStore for AsyncPostgresSnapshotStore<C> {
+    type Codec = C;
+
+    fn codec(&self) -> &C {
+        &self.codec
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotWrite> {
+        let row = SnapshotRow::new(snapshot)?;
+        let n = Lease::get(&self.shared)
+            .await?
+            .execute(&sql::SNAPSHOT_UPSERT, &row.params())
+            .await?;
+        Ok(ops::snapshot_write(n))
+    }
+
+    async fn get_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<Option<Snapshot>> {
+        Lease::get(&self.shared)
+            .await?
+            .query_first(&sql::SNAPSHOT_GET, &[&aggregate_id, &aggregate_type])
+            .await?
+            .map(|row| rows::snapshot(&row, aggregate_id, aggregate_type))
+            .transpose()
+    }
+
+    async fn delete_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool> {
+        let n = Lease::get(&self.shared)
+            .await?
+            .execute(&sql::SNAPSHOT_DELETE, &[&aggregate_id, &aggregate_type])
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn delete_snapshots_by_type(&self, aggregate_type: &str, schema_version_below: Option<u32>) -> Result<u64> {
+        let bound = ops::schema_bound(schema_version_below);
+        Lease::get(&self.shared)
+            .await?
+            .execute(&sql::SNAPSHOTS_DELETE_BY_TYPE, &[&aggregate_type, &bound])
+            .await
+    }
+
+    async fn snapshot_exists(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool> {
+        match Lease::get(&self.shared)
+            .await?
+            .query_first(&sql::SNAPSHOT_EXISTS, &[&aggregate_id, &aggregate_type])
+            .await?
+        {
+            Some(row) => rows::flag(&row, "snapshots"),
+            None => Ok(false),
+        }
+    }
+
+    fn location(&self) -> Option<StoreLocation> {
+        Some(self.shared.location.clone())
+    }
+}

@@ -1,0 +1,386 @@
+//! What the sync and async adapters share about connections: options, the schema setting,
+//! TLS, the store location, error mapping and integer conversions.
+
+use std::time::Duration;
+
+use tokio_postgres::config::Host;
+use tokio_postgres::error::{DbError, SqlState};
+
+use crate::error::{Error, Result};
+use crate::store::StoreLocation;
+
+/// The backend name in [`Error::Store`].
+pub(crate) const BACKEND: &str = "postgres";
+/// The tracing target of the PostgreSQL stores.
+pub(crate) const TARGET: &str = "eventsource::store::postgres";
+
+/// How the stores connect: schema, pool size, waiting, migrations and TLS.
+///
+/// ```
+/// use std::time::Duration;
+/// use eventsource::store::postgres::PgOptions;
+///
+/// let options = PgOptions::new()
+///     .schema("orders")              // every statement runs in schema `orders`
+///     .pool_size(16)                 // at most 16 connections per store
+///     .checkout_timeout(Duration::from_secs(5));
+/// assert_eq!(options.get_schema(), Some("orders"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    schema: Option<String>,
+    pool_size: usize,
+    checkout_timeout: Duration,
+    migrate: bool,
+    tls: TlsMode,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            schema: None,
+            pool_size: 8,
+            checkout_timeout: Duration::from_secs(30),
+            migrate: true,
+            tls: TlsMode::Disable,
+        }
+    }
+}
+
+impl PgOptions {
+    /// The defaults: the connection's own `search_path`, 8 connections, a 30 s wait for a
+    /// free connection, migrations on connect, no TLS.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs every statement in this schema (it is created if missing, when the store
+    /// migrates): each connection starts with `search_path` set to it.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// The maximum number of connections a store keeps open (at least 1).
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// How long an operation waits for a free connection before failing with
+    /// [`Error::Store`].
+    pub fn checkout_timeout(mut self, timeout: Duration) -> Self {
+        self.checkout_timeout = timeout;
+        self
+    }
+
+    /// Whether to apply pending migrations on connect (default `true`). Without, the store
+    /// only checks the schema, for databases whose DDL is applied by a DBA.
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// How to secure the connection (see [`TlsMode`]).
+    pub fn tls(mut self, tls: TlsMode) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The configured schema, if any.
+    pub fn get_schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The configured pool size.
+    pub fn get_pool_size(&self) -> usize {
+        self.pool_size
+    }
+
+    /// The configured checkout timeout.
+    pub fn get_checkout_timeout(&self) -> Duration {
+        self.checkout_timeout
+    }
+
+    /// Whether the store migrates on connect.
+    pub fn get_migrate(&self) -> bool {
+        self.migrate
+    }
+
+    /// The configured TLS mode.
+    pub fn get_tls(&self) -> &TlsMode {
+        &self.tls
+    }
+}
+
+/// Whether and how connections use TLS.
+///
+/// With the `postgres-tls` feature, [`TlsMode::Rustls`] encrypts connections with rustls
+/// (ring provider) and verifies the server's certificate and host name.
+/// [`TlsMode::webpki_roots`] trusts the Mozilla root certificates, which managed
+/// PostgreSQL services chain to; pass your own `rustls::ClientConfig` for a private CA.
+/// The connection string's `sslmode` still applies: `prefer` (the default) falls back to
+/// plain text when the server does not offer TLS, `require` refuses to.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum TlsMode {
+    /// Plain connections (`sslmode=require` in the connection string then fails to connect).
+    #[default]
+    Disable,
+    /// TLS through rustls with this client configuration.
+    #[cfg(feature = "postgres-tls")]
+    Rustls(std::sync::Arc<rustls::ClientConfig>),
+}
+
+impl std::fmt::Debug for TlsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsMode::Disable => f.write_str("Disable"),
+            #[cfg(feature = "postgres-tls")]
+            TlsMode::Rustls(_) => f.write_str("Rustls(..)"),
+        }
+    }
+}
+
+#[cfg(feature = "postgres-tls")]
+impl TlsMode {
+    /// rustls with the ring provider and the Mozilla root certificates (webpki-roots).
+    pub fn webpki_roots() -> Result<Self> {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let config =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| Error::InvalidConfig(format!("rustls: {e}")))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        Ok(TlsMode::Rustls(std::sync::Arc::new(config)))
+    }
+}
+
+/// The TLS connector of a connection, made from a [`TlsMode`].
+#[derive(Clone)]
+pub(crate) enum Connector {
+    Plain,
+    #[cfg(feature = "postgres-tls")]
+    Rustls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+impl Connector {
+    pub(crate) fn new(mode: &TlsMode) -> Self {
+        match mode {
+            TlsMode::Disable => Connector::Plain,
+            #[cfg(feature = "postgres-tls")]
+            TlsMode::Rustls(config) => Connector::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(
+                rustls::ClientConfig::clone(config),
+            )),
+        }
+    }
+}
+
+/// Quotes an SQL identifier (`"name"`, inner quotes doubled).
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The connection `options` with `-c search_path=<schema>` added: the schema applies from
+/// the connection's first statement, and survives `RESET ALL` / `DISCARD ALL`.
+///
+/// PostgreSQL splits `options` at white space and takes a backslash as escaping the next
+/// character; the schema is quoted as an identifier so any name works.
+pub(crate) fn options_with_search_path(existing: Option<&str>, schema: &str) -> String {
+    let mut value = String::new();
+    for c in quote_ident(schema).chars() {
+        if c.is_whitespace() || c == '\\' {
+            value.push('\\');
+        }
+        value.push(c);
+    }
+    match existing.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(existing) => format!("{existing} -c search_path={value}"),
+        None => format!("-c search_path={value}"),
+    }
+}
+
+/// Validates a schema name given in [`PgOptions::schema`].
+pub(crate) fn check_schema_name(schema: &str) -> Result<()> {
+    if schema.is_empty() || schema.len() > 63 || schema.contains('\0') {
+        return Err(Error::InvalidConfig(format!(
+            "PostgreSQL schema name {schema:?} must be 1 to 63 bytes without NUL"
+        )));
+    }
+    Ok(())
+}
+
+/// What the server says about where a connection is.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerInfo {
+    pub database: String,
+    pub schema: Option<String>,
+    pub address: Option<String>,
+    pub port: Option<i32>,
+}
+
+/// `postgres:<host>:<port>/<database>/<schema>`: the server's own address when it reports
+/// one (TCP), else the configured host (a Unix socket directory).
+pub(crate) fn location(info: &ServerInfo, hosts: &[Host], ports: &[u16]) -> StoreLocation {
+    let host = info.address.clone().unwrap_or_else(|| match hosts.first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    });
+    let port = info
+        .port
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| ports.first().copied().unwrap_or(5432).to_string());
+    StoreLocation(format!(
+        "postgres:{host}:{port}/{}/{}",
+        info.database,
+        info.schema.as_deref().unwrap_or("")
+    ))
+}
+
+/// Whether an error means the connection is unusable and must not go back to the pool:
+/// anything that is not an error reported by the server (I/O, closed, protocol, and the
+/// rare parameter encoding failure, where a reconnect costs little), and server errors that
+/// end the session (connection exceptions, administrator shutdown, `FATAL`).
+pub(crate) fn is_fatal(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        None => true,
+        Some(db) => db_error_is_fatal(db),
+    }
+}
+
+fn db_error_is_fatal(db: &DbError) -> bool {
+    let code = db.code().code();
+    code.starts_with("08")
+        || *db.code() == SqlState::ADMIN_SHUTDOWN
+        || *db.code() == SqlState::CRASH_SHUTDOWN
+        || *db.code() == SqlState::CANNOT_CONNECT_NOW
+        || matches!(db.severity(), "FATAL" | "PANIC")
+}
+
+/// An [`Error::Store`] saying what failed, with the server's message when there is one.
+pub(crate) fn store_error(what: &str, e: tokio_postgres::Error) -> Error {
+    let message = match e.as_db_error() {
+        Some(db) => format!("{what}: {}: {} ({})", db.severity(), db.message(), db.code().code()),
+        None => match std::error::Error::source(&e) {
+            Some(cause) => format!("{what}: {e}: {cause}"),
+            None => format!("{what}: {e}"),
+        },
+    };
+    Error::Store {
+        backend: BACKEND,
+        message,
+        source: Some(Box::new(e)),
+    }
+}
+
+/// The unique constraint a failed statement violated, if that is why it failed.
+pub(crate) fn violated_unique(e: &tokio_postgres::Error) -> Option<&str> {
+    let db = e.as_db_error()?;
+    if *db.code() == SqlState::UNIQUE_VIOLATION {
+        db.constraint()
+    } else {
+        None
+    }
+}
+
+/// The unique constraint behind an [`Error::Store`] made by [`store_error`], if any.
+pub(crate) fn violated_constraint(e: &Error) -> Option<&str> {
+    match e {
+        Error::Store {
+            source: Some(source), ..
+        } => source.downcast_ref::<tokio_postgres::Error>().and_then(violated_unique),
+        _ => None,
+    }
+}
+
+/// `u64` to `BIGINT`.
+pub(crate) fn to_i64(what: &'static str, value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| Error::OutOfRange {
+        what,
+        value: value.to_string(),
+    })
+}
+
+/// A lower bound (`> bound`) as `BIGINT`: above `i64::MAX` nothing qualifies, exactly as
+/// with `i64::MAX`, so the bound saturates instead of failing.
+pub(crate) fn bound_to_i64(bound: u64) -> i64 {
+    i64::try_from(bound).unwrap_or(i64::MAX)
+}
+
+/// `u64` to `INTEGER`.
+pub(crate) fn to_i32(what: &'static str, value: u64) -> Result<i32> {
+    i32::try_from(value).map_err(|_| Error::OutOfRange {
+        what,
+        value: value.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_path_option_is_escaped() {
+        assert_eq!(options_with_search_path(None, "es_1"), "-c search_path=\"es_1\"");
+        assert_eq!(
+            options_with_search_path(Some("-c statement_timeout=5s"), "my schema"),
+            "-c statement_timeout=5s -c search_path=\"my\\ schema\""
+        );
+        assert_eq!(
+            options_with_search_path(Some("  "), "a\"b"),
+            "-c search_path=\"a\"\"b\""
+        );
+    }
+
+    #[test]
+    fn conversions_are_checked() {
+        assert_eq!(to_i64("version", 5).ok(), Some(5));
+        assert!(matches!(to_i64("version", u64::MAX), Err(Error::OutOfRange { .. })));
+        assert!(matches!(to_i32("version", 1 << 31), Err(Error::OutOfRange { .. })));
+        assert_eq!(to_i32("version", (1 << 31) - 1).ok(), Some(i32::MAX));
+    }
+
+    #[test]
+    fn location_prefers_the_server_address() {
+        let info = ServerInfo {
+            database: "test".into(),
+            schema: Some("s".into()),
+            address: Some("127.0.0.1".into()),
+            port: Some(5432),
+        };
+        assert_eq!(location(&info, &[], &[]).0, "postgres:127.0.0.1:5432/test/s");
+        let socket = ServerInfo {
+            address: None,
+            port: None,
+            ..info
+        };
+        assert_eq!(
+            location(&socket, &[Host::Tcp("db".into())], &[6543]).0,
+            "postgres:db:6543/test/s"
+        );
+    }
+
+    #[cfg(feature = "postgres-tls")]
+    #[test]
+    fn rustls_with_webpki_roots_builds() {
+        match TlsMode::webpki_roots() {
+            Ok(mode @ TlsMode::Rustls(_)) => {
+                assert_eq!(format!("{mode:?}"), "Rustls(..)");
+                assert!(matches!(Connector::new(&mode), Connector::Rustls(_)));
+            }
+            other => panic!("expected a rustls mode, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn schema_names_are_checked() {
+        assert!(check_schema_name("ok").is_ok());
+        assert!(check_schema_name("").is_err());
+        assert!(check_schema_name(&"x".repeat(64)).is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! PostgreSQL stores: sync ones over the `postgres` crate ([`PostgresEventStore`],
+//! [`PostgresSnapshotStore`]) and async ones over `tokio-postgres`
+//! ([`AsyncPostgresEventStore`], [`AsyncPostgresSnapshotStore`], implementing
+//! [`crate::tokio::EventStore`] and [`crate::tokio::SnapshotStore`]).
+//!
+//! ```no_run
+//! use eventsource::store::postgres::{PostgresEventStore, PgOptions};
+//! use eventsource::{AggregateRepository, JsonCodec};
+//! # #[derive(Debug, Default, serde::Serialize, serde::Deserialize, eventsource::Aggregate)]
+//! # #[aggregate(type = "Cart", events(Added))]
+//! # struct Cart { n: u32 }
+//! # #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, eventsource::DomainEvent)]
+//! # struct Added;
+//! # impl eventsource::Apply<Added> for Cart { fn apply(&mut self, _: &Added) { self.n += 1 } }
+//!
+//! # fn main() -> eventsource::Result<()> {
+//! let config = "host=localhost user=postgres dbname=app".parse()
+//!     .map_err(|e| eventsource::Error::InvalidConfig(format!("{e}")))?;
+//! let events = PostgresEventStore::from_config(config, JsonCodec, PgOptions::new().schema("orders"))?;
+//! let repo = AggregateRepository::<Cart, _>::new(events.clone())
+//!     .with_snapshot_store(events.snapshot_store())    // same database: one-query loads
+//!     .snapshot_threshold(100)?;
+//! # let _ = repo; Ok(()) }
+//! ```
+//!
+//! ## Opening
+//!
+//! `connect(url)` takes a libpq-style string (`host=... user=... dbname=...`) or a
+//! `postgresql://` URL; `from_config` a configured `postgres::Config` (sync) or
+//! `tokio_postgres::Config` (async) and [`PgOptions`]: a schema (every connection starts
+//! with `search_path` set to it, through the startup `options`, so no statement names a
+//! schema and a pooled connection cannot lose it), the pool size, the checkout timeout,
+//! whether to migrate, and TLS ([`TlsMode`]; rustls, behind the `postgres-tls` feature,
+//! with `connect_tls(url)` for the common case). Opening applies pending migrations from
+//! `migrations/postgres` in one transaction under an advisory lock, so concurrent first
+//! connects queue instead of failing, then checks the tables, column types (`JSONB` or
+//! `BYTEA` bodies, per codec) and constraints through `information_schema`, failing with
+//! [`Error::SchemaMismatch`](crate::Error::SchemaMismatch) that names the fix.
+//!
+//! ## Pooling
+//!
+//! Each store owns a bounded pool (8 connections by default); `snapshot_store()` /
+//! `event_store()` make the other kind of store on the same pool. The sync pool is a small
+//! one of our own (a mutex of idle clients and a condvar; see `sync.rs` for why not
+//! r2d2), the async one is deadpool-postgres. Both keep prepared statements per
+//! connection, so each statement is parsed once per connection and then runs in one round
+//! trip, and both discard a connection whose operation failed at the connection level (a
+//! killed backend, a server restart): the operation returns
+//! [`Error::Store`](crate::Error::Store), the next one gets a fresh connection. Nothing is
+//! retried behind your back: a connection lost while an append's commit was on the wire
+//! leaves its outcome unknown, and retrying the same events then answers
+//! [`Error::DuplicateEvent`](crate::Error::DuplicateEvent) if it had landed.
+//!
+//! The sync stores drive each connection on the `postgres` crate's private runtime: call
+//! them from plain threads (or `spawn_blocking`), never from inside an async task. The
+//! async stores' connections run as tasks of the runtime that opened them: open and use a
+//! store within one runtime.
+//!
+//! ## One round trip, all or nothing: append
+//!
+//! A batch is one `INSERT ... SELECT FROM unnest($4, $5, ...) WITH ORDINALITY`: one array
+//! per column, versions numbered from the expected version by ordinality, and a `WHERE`
+//! that inserts nothing unless the stream is at the expected version. One statement is
+//! atomic without an explicit transaction. Two writers racing past the check collide on
+//! `uq_events_stream_version`; a repeated id on `uq_events_event_id`. The constraint name
+//! (never the message text) picks [`Error::Conflict`](crate::Error::Conflict) (with the
+//! actual version read afterwards) or [`Error::DuplicateEvent`](crate::Error::DuplicateEvent).
+//! Versions are `u64` in Rust and checked on conversion to `BIGINT` (events) and
+//! `INTEGER` (snapshots, as the reference guide has them):
+//! [`Error::OutOfRange`](crate::Error::OutOfRange).
+//!
+//! ## One query: load
+//!
+//! When the event store and the snapshot store report the same
+//! [`location`](crate::EventStore::location) (`postgres:<host>:<port>/<database>/<schema>`),
+//! [`read_with_snapshot`](crate::EventStore::read_with_snapshot) runs one statement: a
+//! header row carrying the snapshot and the stream's last version, `UNION ALL` the events
+//! after the snapshot's version, in order. The visitor sees the header first (and may stop
+//! there: a snapshot it cannot use leads to a full replay), then each event. Being one
+//! statement, it reads one consistent state of both tables.
+//!
+//! ## Streaming and bodies
+//!
+//! Reads stream rows (`query_raw`): the driver reads the socket only as fast as the
+//! visitor consumes, and a record borrows its strings, payload and metadata from the row.
+//! Payloads and states travel as the codec made them: `JSONB` in its binary wire format
+//! (a version byte and the JSON text, passed through without re-parsing on the client) or
+//! `BYTEA` for bincode. Timestamps are `TIMESTAMPTZ`, to the microsecond.
+//!
+//! ## Monitoring
+//!
+//! [`PostgresSnapshotStore`] implements [`SnapshotMonitor`] with the reference guide's
+//! coverage, freshness and high-event queries; [`AsyncPostgresSnapshotStore`] has the same
+//! methods as `async fn`s.
+//!
+//! Logs go to the tracing target `eventsource::store::postgres`.
+
+mod conn;
+mod migrate;
+mod ops;
+mod rows;
+mod sql;
+mod wire;
+
+#[path = "async.rs"]
+mod nonblocking;
+mod sync;
+
+pub use crate::store::monitor::{Coverage, SnapshotMonitor, StaleSnapshot};
+pub use conn::{PgOptions, TlsMode};
+pub use nonblocking::{AsyncPostgresEventStore, AsyncPostgresSnapshotStore};
+pub use sync::{PostgresEventStore, PostgresSnapshotStore};
+
+/// deadpool-postgres, whose pool status [`AsyncPostgresEventStore::pool_status`] reports.
+pub use ::deadpool_postgres;
+/// The `postgres` crate (sync driver) these stores use, for building a `postgres::Config`.
+pub use ::postgres as driver;
+/// rustls, for building a [`TlsMode::Rustls`] client configuration.
+#[cfg(feature = "postgres-tls")]
+pub use ::rustls;
+/// The `tokio-postgres` crate (async driver) these stores use, for building a
+/// `tokio_postgres::Config`.
+pub use ::tokio_postgres as async_driver;

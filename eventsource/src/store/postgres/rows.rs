@@ -1,0 +1,204 @@
+//! Row decoders, shared by the sync and async adapters (`postgres::Row` is
+//! `tokio_postgres::Row`). Every column is read with a checked conversion; a value that does
+//! not fit (a NULL, a negative version, a wrong type) is [`Error::MalformedRow`].
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::types::FromSql;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::conn::ServerInfo;
+use super::migrate::CatalogRow;
+use super::wire::Body;
+use crate::error::{Error, Result};
+use crate::event::EventRecord;
+use crate::migrations::AppliedMigration;
+use crate::snapshot::Snapshot;
+use crate::store::monitor::{Coverage, StaleSnapshot};
+
+/// Column positions of an event row (`sql::READ_STREAM`, `sql::JOINT_READ`).
+mod event_col {
+    pub const GLOBAL_POSITION: usize = 0;
+    pub const EVENT_ID: usize = 1;
+    pub const EVENT_TYPE: usize = 2;
+    pub const EVENT_VERSION: usize = 3;
+    pub const VERSION: usize = 4;
+    pub const TIMESTAMP: usize = 5;
+    pub const CREATED_AT: usize = 6;
+    pub const PAYLOAD: usize = 7;
+    pub const METADATA: usize = 8;
+    /// Only in the joint read: the stream's version, on the header row.
+    pub const STREAM_VERSION: usize = 9;
+}
+
+fn get<'a, T: FromSql<'a>>(row: &'a Row, idx: usize, table: &'static str, column: &str) -> Result<T> {
+    row.try_get(idx).map_err(|e| Error::MalformedRow {
+        table,
+        message: match std::error::Error::source(&e) {
+            Some(cause) => format!("column `{column}`: {e}: {cause}"),
+            None => format!("column `{column}`: {e}"),
+        },
+    })
+}
+
+fn unsigned<T: TryFrom<i64>>(value: i64, table: &'static str, column: &str) -> Result<T> {
+    T::try_from(value).map_err(|_| Error::MalformedRow {
+        table,
+        message: format!("column `{column}` holds {value}, which is not a valid {column}"),
+    })
+}
+
+fn u64_col(row: &Row, idx: usize, table: &'static str, column: &str) -> Result<u64> {
+    unsigned(get::<i64>(row, idx, table, column)?, table, column)
+}
+
+fn u32_col(row: &Row, idx: usize, table: &'static str, column: &str) -> Result<u32> {
+    unsigned(i64::from(get::<i32>(row, idx, table, column)?), table, column)
+}
+
+/// An event row, borrowing its strings and payload from the row.
+pub(crate) fn event<'a>(row: &'a Row, aggregate_id: Uuid, aggregate_type: &'a str) -> Result<EventRecord<'a>> {
+    const T: &str = "events";
+    let version = u64_col(row, event_col::VERSION, T, "version")?;
+    if version == 0 {
+        return Err(Error::MalformedRow {
+            table: T,
+            message: "column `version` holds 0; streams start at 1".into(),
+        });
+    }
+    Ok(EventRecord {
+        global_position: get(row, event_col::GLOBAL_POSITION, T, "global_position")?,
+        event_id: get(row, event_col::EVENT_ID, T, "event_id")?,
+        aggregate_id,
+        aggregate_type,
+        event_type: get(row, event_col::EVENT_TYPE, T, "event_type")?,
+        event_version: u32_col(row, event_col::EVENT_VERSION, T, "event_version")?,
+        version,
+        occurred_at: get(row, event_col::TIMESTAMP, T, "timestamp")?,
+        stored_at: get(row, event_col::CREATED_AT, T, "created_at")?,
+        payload: get::<Body<'a>>(row, event_col::PAYLOAD, T, "payload")?.0,
+        metadata: get::<Body<'a>>(row, event_col::METADATA, T, "metadata")?.0,
+    })
+}
+
+/// The header row of a joint read: the snapshot (if any) and the stream's version.
+#[derive(Debug)]
+pub(crate) struct JointHeader {
+    pub snapshot: Option<Snapshot>,
+    pub stream_version: u64,
+}
+
+/// Decodes the header row of `sql::JOINT_READ`.
+pub(crate) fn joint_header(row: &Row, aggregate_id: Uuid, aggregate_type: &str) -> Result<JointHeader> {
+    const T: &str = "snapshots";
+    let stream_version = u64_col(row, event_col::STREAM_VERSION, "events", "stream_version")?;
+    let Some(version) = get::<Option<i64>>(row, event_col::VERSION, T, "version")? else {
+        return Ok(JointHeader {
+            snapshot: None,
+            stream_version,
+        });
+    };
+    let snapshot = Snapshot {
+        aggregate_id,
+        aggregate_type: aggregate_type.to_owned(),
+        version: unsigned(version, T, "version")?,
+        schema_version: u32_col(row, event_col::EVENT_VERSION, T, "schema_version")?,
+        state: get::<Body<'_>>(row, event_col::PAYLOAD, T, "state")?.0.to_vec(),
+        created_at: get(row, event_col::TIMESTAMP, T, "created_at")?,
+    };
+    Ok(JointHeader {
+        snapshot: Some(snapshot),
+        stream_version,
+    })
+}
+
+/// A row of `sql::SNAPSHOT_GET`.
+pub(crate) fn snapshot(row: &Row, aggregate_id: Uuid, aggregate_type: &str) -> Result<Snapshot> {
+    const T: &str = "snapshots";
+    Ok(Snapshot {
+        aggregate_id,
+        aggregate_type: aggregate_type.to_owned(),
+        version: unsigned(i64::from(get::<i32>(row, 0, T, "version")?), T, "version")?,
+        schema_version: u32_col(row, 1, T, "schema_version")?,
+        state: get::<Body<'_>>(row, 2, T, "state")?.0.to_vec(),
+        created_at: get::<DateTime<Utc>>(row, 3, T, "created_at")?,
+    })
+}
+
+/// A single `BIGINT` count or version (first column).
+pub(crate) fn version(row: &Row) -> Result<u64> {
+    u64_col(row, 0, "events", "version")
+}
+
+/// A single boolean (first column).
+pub(crate) fn flag(row: &Row, table: &'static str) -> Result<bool> {
+    get(row, 0, table, "exists")
+}
+
+/// A single uuid (first column).
+pub(crate) fn event_id(row: &Row) -> Result<Uuid> {
+    get(row, 0, "events", "event_id")
+}
+
+/// A row of `sql::AGGREGATES_BY_EVENT_COUNT`.
+pub(crate) fn aggregate_count(row: &Row) -> Result<(Uuid, u64)> {
+    Ok((
+        get(row, 0, "events", "aggregate_id")?,
+        u64_col(row, 1, "events", "event_count")?,
+    ))
+}
+
+/// A row of `sql::COVERAGE`.
+pub(crate) fn coverage(row: &Row) -> Result<Coverage> {
+    const T: &str = "events";
+    Ok(Coverage {
+        aggregate_type: get(row, 0, T, "aggregate_type")?,
+        total_aggregates: u64_col(row, 1, T, "total_aggregates")?,
+        with_snapshot: u64_col(row, 2, T, "with_snapshot")?,
+        without_snapshot: u64_col(row, 3, T, "without_snapshot")?,
+    })
+}
+
+/// A row of `sql::STALE_SNAPSHOTS`.
+pub(crate) fn stale_snapshot(row: &Row) -> Result<StaleSnapshot> {
+    const T: &str = "snapshots";
+    Ok(StaleSnapshot {
+        aggregate_type: get(row, 0, T, "aggregate_type")?,
+        aggregate_id: get(row, 1, T, "aggregate_id")?,
+        snapshot_version: u64_col(row, 2, T, "snapshot_version")?,
+        current_version: u64_col(row, 3, T, "current_version")?,
+        events_since_snapshot: u64_col(row, 4, T, "events_since_snapshot")?,
+    })
+}
+
+/// A row of `sql::APPLIED_MIGRATIONS`.
+pub(crate) fn applied_migration(row: &Row) -> Result<AppliedMigration> {
+    const T: &str = "eventsource_migrations";
+    Ok(AppliedMigration {
+        version: u32_col(row, 0, T, "version")?,
+        checksum: get(row, 1, T, "checksum")?,
+        format: get(row, 2, T, "format")?,
+    })
+}
+
+/// A row of `sql::CATALOG`.
+pub(crate) fn catalog(row: &Row) -> Result<CatalogRow> {
+    const T: &str = "information_schema";
+    Ok(CatalogRow {
+        kind: get(row, 0, T, "kind")?,
+        table: get(row, 1, T, "table_name")?,
+        name: get(row, 2, T, "name")?,
+        detail: get(row, 3, T, "detail")?,
+    })
+}
+
+/// The row of `sql::SERVER_INFO`.
+pub(crate) fn server_info(row: &Row) -> Result<ServerInfo> {
+    const T: &str = "pg_catalog";
+    Ok(ServerInfo {
+        database: get(row, 0, T, "current_database")?,
+        schema: get(row, 1, T, "current_schema")?,
+        address: get(row, 2, T, "inet_server_addr")?,
+        port: get(row, 3, T, "inet_server_port")?,
+    })
+}

@@ -1,0 +1,372 @@
+//! Every SQL statement of the PostgreSQL stores, written once and shared by the sync and
+//! async adapters.
+//!
+//! Each [`Stmt`] carries its parameter types. The stores prepare statements with those
+//! types once per connection (the sync pool keeps a per-connection cache, the async pool
+//! uses deadpool-postgres' statement cache), so every later execution is a single round
+//! trip. The types of encoded bodies (`payload`, `state`) follow the codec's format:
+//! `JSONB` for JSON, `BYTEA` for binary codecs; the statement text is the same for both.
+
+use tokio_postgres::types::Type;
+
+use crate::codec::Format;
+
+/// The unique constraint whose violation means "another writer got this version first".
+pub(crate) const UQ_STREAM_VERSION: &str = "uq_events_stream_version";
+/// The unique constraint whose violation means "this event id is already stored".
+pub(crate) const UQ_EVENT_ID: &str = "uq_events_event_id";
+/// The unique constraint the snapshot upsert relies on.
+pub(crate) const UQ_SNAPSHOTS_AGGREGATE: &str = "uq_snapshots_aggregate";
+
+/// A parameter type; [`Param::Body`] and [`Param::BodyArray`] depend on the codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Param {
+    Uuid,
+    Text,
+    Int4,
+    Int8,
+    Timestamptz,
+    Body,
+    UuidArray,
+    TextArray,
+    Int4Array,
+    TimestamptzArray,
+    BodyArray,
+    JsonbArray,
+}
+
+impl Param {
+    fn to_type(self, format: Format) -> Type {
+        match (self, format) {
+            (Param::Uuid, _) => Type::UUID,
+            (Param::Text, _) => Type::TEXT,
+            (Param::Int4, _) => Type::INT4,
+            (Param::Int8, _) => Type::INT8,
+            (Param::Timestamptz, _) => Type::TIMESTAMPTZ,
+            (Param::Body, Format::Json) => Type::JSONB,
+            (Param::Body, Format::Binary) => Type::BYTEA,
+            (Param::UuidArray, _) => Type::UUID_ARRAY,
+            (Param::TextArray, _) => Type::TEXT_ARRAY,
+            (Param::Int4Array, _) => Type::INT4_ARRAY,
+            (Param::TimestamptzArray, _) => Type::TIMESTAMPTZ_ARRAY,
+            (Param::BodyArray, Format::Json) | (Param::JsonbArray, _) => Type::JSONB_ARRAY,
+            (Param::BodyArray, Format::Binary) => Type::BYTEA_ARRAY,
+        }
+    }
+}
+
+/// One SQL statement and the types of its parameters.
+#[derive(Debug)]
+pub(crate) struct Stmt {
+    /// Short name, for logs and errors.
+    pub name: &'static str,
+    /// The SQL.
+    pub text: &'static str,
+    /// The parameter types, `$1` first.
+    pub params: &'static [Param],
+}
+
+impl Stmt {
+    /// The parameter types for a codec format.
+    pub(crate) fn types(&self, format: Format) -> Vec<Type> {
+        self.params.iter().map(|p| p.to_type(format)).collect()
+    }
+}
+
+/// The columns an event row is read with, in order (see `rows::event`). [`JOINT_READ`]
+/// returns the same columns, plus the stream's version in a tenth.
+macro_rules! event_columns {
+    () => {
+        "global_position, event_id, event_type, event_version, version, \"timestamp\", created_at, payload, metadata"
+    };
+}
+
+/// Appends a batch in one statement: the rows come from `unnest` over one array per column,
+/// numbered from the expected version; the `WHERE` inserts nothing unless the stream is at
+/// the expected version, and the unique constraint on (aggregate, version) catches writers
+/// racing past that check. One statement is atomic: all rows or none.
+pub(crate) static APPEND: Stmt = Stmt {
+    name: "append",
+    text: "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version, version, \"timestamp\", payload, metadata)
+SELECT b.event_id, $1, $2, b.event_type, b.event_version, $3 + b.n, b.occurred_at, b.payload, b.metadata
+FROM unnest($4, $5, $6, $7, $8, $9) WITH ORDINALITY AS b(event_id, event_type, event_version, occurred_at, payload, metadata, n)
+WHERE (SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = $1 AND aggregate_type = $2) = $3
+ORDER BY b.n",
+    params: &[
+        Param::Uuid,
+        Param::Text,
+        Param::Int8,
+        Param::UuidArray,
+        Param::TextArray,
+        Param::Int4Array,
+        Param::TimestamptzArray,
+        Param::BodyArray,
+        Param::JsonbArray,
+    ],
+};
+
+/// Which of a batch's event ids is already stored (after a `uq_events_event_id` violation).
+pub(crate) static EXISTING_EVENT_ID: Stmt = Stmt {
+    name: "existing_event_id",
+    text: "SELECT event_id FROM events WHERE event_id = ANY($1) ORDER BY event_id LIMIT 1",
+    params: &[Param::UuidArray],
+};
+
+/// The stream's last version, 0 for an empty stream.
+pub(crate) static STREAM_VERSION: Stmt = Stmt {
+    name: "stream_version",
+    text: "SELECT COALESCE(MAX(version), 0)::BIGINT FROM events WHERE aggregate_id = $1 AND aggregate_type = $2",
+    params: &[Param::Uuid, Param::Text],
+};
+
+/// The stream's events after a version, in order.
+pub(crate) static READ_STREAM: Stmt = Stmt {
+    name: "read_stream",
+    text: concat!(
+        "SELECT ",
+        event_columns!(),
+        "
+FROM events
+WHERE aggregate_id = $1 AND aggregate_type = $2 AND version > $3
+ORDER BY version"
+    ),
+    params: &[Param::Uuid, Param::Text, Param::Int8],
+};
+
+/// The snapshot and the events after it, in one query: first a header row (the snapshot's
+/// columns mapped onto the event columns, or NULLs when there is none, and the stream's last
+/// version in the tenth column), then the events with `version > snapshot.version` (all of
+/// them when there is no snapshot: a load without snapshot is one query too), in order.
+/// The snapshot's `state` and the events' `payload` share a column: both have the codec's
+/// type. Being one statement, it reads one consistent state of both tables.
+pub(crate) static JOINT_READ: Stmt = Stmt {
+    name: "joint_read",
+    text: concat!(
+        "WITH snap AS (
+    SELECT version, schema_version, state, created_at
+    FROM snapshots
+    WHERE aggregate_id = $1 AND aggregate_type = $2
+)
+SELECT NULL::BIGINT AS global_position, NULL::UUID AS event_id, NULL::VARCHAR AS event_type,
+       snap.schema_version AS event_version, snap.version::BIGINT AS version,
+       snap.created_at AS \"timestamp\", NULL::TIMESTAMPTZ AS created_at, snap.state AS payload,
+       NULL::JSONB AS metadata,
+       (SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = $1 AND aggregate_type = $2)::BIGINT AS stream_version
+FROM (VALUES (1)) AS header(one) LEFT JOIN snap ON TRUE
+UNION ALL
+SELECT ",
+        event_columns!(),
+        ", NULL::BIGINT
+FROM events
+WHERE aggregate_id = $1 AND aggregate_type = $2
+  AND version > COALESCE((SELECT version FROM snap), 0)
+ORDER BY version NULLS FIRST"
+    ),
+    params: &[Param::Uuid, Param::Text],
+};
+
+/// Aggregates of a type with more than `$2` events, most events first (the guide's
+/// "prioritize high-event aggregates", with a parameter instead of the literal).
+pub(crate) static AGGREGATES_BY_EVENT_COUNT: Stmt = Stmt {
+    name: "aggregates_by_event_count",
+    text: "SELECT aggregate_id, COUNT(*) AS event_count
+FROM events
+WHERE aggregate_type = $1
+GROUP BY aggregate_id
+HAVING COUNT(*) > $2
+ORDER BY COUNT(*) DESC, aggregate_id",
+    params: &[Param::Text, Param::Int8],
+};
+
+/// Rule 4 in SQL: insert, or replace only with a higher schema version, or the same schema
+/// version and a higher stream version. One row affected means written, none means kept.
+pub(crate) static SNAPSHOT_UPSERT: Stmt = Stmt {
+    name: "save_snapshot",
+    text: "INSERT INTO snapshots (aggregate_id, aggregate_type, version, schema_version, state, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT ON CONSTRAINT uq_snapshots_aggregate DO UPDATE
+SET version = excluded.version,
+    schema_version = excluded.schema_version,
+    state = excluded.state,
+    created_at = excluded.created_at
+WHERE excluded.schema_version > snapshots.schema_version
+   OR (excluded.schema_version = snapshots.schema_version AND excluded.version > snapshots.version)",
+    params: &[
+        Param::Uuid,
+        Param::Text,
+        Param::Int4,
+        Param::Int4,
+        Param::Body,
+        Param::Timestamptz,
+    ],
+};
+
+/// One aggregate's snapshot (columns read by `rows::snapshot`).
+pub(crate) static SNAPSHOT_GET: Stmt = Stmt {
+    name: "get_snapshot",
+    text: "SELECT version, schema_version, state, created_at
+FROM snapshots
+WHERE aggregate_id = $1 AND aggregate_type = $2",
+    params: &[Param::Uuid, Param::Text],
+};
+
+/// Deletes one aggregate's snapshot.
+pub(crate) static SNAPSHOT_DELETE: Stmt = Stmt {
+    name: "delete_snapshot",
+    text: "DELETE FROM snapshots WHERE aggregate_id = $1 AND aggregate_type = $2",
+    params: &[Param::Uuid, Param::Text],
+};
+
+/// Whether an aggregate has a snapshot.
+pub(crate) static SNAPSHOT_EXISTS: Stmt = Stmt {
+    name: "snapshot_exists",
+    text: "SELECT EXISTS (SELECT 1 FROM snapshots WHERE aggregate_id = $1 AND aggregate_type = $2)",
+    params: &[Param::Uuid, Param::Text],
+};
+
+/// Deletes a type's snapshots: all with `$2` NULL, those with `schema_version < $2` (strictly)
+/// otherwise. The bound is a `BIGINT`, so every `u32` bound compares exactly.
+pub(crate) static SNAPSHOTS_DELETE_BY_TYPE: Stmt = Stmt {
+    name: "delete_snapshots_by_type",
+    text: "DELETE FROM snapshots WHERE aggregate_type = $1 AND ($2::BIGINT IS NULL OR schema_version < $2)",
+    params: &[Param::Text, Param::Int8],
+};
+
+/// Snapshot coverage per aggregate type: the reference guide's query, ordered.
+pub(crate) static COVERAGE: Stmt = Stmt {
+    name: "coverage",
+    text: "SELECT
+    e.aggregate_type::TEXT,
+    COUNT(DISTINCT e.aggregate_id) as total_aggregates,
+    COUNT(DISTINCT s.aggregate_id) as with_snapshot,
+    COUNT(DISTINCT e.aggregate_id) - COUNT(DISTINCT s.aggregate_id) as without_snapshot
+FROM events e
+LEFT JOIN snapshots s
+    ON e.aggregate_id = s.aggregate_id
+    AND e.aggregate_type = s.aggregate_type
+GROUP BY e.aggregate_type
+ORDER BY e.aggregate_type",
+    params: &[],
+};
+
+/// Stale snapshots, worst first: the reference guide's freshness query with the bound as a
+/// parameter.
+pub(crate) static STALE_SNAPSHOTS: Stmt = Stmt {
+    name: "stale_snapshots",
+    text: "SELECT
+    s.aggregate_type::TEXT,
+    s.aggregate_id,
+    s.version::BIGINT as snapshot_version,
+    MAX(e.version) as current_version,
+    MAX(e.version) - s.version as events_since_snapshot
+FROM snapshots s
+JOIN events e
+    ON s.aggregate_id = e.aggregate_id
+    AND s.aggregate_type = e.aggregate_type
+GROUP BY s.aggregate_type, s.aggregate_id, s.version
+HAVING MAX(e.version) - s.version > $1
+ORDER BY events_since_snapshot DESC, s.aggregate_type, s.aggregate_id",
+    params: &[Param::Int8],
+};
+
+/// Serializes migrations of one schema across processes, for the migration transaction.
+pub(crate) static MIGRATION_LOCK: Stmt = Stmt {
+    name: "migration_lock",
+    text:
+        "SELECT pg_advisory_xact_lock(hashtext('eventsource_migrations'), hashtext(COALESCE($1, current_schema(), '')))",
+    params: &[Param::Text],
+};
+
+/// Whether a schema exists.
+pub(crate) static SCHEMA_EXISTS: Stmt = Stmt {
+    name: "schema_exists",
+    text: "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+    params: &[Param::Text],
+};
+
+/// The migrations recorded as applied.
+pub(crate) static APPLIED_MIGRATIONS: Stmt = Stmt {
+    name: "applied_migrations",
+    text: "SELECT version, checksum, format FROM eventsource_migrations ORDER BY version",
+    params: &[],
+};
+
+/// Records an applied migration.
+pub(crate) static RECORD_MIGRATION: Stmt = Stmt {
+    name: "record_migration",
+    text: "INSERT INTO eventsource_migrations (version, name, checksum, format) VALUES ($1, $2, $3, $4)",
+    params: &[Param::Int4, Param::Text, Param::Text, Param::Text],
+};
+
+/// The columns and constraints of our tables in the current schema, for the schema check.
+pub(crate) static CATALOG: Stmt = Stmt {
+    name: "schema_check",
+    text: "SELECT 'column'::TEXT AS kind, table_name::TEXT, column_name::TEXT AS name, data_type::TEXT AS detail
+FROM information_schema.columns
+WHERE table_schema = current_schema() AND table_name IN ('events', 'snapshots')
+UNION ALL
+SELECT 'constraint'::TEXT, table_name::TEXT, constraint_name::TEXT, constraint_type::TEXT
+FROM information_schema.table_constraints
+WHERE constraint_schema = current_schema() AND table_name IN ('events', 'snapshots')",
+    params: &[],
+};
+
+/// Where the connection is: database, schema, server address and port.
+pub(crate) static SERVER_INFO: Stmt = Stmt {
+    name: "server_info",
+    text: "SELECT current_database()::TEXT, current_schema()::TEXT, host(inet_server_addr()), inet_server_port()",
+    params: &[],
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placeholders(text: &str) -> usize {
+        (1..=20).filter(|n| text.contains(&format!("${n}"))).count()
+    }
+
+    #[test]
+    fn every_statement_declares_each_parameter() {
+        for s in [
+            &APPEND,
+            &EXISTING_EVENT_ID,
+            &STREAM_VERSION,
+            &READ_STREAM,
+            &JOINT_READ,
+            &AGGREGATES_BY_EVENT_COUNT,
+            &SNAPSHOT_UPSERT,
+            &SNAPSHOT_GET,
+            &SNAPSHOT_DELETE,
+            &SNAPSHOT_EXISTS,
+            &SNAPSHOTS_DELETE_BY_TYPE,
+            &COVERAGE,
+            &STALE_SNAPSHOTS,
+            &MIGRATION_LOCK,
+            &SCHEMA_EXISTS,
+            &APPLIED_MIGRATIONS,
+            &RECORD_MIGRATION,
+            &CATALOG,
+            &SERVER_INFO,
+        ] {
+            assert_eq!(placeholders(s.text), s.params.len(), "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn body_types_follow_the_codec() {
+        assert_eq!(SNAPSHOT_UPSERT.types(Format::Json)[4], Type::JSONB);
+        assert_eq!(SNAPSHOT_UPSERT.types(Format::Binary)[4], Type::BYTEA);
+        assert_eq!(APPEND.types(Format::Binary)[7], Type::BYTEA_ARRAY);
+        assert_eq!(
+            APPEND.types(Format::Binary)[8],
+            Type::JSONB_ARRAY,
+            "metadata stays JSONB"
+        );
+    }
+
+    #[test]
+    fn the_upsert_names_the_guides_constraint() {
+        assert!(SNAPSHOT_UPSERT.text.contains(UQ_SNAPSHOTS_AGGREGATE));
+    }
+}

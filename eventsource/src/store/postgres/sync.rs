@@ -1,0 +1,654 @@
+//! The sync stores, over the `postgres` crate, with a small pool of our own.
+//!
+//! ## The pool
+//!
+//! A `Mutex` over idle clients plus a `Condvar`: an operation takes the most recently used
+//! idle client (or opens one while fewer than `pool_size` are open, or waits up to
+//! `checkout_timeout`), runs, and gives it back. A client whose operation failed with a
+//! connection-level error (I/O, closed, `FATAL`, administrator shutdown) or that reports
+//! itself closed is dropped instead, and its slot freed: a dead connection is never handed
+//! out twice. Each client keeps its prepared statements, so a statement is parsed once per
+//! connection and every later execution is one round trip.
+//!
+//! Why not r2d2-postgres: it pins its own `postgres` version, starts a maintenance thread
+//! per pool, and has no room for the per-connection statement cache we need anyway; the
+//! pool here is about a hundred lines.
+//!
+//! The `postgres` crate drives each connection on a private tokio runtime; like it, these
+//! stores must not be called from inside an async task (use the async stores there, or
+//! `tokio::task::spawn_blocking`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{NoTls, Row, Statement};
+use tokio_postgres::types::ToSql;
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use super::conn::{
+    bound_to_i64, check_schema_name, is_fatal, location, options_with_search_path, store_error, Connector, PgOptions,
+    BACKEND, TARGET,
+};
+use super::migrate;
+use super::ops::{self, AppendBatch, AppendOutcome, Header, SnapshotRow};
+use super::rows;
+use super::sql::{self, Stmt};
+use crate::codec::{Codec, Format, JsonCodec};
+use crate::error::{Error, Result};
+use crate::event::{EventRecord, NewEvent};
+use crate::snapshot::{Snapshot, SnapshotWrite};
+use crate::store::monitor::{Coverage, SnapshotMonitor, StaleSnapshot};
+use crate::store::{EventStore, JointVisitor, SnapshotStore, StoreLocation};
+
+struct Conn {
+    client: postgres::Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Conn>,
+    open: usize,
+}
+
+/// A bounded pool of sync clients.
+struct Pool {
+    config: postgres::Config,
+    connector: Connector,
+    format: Format,
+    max_size: usize,
+    timeout: Duration,
+    state: Mutex<PoolState>,
+    available: Condvar,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn connect(&self) -> Result<Conn> {
+        let client = match &self.connector {
+            Connector::Plain => self.config.connect(NoTls),
+            #[cfg(feature = "postgres-tls")]
+            Connector::Rustls(tls) => self.config.connect(tls.clone()),
+        }
+        .map_err(|e| store_error("connect", e))?;
+        debug!(target: TARGET, "opened a PostgreSQL connection");
+        Ok(Conn {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+
+    /// Takes a client: an idle one, a new one, or the first one given back in time.
+    fn get(&self) -> Result<Lease<'_>> {
+        let deadline = Instant::now() + self.timeout;
+        let mut state = self.lock();
+        loop {
+            while let Some(conn) = state.idle.pop() {
+                if conn.client.is_closed() {
+                    state.open = state.open.saturating_sub(1);
+                    continue;
+                }
+                return Ok(Lease::new(self, conn));
+            }
+            if state.open < self.max_size {
+                state.open += 1;
+                drop(state);
+                return match self.connect() {
+                    Ok(conn) => Ok(Lease::new(self, conn)),
+                    Err(e) => {
+                        self.release_slot();
+                        Err(e)
+                    }
+                };
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Store {
+                    backend: BACKEND,
+                    message: format!(
+                        "no PostgreSQL connection became free within {:?} (pool size {})",
+                        self.timeout, self.max_size
+                    ),
+                    source: None,
+                });
+            }
+            state = self
+                .available
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn release_slot(&self) {
+        let mut state = self.lock();
+        state.open = state.open.saturating_sub(1);
+        drop(state);
+        self.available.notify_one();
+    }
+
+    fn give_back(&self, conn: Conn) {
+        self.lock().idle.push(conn);
+        self.available.notify_one();
+    }
+}
+
+/// A client on loan from the pool; given back (or discarded when broken) on drop.
+struct Lease<'p> {
+    pool: &'p Pool,
+    conn: Option<Conn>,
+    broken: bool,
+}
+
+fn lost() -> Error {
+    Error::Store {
+        backend: BACKEND,
+        message: "the pooled connection is gone".into(),
+        source: None,
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        if self.broken || conn.client.is_closed() {
+            warn!(target: TARGET, "discarding a broken PostgreSQL connection");
+            drop(conn);
+            self.pool.release_slot();
+        } else {
+            self.pool.give_back(conn);
+        }
+    }
+}
+
+impl<'p> Lease<'p> {
+    fn new(pool: &'p Pool, conn: Conn) -> Self {
+        Lease {
+            pool,
+            conn: Some(conn),
+            broken: false,
+        }
+    }
+
+    fn fail(&mut self, what: &str, e: tokio_postgres::Error) -> Error {
+        if is_fatal(&e) {
+            self.broken = true;
+        }
+        store_error(what, e)
+    }
+
+    /// The statement, prepared on this connection (once).
+    fn statement(&mut self, stmt: &'static Stmt) -> Result<Statement> {
+        let format = self.pool.format;
+        let conn = self.conn.as_mut().ok_or_else(lost)?;
+        if let Some(s) = conn.statements.get(stmt.text) {
+            return Ok(s.clone());
+        }
+        match conn.client.prepare_typed(stmt.text, &stmt.types(format)) {
+            Ok(s) => {
+                conn.statements.insert(stmt.text, s.clone());
+                Ok(s)
+            }
+            Err(e) => Err(self.fail(stmt.name, e)),
+        }
+    }
+
+    fn execute(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let statement = self.statement(stmt)?;
+        let conn = self.conn.as_mut().ok_or_else(lost)?;
+        match conn.client.execute(&statement, params) {
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.fail(stmt.name, e)),
+        }
+    }
+
+    fn query(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let statement = self.statement(stmt)?;
+        let conn = self.conn.as_mut().ok_or_else(lost)?;
+        match conn.client.query(&statement, params) {
+            Ok(rows) => Ok(rows),
+            Err(e) => Err(self.fail(stmt.name, e)),
+        }
+    }
+
+    fn query_first(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        Ok(self.query(stmt, params)?.into_iter().next())
+    }
+
+    /// Streams the rows to `f` as they arrive (the driver reads the socket only as fast as
+    /// `f` consumes); `f` returns whether to go on.
+    fn for_each_row(
+        &mut self,
+        stmt: &'static Stmt,
+        params: &[&(dyn ToSql + Sync)],
+        mut f: impl FnMut(&Row) -> Result<bool>,
+    ) -> Result<()> {
+        let statement = self.statement(stmt)?;
+        let conn = self.conn.as_mut().ok_or_else(lost)?;
+        let mut failure = None;
+        let outcome = 'run: {
+            let mut rows = match conn.client.query_raw(&statement, params.iter().copied()) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    failure = Some(e);
+                    break 'run Ok(());
+                }
+            };
+            loop {
+                match rows.next() {
+                    Ok(Some(row)) => match f(&row) {
+                        Ok(true) => {}
+                        Ok(false) => break 'run Ok(()),
+                        Err(e) => break 'run Err(e),
+                    },
+                    Ok(None) => break 'run Ok(()),
+                    Err(e) => {
+                        failure = Some(e);
+                        break 'run Ok(());
+                    }
+                }
+            }
+        };
+        match failure {
+            Some(e) => Err(self.fail(stmt.name, e)),
+            None => outcome,
+        }
+    }
+
+    fn stream_version(&mut self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
+        match self.query_first(&sql::STREAM_VERSION, &[&aggregate_id, &aggregate_type])? {
+            Some(row) => rows::version(&row),
+            None => Ok(0),
+        }
+    }
+}
+
+/// What an event store and the snapshot stores made from it share: the pool and where it
+/// points.
+struct Shared {
+    pool: Pool,
+    location: StoreLocation,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresPool")
+            .field("location", &self.location.0)
+            .field("format", &self.pool.format)
+            .field("pool_size", &self.pool.max_size)
+            .finish()
+    }
+}
+
+impl Shared {
+    fn open(mut config: postgres::Config, format: Format, options: &PgOptions) -> Result<Arc<Self>> {
+        if let Some(schema) = options.get_schema() {
+            check_schema_name(schema)?;
+            let with_path = options_with_search_path(config.get_options(), schema);
+            config.options(&with_path);
+        }
+        let pool = Pool {
+            connector: Connector::new(options.get_tls()),
+            format,
+            max_size: options.get_pool_size(),
+            timeout: options.get_checkout_timeout(),
+            state: Mutex::new(PoolState::default()),
+            available: Condvar::new(),
+            config,
+        };
+        let info = {
+            let mut lease = pool.get()?;
+            let conn = lease.conn.as_mut().ok_or_else(lost)?;
+            migrate::blocking::open(&mut conn.client, options.get_schema(), format, options.get_migrate())?
+        };
+        let location = location(&info, pool.config.get_hosts(), pool.config.get_ports());
+        debug!(target: TARGET, location = %location.0, "PostgreSQL store open");
+        Ok(Arc::new(Shared { pool, location }))
+    }
+}
+
+fn parse_url(url: &str) -> Result<postgres::Config> {
+    url.parse::<postgres::Config>()
+        .map_err(|e| Error::InvalidConfig(format!("invalid PostgreSQL connection string: {e}")))
+}
+
+#[cfg(feature = "postgres-tls")]
+fn tls_options(config: &mut postgres::Config) -> Result<PgOptions> {
+    if config.get_ssl_mode() == postgres::config::SslMode::Prefer {
+        config.ssl_mode(postgres::config::SslMode::Require);
+    }
+    Ok(PgOptions::new().tls(super::TlsMode::webpki_roots()?))
+}
+
+/// A sync PostgreSQL [`EventStore`].
+///
+/// Cloning shares the pool. See the [module docs](super) for the schema, pooling and the
+/// one-round-trip append.
+///
+/// ```no_run
+/// use eventsource::store::postgres::{PgOptions, PostgresEventStore};
+/// use eventsource::{AggregateRepository, JsonCodec};
+///
+/// # fn main() -> eventsource::Result<()> {
+/// let url = std::env::var("DATABASE_URL").unwrap_or("host=localhost user=postgres".into());
+/// let events = PostgresEventStore::connect(&url)?;        // migrates, checks the schema
+/// let snapshots = events.snapshot_store();                  // same pool, same schema
+/// // Or in a schema of its own, with a bigger pool:
+/// let config = url.parse().map_err(|e| eventsource::Error::InvalidConfig(format!("{e}")))?;
+/// let tenant = PostgresEventStore::from_config(config, JsonCodec, PgOptions::new().schema("tenant_a").pool_size(16))?;
+/// # let _ = (snapshots, tenant); Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresEventStore<C: Codec = JsonCodec> {
+    shared: Arc<Shared>,
+    codec: C,
+}
+
+impl<C: Codec> fmt::Debug for PostgresEventStore<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresEventStore")
+            .field("codec", &C::NAME)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+impl PostgresEventStore<JsonCodec> {
+    /// Connects with the JSON codec (`host=... user=... dbname=...` or `postgresql://...`),
+    /// migrating and checking the schema.
+    pub fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_codec(url, JsonCodec)
+    }
+
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
+    /// `prefer` (the default) becomes `require`.
+    #[cfg(feature = "postgres-tls")]
+    pub fn connect_tls(url: &str) -> Result<Self> {
+        let mut config = parse_url(url)?;
+        let options = tls_options(&mut config)?;
+        Self::from_config(config, JsonCodec, options)
+    }
+}
+
+impl<C: Codec> PostgresEventStore<C> {
+    /// Connects with a codec.
+    pub fn connect_with_codec(url: &str, codec: C) -> Result<Self> {
+        Self::from_config(parse_url(url)?, codec, PgOptions::new())
+    }
+
+    /// Connects from a configured `postgres::Config`, with options (schema, pool, TLS).
+    pub fn from_config(config: postgres::Config, codec: C, options: PgOptions) -> Result<Self> {
+        Ok(Self {
+            shared: Shared::open(config, C::FORMAT, &options)?,
+            codec,
+        })
+    }
+
+    /// A snapshot store on the same pool and schema (so loads take one query).
+    pub fn snapshot_store(&self) -> PostgresSnapshotStore<C> {
+        PostgresSnapshotStore {
+            shared: Arc::clone(&self.shared),
+            codec: self.codec.clone(),
+        }
+    }
+}
+
+impl<C: Codec> EventStore for PostgresEventStore<C> {
+    type Codec = C;
+
+    fn codec(&self) -> &C {
+        &self.codec
+    }
+
+    fn append(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        expected_version: u64,
+        events: &[NewEvent],
+    ) -> Result<u64> {
+        let mut lease = self.shared.pool.get()?;
+        if events.is_empty() {
+            let actual = lease.stream_version(aggregate_id, aggregate_type)?;
+            return ops::check_empty_append(aggregate_id, aggregate_type, expected_version, actual);
+        }
+        let metadata = ops::encode_metadata(events)?;
+        let batch = AppendBatch::new(aggregate_id, aggregate_type, expected_version, events, &metadata)?;
+        let result = lease.execute(&sql::APPEND, &batch.params());
+        match batch.outcome(result) {
+            AppendOutcome::Appended(version) => {
+                debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, events = events.len(), version,
+                       "appended");
+                Ok(version)
+            }
+            AppendOutcome::Conflict => {
+                let actual = lease.stream_version(aggregate_id, aggregate_type)?;
+                Err(batch.conflict(actual))
+            }
+            AppendOutcome::DuplicateEvent => {
+                let found = lease
+                    .query_first(&sql::EXISTING_EVENT_ID, &[&batch.ids])?
+                    .map(|row| rows::event_id(&row))
+                    .transpose()?;
+                Err(batch.duplicate(found))
+            }
+            AppendOutcome::Failed(e) => Err(e),
+        }
+    }
+
+    fn read_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut dyn FnMut(&EventRecord<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let after = bound_to_i64(after_version);
+        let mut lease = self.shared.pool.get()?;
+        lease.for_each_row(&sql::READ_STREAM, &[&aggregate_id, &aggregate_type, &after], |row| {
+            visit(&rows::event(row, aggregate_id, aggregate_type)?)?;
+            Ok(true)
+        })
+    }
+
+    fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
+        self.shared.pool.get()?.stream_version(aggregate_id, aggregate_type)
+    }
+
+    fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
+        aggregates_by_event_count(&self.shared, aggregate_type, min_events)
+    }
+
+    fn location(&self) -> Option<StoreLocation> {
+        Some(self.shared.location.clone())
+    }
+
+    fn read_with_snapshot(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        visitor: &mut dyn JointVisitor,
+    ) -> Result<bool> {
+        let mut lease = self.shared.pool.get()?;
+        let mut header = Header::Pending;
+        lease.for_each_row(&sql::JOINT_READ, &[&aggregate_id, &aggregate_type], |row| {
+            if header == Header::Pending {
+                let Some(decoded) = header.decode(row, aggregate_id, aggregate_type) else {
+                    return Ok(false);
+                };
+                return visitor.snapshot(decoded.snapshot, decoded.stream_version);
+            }
+            visitor.event(&rows::event(row, aggregate_id, aggregate_type)?)?;
+            Ok(true)
+        })?;
+        Ok(header == Header::Asked)
+    }
+}
+
+fn aggregates_by_event_count(shared: &Shared, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
+    let min = bound_to_i64(min_events);
+    shared
+        .pool
+        .get()?
+        .query(&sql::AGGREGATES_BY_EVENT_COUNT, &[&aggregate_type, &min])?
+        .iter()
+        .map(rows::aggregate_count)
+        .collect()
+}
+
+/// A sync PostgreSQL [`SnapshotStore`], with the monitoring queries of the reference guide
+/// ([`SnapshotMonitor`]).
+///
+/// Cloning shares the pool. Made by [`PostgresEventStore::snapshot_store`] (sharing the
+/// event store's pool) or connected on its own.
+#[derive(Clone)]
+pub struct PostgresSnapshotStore<C: Codec = JsonCodec> {
+    shared: Arc<Shared>,
+    codec: C,
+}
+
+impl<C: Codec> fmt::Debug for PostgresSnapshotStore<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresSnapshotStore")
+            .field("codec", &C::NAME)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+impl PostgresSnapshotStore<JsonCodec> {
+    /// Connects with the JSON codec, migrating and checking the schema.
+    pub fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_codec(url, JsonCodec)
+    }
+
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
+    /// `prefer` (the default) becomes `require`.
+    #[cfg(feature = "postgres-tls")]
+    pub fn connect_tls(url: &str) -> Result<Self> {
+        let mut config = parse_url(url)?;
+        let options = tls_options(&mut config)?;
+        Self::from_config(config, JsonCodec, options)
+    }
+}
+
+impl<C: Codec> PostgresSnapshotStore<C> {
+    /// Connects with a codec.
+    pub fn connect_with_codec(url: &str, codec: C) -> Result<Self> {
+        Self::from_config(parse_url(url)?, codec, PgOptions::new())
+    }
+
+    /// Connects from a configured `postgres::Config`, with options (schema, pool, TLS).
+    pub fn from_config(config: postgres::Config, codec: C, options: PgOptions) -> Result<Self> {
+        Ok(Self {
+            shared: Shared::open(config, C::FORMAT, &options)?,
+            codec,
+        })
+    }
+
+    /// An event store on the same pool and schema.
+    pub fn event_store(&self) -> PostgresEventStore<C> {
+        PostgresEventStore {
+            shared: Arc::clone(&self.shared),
+            codec: self.codec.clone(),
+        }
+    }
+}
+
+/// The reference guide's monitoring queries (ordered; the freshness bound as a parameter).
+impl<C: Codec> SnapshotMonitor for PostgresSnapshotStore<C> {
+    /// Snapshot coverage per aggregate type (the guide's coverage query).
+    fn coverage(&self) -> Result<Vec<Coverage>> {
+        self.shared
+            .pool
+            .get()?
+            .query(&sql::COVERAGE, &[])?
+            .iter()
+            .map(rows::coverage)
+            .collect()
+    }
+
+    /// Snapshots more than `min_events_since` events behind their stream, worst first (the
+    /// guide's freshness query, with the bound as a parameter).
+    fn stale_snapshots(&self, min_events_since: u64) -> Result<Vec<StaleSnapshot>> {
+        let bound = bound_to_i64(min_events_since);
+        self.shared
+            .pool
+            .get()?
+            .query(&sql::STALE_SNAPSHOTS, &[&bound])?
+            .iter()
+            .map(rows::stale_snapshot)
+            .collect()
+    }
+
+    /// Aggregates of a type with more than `min_events` events, most first (the guide's
+    /// "prioritize high-event aggregates").
+    fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
+        aggregates_by_event_count(&self.shared, aggregate_type, min_events)
+    }
+}
+
+impl<C: Codec> SnapshotStore for PostgresSnapshotStore<C> {
+    type Codec = C;
+
+    fn codec(&self) -> &C {
+        &self.codec
+    }
+
+    fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotWrite> {
+        let row = SnapshotRow::new(snapshot)?;
+        let n = self.shared.pool.get()?.execute(&sql::SNAPSHOT_UPSERT, &row.params())?;
+        Ok(ops::snapshot_write(n))
+    }
+
+    fn get_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<Option<Snapshot>> {
+        self.shared
+            .pool
+            .get()?
+            .query_first(&sql::SNAPSHOT_GET, &[&aggregate_id, &aggregate_type])?
+            .map(|row| rows::snapshot(&row, aggregate_id, aggregate_type))
+            .transpose()
+    }
+
+    fn delete_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool> {
+        let n = self
+            .shared
+            .pool
+            .get()?
+            .execute(&sql::SNAPSHOT_DELETE, &[&aggregate_id, &aggregate_type])?;
+        Ok(n > 0)
+    }
+
+    fn delete_snapshots_by_type(&self, aggregate_type: &str, schema_version_below: Option<u32>) -> Result<u64> {
+        let bound = ops::schema_bound(schema_version_below);
+        self.shared
+            .pool
+            .get()?
+            .execute(&sql::SNAPSHOTS_DELETE_BY_TYPE, &[&aggregate_type, &bound])
+    }
+
+    fn snapshot_exists(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool> {
+        match self
+            .shared
+            .pool
+            .get()?
+            .query_first(&sql::SNAPSHOT_EXISTS, &[&aggregate_id, &aggregate_type])?
+        {
+            Some(row) => rows::flag(&row, "snapshots"),
+            None => Ok(false),
+        }
+    }
+
+    fn location(&self) -> Option<StoreLocation> {
+        Some(self.shared.location.clone())
+    }
+}

@@ -1,0 +1,51 @@
+//! The conformance suite over PostgreSQL, through both APIs, each test in a schema of its
+//! own: sync stores over `postgres`, async ones over `tokio-postgres`, with the JSON codec
+//! (event and snapshot stores sharing a pool: one-query loads), with bincode, and with the
+//! event and snapshot stores in two schemas (separate reads). Without a reachable server a
+//! test prints a skip line outside CI and fails in CI (`common_pg::schema`).
+
+#[macro_use]
+mod common_pg;
+mod common;
+#[macro_use]
+mod conformance;
+
+use common_pg::PgSchema;
+use eventsource::store::postgres::{
+    AsyncPostgresEventStore, AsyncPostgresSnapshotStore, PostgresEventStore, PostgresSnapshotStore,
+};
+use eventsource::{BincodeCodec, Codec, JsonCodec};
+
+/// Event and snapshot stores on one fresh schema and pool (one-query loads).
+fn shared<C: Codec + Default>() -> Option<(PostgresEventStore<C>, PostgresSnapshotStore<C>, PgSchema)> {
+    let db = common_pg::schema("conformance")?;
+    let events = PostgresEventStore::from_config(db.config("conformance"), C::default(), db.options()).expect("open");
+    let snapshots = events.snapshot_store();
+    Some((events, snapshots, db))
+}
+
+/// Event and snapshot stores in two schemas: the repository reads them separately.
+fn separate() -> Option<(PostgresEventStore, PostgresSnapshotStore, (PgSchema, PgSchema))> {
+    let db = common_pg::schema("conformance")?;
+    let other = common_pg::schema("conformance")?;
+    let events = PostgresEventStore::from_config(db.config("conformance"), JsonCodec, db.options()).expect("open");
+    let snapshots =
+        PostgresSnapshotStore::from_config(other.config("conformance"), JsonCodec, other.options()).expect("open");
+    Some((events, snapshots, (db, other)))
+}
+
+async fn shared_async<C: Codec + Default>(
+) -> Option<(AsyncPostgresEventStore<C>, AsyncPostgresSnapshotStore<C>, PgSchema)> {
+    let db = common_pg::schema("conformance")?;
+    let events = AsyncPostgresEventStore::from_config(db.async_config("conformance"), C::default(), db.options())
+        .await
+        .expect("open");
+    let snapshots = events.snapshot_store();
+    Some((events, snapshots, db))
+}
+
+conformance_suite!(sync pg_sync: shared::<JsonCodec>);
+conformance_suite!(sync pg_bincode_sync: shared::<BincodeCodec>);
+conformance_suite!(sync pg_separate_schemas_sync: separate);
+conformance_suite!(async pg_async: shared_async::<JsonCodec>);
+conformance_suite!(async pg_bincode_async: shared_async::<BincodeCodec>);
