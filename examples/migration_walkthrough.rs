@@ -195,88 +195,19 @@ impl Apply<CartItemPut> for Cart {
 // ---------------------------------------------------------------------------------------
 
 /// "Step 1 / SQLite": the snapshots table the reference guide gives.
-const REFERENCE_SQLITE_DDL: &str = "CREATE TABLE IF NOT EXISTS snapshots (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    aggregate_id TEXT NOT NULL,
-    aggregate_type TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    schema_version INTEGER NOT NULL DEFAULT 1,
-    state TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    UNIQUE (aggregate_id, aggregate_type)
-);
-
-CREATE INDEX IF NOT EXISTS idx_snapshots_aggregate_lookup
-    ON snapshots(aggregate_id, aggregate_type);
-CREATE INDEX IF NOT EXISTS idx_snapshots_aggregate_type
-    ON snapshots(aggregate_type);
-CREATE INDEX IF NOT EXISTS idx_snapshots_schema_version
-    ON snapshots(aggregate_type, schema_version);
-CREATE INDEX IF NOT EXISTS idx_snapshots_created_at
-    ON snapshots(created_at);
-";
+const REFERENCE_SQLITE_DDL: &str = include_str!("../tests/reference/snapshots_sqlite.sql");
 
 /// "Step 1 / PostgreSQL": the snapshots table the reference guide gives.
-const REFERENCE_POSTGRES_DDL: &str = "CREATE TABLE IF NOT EXISTS snapshots (
-    id BIGSERIAL PRIMARY KEY,
-    aggregate_id UUID NOT NULL,
-    aggregate_type VARCHAR(255) NOT NULL,
-    version INTEGER NOT NULL,
-    schema_version INTEGER NOT NULL DEFAULT 1,
-    state JSONB NOT NULL,
-    created_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW(),
-    CONSTRAINT uq_snapshots_aggregate UNIQUE (aggregate_id, aggregate_type)
-);
-
-CREATE INDEX IF NOT EXISTS idx_snapshots_aggregate_lookup
-    ON snapshots(aggregate_id, aggregate_type);
-CREATE INDEX IF NOT EXISTS idx_snapshots_aggregate_type
-    ON snapshots(aggregate_type);
-CREATE INDEX IF NOT EXISTS idx_snapshots_schema_version
-    ON snapshots(aggregate_type, schema_version);
-CREATE INDEX IF NOT EXISTS idx_snapshots_created_at
-    ON snapshots(created_at);
-";
+const REFERENCE_POSTGRES_DDL: &str = include_str!("../tests/reference/snapshots_postgres.sql");
 
 /// "Prioritize High-Event Aggregates" (the SQL inside the guide's Python string).
-const REFERENCE_HIGH_EVENT_SQL: &str = "    SELECT aggregate_id
-    FROM events
-    WHERE aggregate_type = 'Order'
-    GROUP BY aggregate_id
-    HAVING COUNT(*) > 500
-    ORDER BY COUNT(*) DESC
-";
+const REFERENCE_HIGH_EVENT_SQL: &str = include_str!("../tests/reference/high_event.sql");
 
 /// "Monitoring the Migration / Check Snapshot Coverage".
-const REFERENCE_COVERAGE_SQL: &str = "-- PostgreSQL: Count aggregates with/without snapshots
-SELECT
-    e.aggregate_type,
-    COUNT(DISTINCT e.aggregate_id) as total_aggregates,
-    COUNT(DISTINCT s.aggregate_id) as with_snapshot,
-    COUNT(DISTINCT e.aggregate_id) - COUNT(DISTINCT s.aggregate_id) as without_snapshot
-FROM events e
-LEFT JOIN snapshots s
-    ON e.aggregate_id = s.aggregate_id
-    AND e.aggregate_type = s.aggregate_type
-GROUP BY e.aggregate_type;
-";
+const REFERENCE_COVERAGE_SQL: &str = include_str!("../tests/reference/coverage.sql");
 
 /// "Monitoring the Migration / Check Snapshot Freshness".
-const REFERENCE_FRESHNESS_SQL: &str = "-- Find stale snapshots (many events since snapshot)
-SELECT
-    s.aggregate_type,
-    s.aggregate_id,
-    s.version as snapshot_version,
-    MAX(e.version) as current_version,
-    MAX(e.version) - s.version as events_since_snapshot
-FROM snapshots s
-JOIN events e
-    ON s.aggregate_id = e.aggregate_id
-    AND s.aggregate_type = e.aggregate_type
-GROUP BY s.aggregate_type, s.aggregate_id, s.version
-HAVING MAX(e.version) - s.version > 100
-ORDER BY events_since_snapshot DESC;
-";
+const REFERENCE_FRESHNESS_SQL: &str = include_str!("../tests/reference/freshness.sql");
 
 /// The reference guide, when the workspace sits beside `shared/`.
 const REFERENCE_GUIDE_PATH: &str = concat!(

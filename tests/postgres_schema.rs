@@ -5,48 +5,10 @@
 
 #[macro_use]
 mod common_pg;
+mod reference;
 
 use common_pg::PgSchema;
 use eventsource::{get_schema, Backend, Format, Schema};
-
-/// The reference guide's PostgreSQL snapshots DDL ("Step 1: Create the Snapshots Table"),
-/// copied verbatim.
-const GUIDE_SNAPSHOTS_DDL: &str = "CREATE TABLE IF NOT EXISTS snapshots (
-    id BIGSERIAL PRIMARY KEY,
-    aggregate_id UUID NOT NULL,
-    aggregate_type VARCHAR(255) NOT NULL,
-    version INTEGER NOT NULL,
-    schema_version INTEGER NOT NULL DEFAULT 1,
-    state JSONB NOT NULL,
-    created_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW(),
-    CONSTRAINT uq_snapshots_aggregate UNIQUE (aggregate_id, aggregate_type)
-);
-
-CREATE INDEX IF NOT EXISTS idx_snapshots_aggregate_lookup
-    ON snapshots(aggregate_id, aggregate_type);
-CREATE INDEX IF NOT EXISTS idx_snapshots_aggregate_type
-    ON snapshots(aggregate_type);
-CREATE INDEX IF NOT EXISTS idx_snapshots_schema_version
-    ON snapshots(aggregate_type, schema_version);
-CREATE INDEX IF NOT EXISTS idx_snapshots_created_at
-    ON snapshots(created_at);";
-
-/// The guide, when the workspace sits beside `shared/` (as in CI): the DDL above must be in
-/// it word for word.
-#[test]
-fn the_copied_ddl_is_the_guides() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/reference/snapshotting-migration-guide.md"
-    );
-    match std::fs::read_to_string(path) {
-        Ok(guide) => assert!(
-            guide.contains(GUIDE_SNAPSHOTS_DDL),
-            "the guide's DDL changed; update the copy"
-        ),
-        Err(_) => eprintln!("SKIPPED the_copied_ddl_is_the_guides: no reference guide at {path}"),
-    }
-}
 
 /// A column: position, name, data type, maximum length, default, nullability.
 type Column = (i32, String, String, Option<i32>, Option<String>, String);
@@ -137,7 +99,7 @@ fn shape(db: &PgSchema, schema: &str, table: &str) -> Shape {
 fn snapshots_table_is_the_guides() {
     let guide = pg_schema_or_skip!("snapshots_table_is_the_guides (guide)");
     let ours = pg_schema_or_skip!("snapshots_table_is_the_guides (ours)");
-    guide.exec(GUIDE_SNAPSHOTS_DDL);
+    guide.exec(reference::SNAPSHOTS_POSTGRES);
     ours.exec(&get_schema(Schema::Snapshots, Backend::Postgres, Format::Json));
     let expected = shape(&guide, &guide.name, "snapshots");
     let actual = shape(&ours, &ours.name, "snapshots");
@@ -151,7 +113,7 @@ fn migrated_snapshots_table_is_the_guides_too() {
     // What a store creates through its migrations, not only what get_schema prints.
     let guide = pg_schema_or_skip!("migrated_snapshots_table_is_the_guides (guide)");
     let ours = pg_schema_or_skip!("migrated_snapshots_table_is_the_guides (ours)");
-    guide.exec(GUIDE_SNAPSHOTS_DDL);
+    guide.exec(reference::SNAPSHOTS_POSTGRES);
     eventsource::PostgresSnapshotStore::from_config(ours.config("schema"), eventsource::JsonCodec, ours.options())
         .expect("open");
     assert_eq!(
@@ -164,7 +126,7 @@ fn migrated_snapshots_table_is_the_guides_too() {
 fn bincode_changes_only_the_state_type() {
     let guide = pg_schema_or_skip!("bincode_changes_only_the_state_type (guide)");
     let ours = pg_schema_or_skip!("bincode_changes_only_the_state_type (ours)");
-    guide.exec(GUIDE_SNAPSHOTS_DDL);
+    guide.exec(reference::SNAPSHOTS_POSTGRES);
     ours.exec(&get_schema(Schema::Snapshots, Backend::Postgres, Format::Binary));
     let mut expected = shape(&guide, &guide.name, "snapshots");
     for column in &mut expected.columns {
@@ -213,4 +175,9 @@ fn events_table_has_the_designed_columns_and_constraints() {
     assert!(events
         .constraints
         .contains(&("events_pkey".into(), "PRIMARY KEY".into())));
+}
+
+#[test]
+fn the_copied_ddl_is_the_guides() {
+    reference::assert_verbatim();
 }

@@ -5,73 +5,19 @@
 //! The guide labels the coverage query "PostgreSQL", but it uses nothing PostgreSQL-only:
 //! it runs unchanged on SQLite, as do the freshness and high-event queries.
 
+mod reference;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use eventsource::{
-    Codec, Coverage, EventStore, JsonCodec, Metadata, NewEvent, Snapshot, SnapshotMonitor,
-    SnapshotStore, SqliteEventStore, SqliteSnapshotStore, StaleSnapshot,
+    Codec, Coverage, EventStore, JsonCodec, Metadata, NewEvent, Snapshot, SnapshotMonitor, SnapshotStore,
+    SqliteEventStore, SqliteSnapshotStore, StaleSnapshot,
 };
 use rusqlite::Connection;
 use uuid::Uuid;
 
-/// "Monitoring the Migration / Check Snapshot Coverage", copied from the guide.
-const GUIDE_COVERAGE: &str = "-- PostgreSQL: Count aggregates with/without snapshots
-SELECT
-    e.aggregate_type,
-    COUNT(DISTINCT e.aggregate_id) as total_aggregates,
-    COUNT(DISTINCT s.aggregate_id) as with_snapshot,
-    COUNT(DISTINCT e.aggregate_id) - COUNT(DISTINCT s.aggregate_id) as without_snapshot
-FROM events e
-LEFT JOIN snapshots s
-    ON e.aggregate_id = s.aggregate_id
-    AND e.aggregate_type = s.aggregate_type
-GROUP BY e.aggregate_type;
-";
-
-/// "Monitoring the Migration / Check Snapshot Freshness", copied from the guide.
-const GUIDE_FRESHNESS: &str = "-- Find stale snapshots (many events since snapshot)
-SELECT
-    s.aggregate_type,
-    s.aggregate_id,
-    s.version as snapshot_version,
-    MAX(e.version) as current_version,
-    MAX(e.version) - s.version as events_since_snapshot
-FROM snapshots s
-JOIN events e
-    ON s.aggregate_id = e.aggregate_id
-    AND s.aggregate_type = e.aggregate_type
-GROUP BY s.aggregate_type, s.aggregate_id, s.version
-HAVING MAX(e.version) - s.version > 100
-ORDER BY events_since_snapshot DESC;
-";
-
-/// "Prioritize High-Event Aggregates", copied from the guide (the SQL inside its Python
-/// string, indentation included).
-const GUIDE_HIGH_EVENT: &str = "    SELECT aggregate_id
-    FROM events
-    WHERE aggregate_type = 'Order'
-    GROUP BY aggregate_id
-    HAVING COUNT(*) > 500
-    ORDER BY COUNT(*) DESC
-";
-
 /// The guide's own text, when the workspace sits beside it.
-const GUIDE_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/reference/snapshotting-migration-guide.md"
-);
-
-#[test]
-fn the_queries_here_are_the_guides_verbatim() {
-    let Ok(guide) = std::fs::read_to_string(GUIDE_PATH) else {
-        eprintln!("reference guide not found at {GUIDE_PATH}; skipping the verbatim check");
-        return;
-    };
-    for query in [GUIDE_COVERAGE, GUIDE_FRESHNESS, GUIDE_HIGH_EVENT] {
-        assert!(guide.contains(query), "not verbatim in the guide:\n{query}");
-    }
-}
 
 /// One aggregate of the population.
 struct Aggregate {
@@ -110,9 +56,7 @@ fn new_event(n: u64) -> NewEvent {
         event_type: "ItemAdded".into(),
         event_version: 1,
         occurred_at: eventsource::time::now(),
-        payload: JsonCodec
-            .encode(&serde_json::json!({ "n": n }))
-            .expect("encode"),
+        payload: JsonCodec.encode(&serde_json::json!({ "n": n })).expect("encode"),
         metadata: Metadata::default(),
     }
 }
@@ -126,9 +70,7 @@ fn populate(path: &Path) -> (Vec<Aggregate>, Uuid) {
         while version < a.events {
             let n = (a.events - version).min(100);
             let batch: Vec<NewEvent> = (version + 1..=version + n).map(new_event).collect();
-            version = events
-                .append(a.id, a.kind, version, &batch)
-                .expect("append");
+            version = events.append(a.id, a.kind, version, &batch).expect("append");
         }
         if let Some(at) = a.snapshot_at {
             snapshots
@@ -201,7 +143,7 @@ fn guide_queries_run_verbatim_and_agree_with_the_monitoring_api() {
 
     // Coverage (no ORDER BY in the guide: compare sorted).
     let mut coverage: Vec<Coverage> = conn
-        .prepare(GUIDE_COVERAGE)
+        .prepare(reference::COVERAGE)
         .expect("coverage prepares verbatim")
         .query_map([], |r| {
             Ok(Coverage {
@@ -238,7 +180,7 @@ fn guide_queries_run_verbatim_and_agree_with_the_monitoring_api() {
 
     // Freshness.
     let stale: Vec<StaleSnapshot> = conn
-        .prepare(GUIDE_FRESHNESS)
+        .prepare(reference::FRESHNESS)
         .expect("freshness prepares verbatim")
         .query_map([], |r| {
             Ok(StaleSnapshot {
@@ -255,17 +197,14 @@ fn guide_queries_run_verbatim_and_agree_with_the_monitoring_api() {
     let expected = expected_stale(&aggregates, 100);
     assert_eq!(stale, expected);
     assert_eq!(
-        stale
-            .iter()
-            .map(|s| s.events_since_snapshot)
-            .collect::<Vec<_>>(),
+        stale.iter().map(|s| s.events_since_snapshot).collect::<Vec<_>>(),
         vec![250, 130, 101]
     );
     assert!(stale.iter().all(|s| s.aggregate_id != orphan));
 
     // High-event aggregates.
     let high: Vec<Uuid> = conn
-        .prepare(GUIDE_HIGH_EVENT)
+        .prepare(reference::HIGH_EVENT)
         .expect("high-event prepares verbatim")
         .query_map([], |r| Ok(r.get::<_, String>(0)?.parse().expect("uuid")))
         .expect("high-event runs")
@@ -282,13 +221,9 @@ fn guide_queries_run_verbatim_and_agree_with_the_monitoring_api() {
     let monitor = SqliteSnapshotStore::from_event_store(&events);
     assert_eq!(monitor.coverage().expect("coverage"), coverage);
     assert_eq!(monitor.stale_snapshots(100).expect("stale"), stale);
-    let by_count =
-        SnapshotMonitor::aggregates_by_event_count(&monitor, "Order", 500).expect("by count");
+    let by_count = SnapshotMonitor::aggregates_by_event_count(&monitor, "Order", 500).expect("by count");
     assert_eq!(by_count.iter().map(|(id, _)| *id).collect::<Vec<_>>(), high);
-    assert_eq!(
-        by_count.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
-        vec![650, 501]
-    );
+    assert_eq!(by_count.iter().map(|(_, n)| *n).collect::<Vec<_>>(), vec![650, 501]);
     assert_eq!(
         EventStore::aggregates_by_event_count(&events, "Order", 500).expect("events"),
         by_count
@@ -303,4 +238,9 @@ fn guide_queries_run_verbatim_and_agree_with_the_monitoring_api() {
     let carts = EventStore::aggregates_by_event_count(&events, "Cart", 0).expect("carts");
     assert_eq!(carts.first(), Some(&(aggregates[9].id, 620)));
     assert_eq!(carts.len(), 3);
+}
+
+#[test]
+fn the_queries_here_are_the_guides_verbatim() {
+    reference::assert_verbatim();
 }
