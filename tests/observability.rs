@@ -43,6 +43,7 @@ fn debug_logs_explain_every_load() {
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("eventsource::repository=debug"))
         .with_writer(out.clone())
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_ansi(false)
         .finish();
     tracing::subscriber::with_default(subscriber, || {
@@ -60,6 +61,8 @@ fn debug_logs_explain_every_load() {
         repo.save(&mut root).expect("save");
         let saved = out.take();
         assert!(saved.contains("saved") && saved.contains("version=7") && saved.contains("Written"), "{saved}");
+        // The snapshot write has a span of its own, inside the save's.
+        assert!(saved.contains("save{") && saved.contains(":snapshot{") && saved.contains("how=\"sync\""), "{saved}");
 
         repo.load(id).expect("load");
         let used = out.take();

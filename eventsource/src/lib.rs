@@ -54,6 +54,17 @@
 //!
 //! Mistakes are compile errors pointing at the offending token.
 //!
+//! ## Sync or async, and which backend
+//!
+//! [`AggregateRepository`] is the sync API; [`tokio::AggregateRepository`] (feature
+//! `tokio`) has the same methods as `async fn`s and the same rules. Stores: in memory
+//! ([`InMemoryEventStore`], [`InMemorySnapshotStore`]), SQLite (feature `sqlite`, the
+//! embedded default: `SqliteEventStore`, `SqliteSnapshotStore`; the async API runs them on
+//! tokio's blocking pool through `tokio::Blocking`) and PostgreSQL (feature `postgres`:
+//! `PostgresEventStore` over `postgres`, `AsyncPostgresEventStore` over `tokio-postgres`).
+//! Choose the async API in a tokio application, the sync one elsewhere (CLI tools, threads,
+//! batch jobs).
+//!
 //! ## Snapshots
 //!
 //! See [`AggregateRepository`] and `docs/snapshotting.md`. In short: a save that moves the

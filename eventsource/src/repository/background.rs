@@ -98,7 +98,10 @@ impl Background {
                     st = shared.work.wait(st).unwrap_or_else(PoisonError::into_inner);
                 }
             };
-            let result = store.save_snapshot(&snapshot);
+            let result = {
+                let _span = super::core::snapshot_span(&snapshot, "background").entered();
+                store.save_snapshot(&snapshot)
+            };
             counters.record_write(&result);
             if let Err(e) = &result {
                 warn!(target: TARGET, aggregate_type = %snapshot.aggregate_type, aggregate_id = %snapshot.aggregate_id,

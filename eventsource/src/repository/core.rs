@@ -388,6 +388,13 @@ pub(crate) fn finish_load<A: Aggregate>(
     Ok((AggregateRoot::from_parts(id, outcome.version, state), outcome))
 }
 
+/// The span of a snapshot write (sync, background or explicit).
+pub(crate) fn snapshot_span(snapshot: &Snapshot, how: &'static str) -> tracing::Span {
+    tracing::debug_span!(target: TARGET, "snapshot", aggregate_type = %snapshot.aggregate_type,
+                         aggregate_id = %snapshot.aggregate_id, version = snapshot.version,
+                         schema_version = snapshot.schema_version, how)
+}
+
 /// The span of a save.
 pub(crate) fn save_span<A: Aggregate>(id: Uuid, before: u64) -> tracing::Span {
     tracing::debug_span!(target: TARGET, "save", aggregate_type = A::TYPE, aggregate_id = %id,

@@ -180,6 +180,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     pub fn create_snapshot(&self, root: &AggregateRoot<A>) -> Result<SnapshotWrite> {
         let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let snapshot = core::explicit_snapshot(root, store.codec())?;
+        let _span = core::snapshot_span(&snapshot, "explicit").entered();
         let result = store.save_snapshot(&snapshot);
         self.counters.record_write(&result);
         result
@@ -218,6 +219,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
                 core::queued(&self.counters, bg.push(snapshot), id)
             }
             SnapshotMode::Sync | SnapshotMode::Manual => {
+                let _span = core::snapshot_span(&snapshot, "sync").entered();
                 let result = store.save_snapshot(&snapshot);
                 core::written(&self.counters, result, &snapshot)
             }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use ::tokio::sync::Notify;
-use tracing::warn;
+use tracing::{warn, Instrument};
 
 use super::store::SnapshotStore;
 use crate::error::{Error, Result};
@@ -138,7 +138,10 @@ async fn run<SS: SnapshotStore>(shared: &Shared, store: &SS, counters: &Counters
             shared.work.notified().await;
             continue;
         };
-        let result = store.save_snapshot(&snapshot).await;
+        let result = store
+            .save_snapshot(&snapshot)
+            .instrument(crate::repository::core::snapshot_span(&snapshot, "background"))
+            .await;
         counters.record_write(&result);
         if let Err(e) = &result {
             warn!(target: TARGET, aggregate_type = %snapshot.aggregate_type, aggregate_id = %snapshot.aggregate_id,

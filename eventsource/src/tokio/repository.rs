@@ -168,7 +168,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     pub async fn create_snapshot(&self, root: &AggregateRoot<A>) -> Result<SnapshotWrite> {
         let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let snapshot = core::explicit_snapshot(root, store.codec())?;
-        let result = store.save_snapshot(&snapshot).await;
+        let result = store.save_snapshot(&snapshot).instrument(core::snapshot_span(&snapshot, "explicit")).await;
         self.counters.record_write(&result);
         result
     }
@@ -217,7 +217,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
                 core::queued(&self.counters, bg.push(snapshot), id)
             }
             SnapshotMode::Sync | SnapshotMode::Manual => {
-                let result = store.save_snapshot(&snapshot).await;
+                let result = store.save_snapshot(&snapshot).instrument(core::snapshot_span(&snapshot, "sync")).await;
                 core::written(&self.counters, result, &snapshot)
             }
         }
