@@ -17,8 +17,6 @@ use eventsource::{
 use rusqlite::Connection;
 use uuid::Uuid;
 
-/// The guide's own text, when the workspace sits beside it.
-
 /// One aggregate of the population.
 struct Aggregate {
     kind: &'static str,

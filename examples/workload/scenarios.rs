@@ -1,0 +1,653 @@
+//! W1..W5 of `shared/bench/WORKLOAD.md`, generic over the backend's stores, each figure
+//! beside its floor measured in the same run (see `raw.rs`).
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use eventsource::{
+    Aggregate, AggregateRepository, AggregateRoot, Codec, Error as EsError, EventStore, MissReason, Snapshot,
+    SnapshotMode, SnapshotStore, SnapshotUse, SnapshotWrite,
+};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use uuid::Uuid;
+
+use super::domain::{event_at, Blob, Order, OrderV2, ORDER};
+use super::measure::{
+    bytes, cpu_time, dur, heap_peak, paired, per_sec, rate, rss_peak, thousands, time_ratio, timed, with_setup, Budget,
+    Res, Row, Samples, Table,
+};
+use super::raw::Floors;
+
+/// The run's settings and its table.
+pub struct Ctx {
+    /// `--quick`: fewer sizes, runs and streams; a minute per backend.
+    pub quick: bool,
+    /// The results.
+    pub table: Table,
+    /// The insert-commit floor's median and label, from W3 (used by W4).
+    pub insert_floor: Option<(Duration, &'static str)>,
+    /// `--only`: the scenarios to run (all when `None`).
+    pub only: Option<Vec<String>>,
+}
+
+impl Ctx {
+    /// A context for a full or quick run.
+    pub fn new(quick: bool, only: Option<Vec<String>>) -> Self {
+        Self {
+            quick,
+            table: Table::default(),
+            insert_floor: None,
+            only,
+        }
+    }
+
+    /// Whether `--only` selects the scenario `name` (`w1`..`w5`, `codec`).
+    pub fn wants(&self, name: &str) -> bool {
+        self.only.as_ref().is_none_or(|o| o.iter().any(|n| n == name))
+    }
+
+    /// The time budget of one figure.
+    pub fn budget(&self) -> Budget {
+        if self.quick {
+            Budget {
+                time: Duration::from_millis(250),
+                min_runs: 5,
+                max_runs: 200,
+            }
+        } else {
+            Budget {
+                time: Duration::from_secs(4),
+                min_runs: 21,
+                max_runs: 3000,
+            }
+        }
+    }
+
+    /// A smaller budget, for figures that need an untimed setup between runs.
+    pub fn small_budget(&self) -> Budget {
+        let b = self.budget();
+        Budget {
+            time: b.time / 4,
+            min_runs: if self.quick { 3 } else { 11 },
+            max_runs: b.max_runs / 4,
+        }
+    }
+
+    /// W1's stream lengths.
+    pub fn w1_sizes(&self) -> &'static [u64] {
+        if self.quick {
+            &[100, 1_000, 10_000]
+        } else {
+            &[100, 1_000, 10_000, 100_000]
+        }
+    }
+}
+
+fn check(ok: bool, what: impl FnOnce() -> String) -> Res<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(what().into())
+    }
+}
+
+/// A progress bar on stderr.
+pub fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// Appends a stream of `n` events (`OrderCreated` then items) in saves of at most 1,000
+/// events; returns the root at version `n`.
+pub fn build_stream<A: Aggregate, ES: EventStore>(
+    repo: &AggregateRepository<A, ES>,
+    id: Uuid,
+    n: u64,
+) -> Res<AggregateRoot<A>>
+where
+    A::Event: From<super::domain::OrderEvent>,
+{
+    let mut root = AggregateRoot::<A>::new(id);
+    for v in 1..=n {
+        root.record(A::Event::from(event_at(v)));
+        if root.uncommitted_events().len() >= 1_000 {
+            repo.save(&mut root)?;
+        }
+    }
+    repo.save(&mut root)?;
+    Ok(root)
+}
+
+fn target(met: bool, text: &str) -> String {
+    format!("target {text}: **{}**", if met { "met" } else { "MISSED" })
+}
+
+/// W1: load one stream of N events in settings a, b, c.
+pub fn w1<ES, SS, F>(ctx: &mut Ctx, events: &ES, snapshots: &SS, floors: &mut F, memory_backend: bool) -> Res<()>
+where
+    ES: EventStore + Clone,
+    SS: SnapshotStore + Clone,
+    F: Floors,
+{
+    let plain = AggregateRepository::<Order, ES>::new(events.clone());
+    let snap = AggregateRepository::<Order, ES>::new(events.clone())
+        .with_snapshot_store(snapshots.clone())
+        .snapshot_threshold(100)?;
+    let v2_manual = AggregateRepository::<OrderV2, ES>::new(events.clone())
+        .with_snapshot_store(snapshots.clone())
+        .snapshot_threshold(100)?
+        .snapshot_mode(SnapshotMode::Manual);
+    let v2_sync = AggregateRepository::<OrderV2, ES>::new(events.clone())
+        .with_snapshot_store(snapshots.clone())
+        .snapshot_threshold(100)?
+        .snapshot_mode(SnapshotMode::Sync);
+    let budget = ctx.budget();
+    let mut peaks = Vec::new();
+    for &n in ctx.w1_sizes() {
+        eprintln!("W1: building a stream of {} events", thousands(n));
+        let id = Uuid::now_v7();
+        let root = build_stream(&plain, id, n)?;
+        let expected = root.state().clone();
+        // (b)'s snapshot, at the last threshold boundary crossed: version n (a multiple of 100).
+        check(snap.create_snapshot(&root)? == SnapshotWrite::Written, || {
+            "W1: snapshot not written".into()
+        })?;
+        floors.prepare_stream(id)?;
+        floors.settle()?;
+
+        // Every path is checked once before it is timed.
+        let (r, o) = plain.load_with_outcome(id)?;
+        check(r.state() == &expected && o.events_replayed == n, || {
+            format!("W1a: wrong load {o:?}")
+        })?;
+        let (r, o) = snap.load_with_outcome(id)?;
+        check(
+            r.state() == &expected && o.snapshot == SnapshotUse::Used { version: n } && o.events_replayed == 0,
+            || format!("W1b: the snapshot at {n} was not used: {o:?}"),
+        )?;
+        let (r, o) = v2_manual.load_with_outcome(id)?;
+        check(
+            Order::from(r.state().clone()) == expected
+                && o.snapshot == SnapshotUse::Discarded(MissReason::SchemaMismatch)
+                && o.events_replayed == n
+                && !o.repaired,
+            || format!("W1c: expected a schema-mismatch replay without repair: {o:?}"),
+        )?;
+        let (count, state) = floors.replay(id)?;
+        check(count == n && state == expected, || "W1: the bare replay differs".into())?;
+
+        let nn = thousands(n);
+        // (a) no snapshot store.
+        let (fig, floor) = paired(
+            budget,
+            || {
+                black_box(plain.load(id)?);
+                Ok(())
+            },
+            || {
+                black_box(floors.replay(id)?);
+                Ok(())
+            },
+        )?;
+        let (heap, _) = heap_peak(|| Ok(black_box(plain.load(id)?)))?;
+        let (rss, _) = rss_peak(|| Ok(black_box(plain.load(id)?)))?;
+        let rss_text = rss.map_or("RSS n/a".into(), |(before, peak)| {
+            format!("RSS peak +{}", bytes(peak - before))
+        });
+        peaks.push(format!("N={nn}: heap {}, {rss_text}", bytes(heap)));
+        let ratio = floor.median().as_secs_f64() / fig.median().as_secs_f64();
+        let goal = if memory_backend { 0.8 } else { 0.7 };
+        let mut note = format!(
+            "{} runs; {} (floor {}); heap peak +{}; {rss_text}",
+            fig.len(),
+            per_sec(rate(n, fig.median()), "ev"),
+            per_sec(rate(n, floor.median()), "ev"),
+            bytes(heap),
+        );
+        if n == 100_000 {
+            note.push_str(&format!("; {}", target(ratio >= goal, &format!("≥{goal}x"))));
+        }
+        ctx.table.push(Row {
+            scenario: format!("W1a full replay, N={nn}"),
+            figure: "load(), no snapshot store".into(),
+            median: dur(fig.median()),
+            p99: dur(fig.p99()),
+            floor: format!("{}: {}", floors.replay_label(), dur(floor.median())),
+            ratio: format!("{ratio:.2}x floor ev/s"),
+            note,
+        });
+
+        // (b) snapshot store, snapshot at version n.
+        let (fig, floor) = paired(
+            budget,
+            || {
+                black_box(snap.load(id)?);
+                Ok(())
+            },
+            || {
+                black_box(floors.point_read(id)?);
+                Ok(())
+            },
+        )?;
+        let ratio = time_ratio(fig.median(), floor.median());
+        ctx.table.push(Row {
+            scenario: format!("W1b load with snapshot, N={nn}"),
+            figure: "load(), snapshot at N, threshold 100".into(),
+            median: dur(fig.median()),
+            p99: dur(fig.p99()),
+            floor: format!("{}: {}", floors.point_label(), dur(floor.median())),
+            ratio: format!("{ratio:.2}x floor time"),
+            note: format!("{} runs; {}", fig.len(), target(ratio <= 2.0, "≤2x")),
+        });
+
+        // (c) schema raised with no upcast, Manual mode: the schema-1 snapshot stays, so
+        // every run is the same miss and full replay.
+        let (fig, floor) = paired(
+            budget,
+            || {
+                black_box(v2_manual.load(id)?);
+                Ok(())
+            },
+            || {
+                black_box(floors.replay(id)?);
+                Ok(())
+            },
+        )?;
+        let ratio = floor.median().as_secs_f64() / fig.median().as_secs_f64();
+        ctx.table.push(Row {
+            scenario: format!("W1c schema 2, no upcast, N={nn}"),
+            figure: "load(), Manual mode (no repair)".into(),
+            median: dur(fig.median()),
+            p99: dur(fig.p99()),
+            floor: format!("{}: {}", floors.replay_label(), dur(floor.median())),
+            ratio: format!("{ratio:.2}x floor ev/s"),
+            note: format!("{} runs; schema-1 snapshot ignored, {} events replayed", fig.len(), nn),
+        });
+
+        // (c') the same in Sync mode: each load replays and writes the repair snapshot
+        // (schema 2); the schema-1 snapshot is restored, untimed, before each run.
+        let old = snapshots
+            .get_snapshot(id, ORDER)?
+            .ok_or("W1c: the schema-1 snapshot is gone")?;
+        let restore = || -> Res<()> {
+            snapshots.delete_snapshot(id, ORDER)?;
+            check(snapshots.save_snapshot(&old)? == SnapshotWrite::Written, || {
+                "W1c: restore failed".into()
+            })
+        };
+        let fig = with_setup(ctx.small_budget(), restore, || {
+            let (_, o) = v2_sync.load_with_outcome(id)?;
+            check(o.repaired, || format!("W1c': expected a repair: {o:?}"))
+        })?;
+        restore()?;
+        let floor_median = floor.median();
+        let ratio = floor_median.as_secs_f64() / fig.median().as_secs_f64();
+        ctx.table.push(Row {
+            scenario: format!("W1c' schema 2, no upcast, N={nn}"),
+            figure: "load(), Sync mode (replay + repair write)".into(),
+            median: dur(fig.median()),
+            p99: dur(fig.p99()),
+            floor: format!("{}: {}", floors.replay_label(), dur(floor_median)),
+            ratio: format!("{ratio:.2}x floor ev/s"),
+            note: format!(
+                "{} runs; schema-1 snapshot restored before each run (untimed)",
+                fig.len()
+            ),
+        });
+    }
+    ctx.table.push(Row {
+        scenario: "W1a peak memory across N".into(),
+        figure: "heap (Rust allocator) and RSS growth during one load()".into(),
+        median: "—".into(),
+        p99: "—".into(),
+        floor: "—".into(),
+        ratio: "—".into(),
+        note: peaks.join("; "),
+    });
+    Ok(())
+}
+
+/// W2: save and get of one snapshot of each blob size.
+pub fn w2<SS: SnapshotStore, F: Floors>(ctx: &mut Ctx, snapshots: &SS, floors: &mut F) -> Res<()> {
+    let budget = ctx.budget();
+    for size in [1_000usize, 50_000, 500_000] {
+        let id = Uuid::now_v7();
+        let state = snapshots.codec().encode(&Blob::of_size(size))?;
+        let floor_state = state.clone();
+        let stored = state.len();
+        let mut snap = Snapshot {
+            aggregate_id: id,
+            aggregate_type: "Blob".into(),
+            version: 0,
+            schema_version: 1,
+            state,
+            created_at: eventsource::time::now(),
+        };
+        let (fig, floor) = paired(
+            budget,
+            || {
+                // A higher version each time, so that every save really writes (rule 4).
+                snap.version += 1;
+                let w = snapshots.save_snapshot(&snap)?;
+                check(w == SnapshotWrite::Written, || {
+                    format!("W2: save kept the existing snapshot: {w:?}")
+                })
+            },
+            || floors.blob_put(&floor_state),
+        )?;
+        let ss = thousands(size as u64);
+        ctx.table.push(Row {
+            scenario: format!("W2 save_snapshot, S={ss} B"),
+            figure: "save_snapshot() (upsert, new version)".into(),
+            median: dur(fig.median()),
+            p99: dur(fig.p99()),
+            floor: format!("1-row INSERT commit, same state: {}", dur(floor.median())),
+            ratio: format!("{:.2}x floor time", time_ratio(fig.median(), floor.median())),
+            note: format!("{} runs; stored state {}", fig.len(), bytes(stored as i64)),
+        });
+        // Checked once, untimed: the stored state decodes to the blob (a JSONB column
+        // hands back its own rendering of the JSON, so sizes may differ by a byte).
+        let got = snapshots.get_snapshot(id, "Blob")?.ok_or("W2: snapshot missing")?;
+        let blob: Blob = snapshots.codec().decode(&got.state)?;
+        check(blob.blob.len() == size, || "W2: the snapshot read back differs".into())?;
+        let (fig, floor) = paired(
+            budget,
+            || {
+                let s = snapshots.get_snapshot(id, "Blob")?.ok_or("W2: snapshot missing")?;
+                black_box(s.state);
+                Ok(())
+            },
+            || {
+                check(floors.blob_get(id, "Blob")? >= size, || {
+                    "W2 floor: state too short".into()
+                })
+            },
+        )?;
+        ctx.table.push(Row {
+            scenario: format!("W2 get_snapshot, S={ss} B"),
+            figure: "get_snapshot()".into(),
+            median: dur(fig.median()),
+            p99: dur(fig.p99()),
+            floor: format!("point SELECT of the same row: {}", dur(floor.median())),
+            ratio: format!("{:.2}x floor time", time_ratio(fig.median(), floor.median())),
+            note: format!("{} runs", fig.len()),
+        });
+    }
+    floors.cleanup()
+}
+
+/// W3: one writer, one stream: one-event saves, then ten-event saves.
+pub fn w3<ES: EventStore + Clone, F: Floors>(ctx: &mut Ctx, events: &ES, floors: &mut F, durable: bool) -> Res<()> {
+    let repo = AggregateRepository::<Order, ES>::new(events.clone());
+    let count: u64 = if ctx.quick { 1_000 } else { 10_000 };
+    eprintln!(
+        "W3: {} one-event saves, each followed by one floor insert",
+        thousands(count)
+    );
+    let mut root = AggregateRoot::<Order>::new(Uuid::now_v7());
+    let (mut saves, mut floor) = (
+        Samples::with_capacity(count as usize),
+        Samples::with_capacity(count as usize),
+    );
+    for _ in 0..count {
+        root.record(event_at(root.version() + 1));
+        let (d, out) = timed(|| Ok(repo.save(&mut root)?))?;
+        check(out.appended == 1, || "W3: a save appended other than 1 event".into())?;
+        saves.push(d);
+        floor.push(timed(|| floors.insert_commit())?.0);
+    }
+    let one_rate = rate(count, saves.total());
+    let ratio = time_ratio(saves.median(), floor.median());
+    ctx.insert_floor = Some((floor.median(), floors.insert_label()));
+    ctx.table.push(Row {
+        scenario: format!("W3 1-event saves ({})", thousands(count)),
+        figure: "save() with expected version".into(),
+        median: dur(saves.median()),
+        p99: dur(saves.p99()),
+        floor: format!("{}: {}", floors.insert_label(), dur(floor.median())),
+        ratio: format!("{ratio:.2}x floor time"),
+        note: format!(
+            "{} (floor {}); {}",
+            per_sec(one_rate, "ev"),
+            per_sec(rate(count, floor.total()), "ev"),
+            if durable {
+                target(ratio <= 1.3, "≤1.3x")
+            } else {
+                "no durability: the targets are for SQLite and PostgreSQL".into()
+            }
+        ),
+    });
+
+    eprintln!("W3: {} ten-event saves", thousands(count));
+    let mut root = AggregateRoot::<Order>::new(Uuid::now_v7());
+    let mut saves = Samples::with_capacity(count as usize);
+    for _ in 0..count {
+        for _ in 0..10 {
+            root.record(event_at(root.version() + 1));
+        }
+        let (d, out) = timed(|| Ok(repo.save(&mut root)?))?;
+        check(out.appended == 10, || "W3: a save appended other than 10 events".into())?;
+        saves.push(d);
+    }
+    let ten_rate = rate(count * 10, saves.total());
+    let ratio = ten_rate / one_rate;
+    ctx.table.push(Row {
+        scenario: format!("W3 10-event saves ({})", thousands(count)),
+        figure: "save() with expected version".into(),
+        median: dur(saves.median()),
+        p99: dur(saves.p99()),
+        floor: format!("1-event saves: {}", per_sec(one_rate, "ev")),
+        ratio: format!("{ratio:.2}x 1-event ev/s"),
+        note: format!(
+            "{}; {}",
+            per_sec(ten_rate, "ev"),
+            if durable {
+                target(ratio >= 5.0, "≥5x")
+            } else {
+                "no commit to amortise in memory".into()
+            }
+        ),
+    });
+    Ok(())
+}
+
+/// W4: 8 writers on one stream, retrying on conflicts; verifies the stream.
+pub fn w4<ES, SS>(ctx: &mut Ctx, events: &ES, snapshots: &SS) -> Res<()>
+where
+    ES: EventStore + Clone,
+    SS: SnapshotStore + Clone,
+{
+    const WRITERS: usize = 8;
+    let commands: u64 = if ctx.quick { 100 } else { 1_000 };
+    let repo = AggregateRepository::<Order, ES>::new(events.clone())
+        .with_snapshot_store(snapshots.clone())
+        .snapshot_threshold(100)?;
+    let id = Uuid::now_v7();
+    let barrier = Barrier::new(WRITERS);
+    let conflicts = AtomicU64::new(0);
+    eprintln!("W4: {WRITERS} writers x {} commands on one stream", thousands(commands));
+    let writer = || -> Res<Samples> {
+        let mut lat = Samples::with_capacity(commands as usize);
+        barrier.wait();
+        for _ in 0..commands {
+            let start = Instant::now();
+            loop {
+                let mut root = repo.load_or_create(id)?;
+                root.record(event_at(root.version() + 1));
+                match repo.save(&mut root) {
+                    Ok(_) => break,
+                    Err(EsError::Conflict { .. }) => {
+                        conflicts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => return Err(format!("W4: a writer's save failed: {e}").into()),
+                }
+            }
+            lat.push(start.elapsed());
+        }
+        Ok(lat)
+    };
+    let start = Instant::now();
+    let results: Vec<Res<Samples>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..WRITERS).map(|_| s.spawn(writer)).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("W4: a writer panicked".into())))
+            .collect()
+    });
+    let wall = start.elapsed();
+    let mut all = Samples::default();
+    for r in results {
+        all.extend(&r?);
+    }
+    // The proof: exactly WRITERS * commands events, numbered 1..=total, no gap, no duplicate.
+    let total = WRITERS as u64 * commands;
+    let mut next = 1u64;
+    let mut ids = HashSet::new();
+    events.read_stream(id, ORDER, 0, &mut |r| {
+        if r.version != next {
+            return Err(eventsource::Error::CorruptStream {
+                aggregate_type: ORDER.into(),
+                aggregate_id: id,
+                expected: next,
+                found: r.version,
+            });
+        }
+        ids.insert(r.event_id);
+        next += 1;
+        Ok(())
+    })?;
+    let stored = next - 1;
+    check(stored == total && ids.len() as u64 == total, || {
+        format!("W4 VERIFY FAILED: the stream holds {stored} events ({} distinct ids), expected exactly {total} numbered 1..={total}", ids.len())
+    })?;
+    let loaded = repo.load(id)?;
+    check(loaded.version() == total, || {
+        format!("W4 VERIFY FAILED: load reached {}", loaded.version())
+    })?;
+    let committed = rate(total, wall);
+    let conflicts = conflicts.load(Ordering::Relaxed);
+    let (floor_text, ratio) = match ctx.insert_floor {
+        Some((f, label)) => {
+            let floor_rate = rate(1, f);
+            (
+                format!("{label}: {}", per_sec(floor_rate, "ev")),
+                format!("{:.2}x floor ev/s", committed / floor_rate),
+            )
+        }
+        None => ("—".into(), "—".into()),
+    };
+    ctx.table.push(Row {
+        scenario: format!("W4 {WRITERS} writers x {} commands", thousands(commands)),
+        figure: "command latency (load, record, save, retries)".into(),
+        median: dur(all.median()),
+        p99: dur(all.p99()),
+        floor: floor_text,
+        ratio,
+        note: format!(
+            "{} committed in {}; {} conflicts, all retried; VERIFIED: {} events numbered 1..{} without gap or duplicate",
+            per_sec(committed, "ev"),
+            dur(wall),
+            thousands(conflicts),
+            thousands(total),
+            thousands(total)
+        ),
+    });
+    Ok(())
+}
+
+/// W5: many aggregates: pre-populate their snapshots on every core, then load each once.
+pub fn w5<ES, SS, F>(ctx: &mut Ctx, events: &ES, snapshots: &SS, floors: &mut F) -> Res<()>
+where
+    ES: EventStore + Clone,
+    SS: SnapshotStore + Clone,
+    F: Floors,
+{
+    let streams: u64 = if ctx.quick { 1_000 } else { 10_000 };
+    const EVENTS: u64 = 150;
+    let plain = AggregateRepository::<Order, ES>::new(events.clone());
+    let snap = AggregateRepository::<Order, ES>::new(events.clone())
+        .with_snapshot_store(snapshots.clone())
+        .snapshot_threshold(100)?;
+    let ids: Vec<Uuid> = (0..streams).map(|_| Uuid::now_v7()).collect();
+    let b = bar(streams, "W5: creating streams");
+    for &id in &ids {
+        build_stream(&plain, id, EVENTS)?;
+        b.inc(1);
+    }
+    b.finish();
+    floors.settle()?;
+
+    let b = bar(streams, "W5: prepopulate");
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let threads = Mutex::new(HashSet::new());
+    let report = snap.prepopulate(&ids, |p| {
+        if let Ok(mut t) = threads.lock() {
+            t.insert(std::thread::current().id());
+        }
+        b.set_position(p.done as u64);
+    })?;
+    let workers = threads.lock().map_or(0, |t| t.len());
+    let wall = start.elapsed();
+    let cpu = cpu_time().zip(cpu0).map(|(a, b)| a.saturating_sub(b));
+    b.finish();
+    check(report.succeeded == ids.len() && report.failed.is_empty(), || {
+        format!(
+            "W5: prepopulate failed for {} aggregates: {:?}",
+            report.failed.len(),
+            report.failed.first()
+        )
+    })?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let busy = cpu.map_or("CPU time n/a".into(), |c| {
+        format!(
+            "CPU {} = {:.2} cores busy of {cores}",
+            dur(c),
+            c.as_secs_f64() / wall.as_secs_f64()
+        )
+    });
+    ctx.table.push(Row {
+        scenario: format!("W5 prepopulate {} x {EVENTS} events", thousands(streams)),
+        figure: "prepopulate(), whole batch (wall)".into(),
+        median: dur(wall),
+        p99: "—".into(),
+        floor: "—".into(),
+        ratio: "—".into(),
+        note: format!(
+            "{}; {workers} worker threads reported progress ({cores} cores); {busy}; progress bar on stderr (indicatif)",
+            per_sec(rate(streams, wall), "aggregates"),
+        ),
+    });
+
+    floors.settle()?;
+    eprintln!("W5: loading each aggregate once");
+    let (mut loads, mut floor) = (Samples::with_capacity(ids.len()), Samples::with_capacity(ids.len()));
+    for &id in &ids {
+        let (d, (root, o)) = timed(|| Ok(snap.load_with_outcome(id)?))?;
+        check(
+            root.version() == EVENTS && o.snapshot == SnapshotUse::Used { version: EVENTS },
+            || format!("W5: load did not use the pre-populated snapshot: {o:?}"),
+        )?;
+        loads.push(d);
+        floors.prepare_stream(id)?;
+        floor.push(timed(|| floors.point_read(id))?.0);
+    }
+    let ratio = time_ratio(loads.median(), floor.median());
+    ctx.table.push(Row {
+        scenario: format!("W5 load each of {} once", thousands(streams)),
+        figure: "load(), snapshot at 150".into(),
+        median: dur(loads.median()),
+        p99: dur(loads.p99()),
+        floor: format!("{}: {}", floors.point_label(), dur(floor.median())),
+        ratio: format!("{ratio:.2}x floor time"),
+        note: format!("{} loads in {}", thousands(streams), dur(loads.total())),
+    });
+    Ok(())
+}
