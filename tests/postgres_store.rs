@@ -12,7 +12,7 @@ use common_pg::PgSchema;
 use eventsource::store::postgres::{
     AsyncPostgresEventStore, AsyncPostgresSnapshotStore, PgOptions, PostgresEventStore, PostgresSnapshotStore,
 };
-use eventsource::{BincodeCodec, Error, EventRecord, JsonCodec, Metadata, NewEvent, Result, Snapshot, SnapshotWrite};
+use eventsource::{BincodeCodec, Error, JsonCodec, Metadata, NewEvent, Result, Snapshot, SnapshotWrite};
 use uuid::Uuid;
 
 const TYPE: &str = "Order";
@@ -63,7 +63,7 @@ impl eventsource::store::JointVisitor for Joint {
         Ok(self.go_on)
     }
 
-    fn event(&mut self, event: &EventRecord<'_>) -> Result<()> {
+    fn event(&mut self, event: &eventsource::ReplayEvent<'_>) -> Result<()> {
         self.versions.push(event.version);
         Ok(())
     }

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use eventsource::store::sqlite::{self, SqliteOptions, Synchronous};
 use eventsource::store::JointVisitor;
 use eventsource::{
-    AggregateRepository, BincodeCodec, Codec, Error, EventRecord, EventStore, Format, JsonCodec,
+    AggregateRepository, BincodeCodec, Codec, Error, EventStore, Format, JsonCodec,
     Metadata, NewEvent, Snapshot, SnapshotStore, SnapshotUse, SnapshotWrite, SqliteEventStore,
     SqliteSnapshotStore,
 };
@@ -700,7 +700,7 @@ impl JointVisitor for Recorder {
         Ok(self.go_on)
     }
 
-    fn event(&mut self, event: &EventRecord<'_>) -> eventsource::Result<()> {
+    fn event(&mut self, event: &eventsource::ReplayEvent<'_>) -> eventsource::Result<()> {
         self.events.push(event.version);
         Ok(())
     }

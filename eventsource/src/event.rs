@@ -88,6 +88,20 @@ impl NewEvent {
     }
 }
 
+/// What a replay needs of a stored event: its version, its type and its payload, borrowed
+/// from the row being read. Stores read only these columns when they replay
+/// ([`EventStore::replay_stream`](crate::EventStore::replay_stream)), so a load does not pay
+/// for ids, timestamps and metadata it does not use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayEvent<'a> {
+    /// The stream version (1 for the first event of a stream).
+    pub version: u64,
+    /// The event type.
+    pub event_type: &'a str,
+    /// Encoded payload.
+    pub payload: &'a [u8],
+}
+
 /// A stored event as a backend hands it out, borrowing from the row being read.
 ///
 /// Replay visits these without copying payloads; call [`to_owned`](Self::to_owned) to keep
@@ -119,6 +133,15 @@ pub struct EventRecord<'a> {
 }
 
 impl EventRecord<'_> {
+    /// The part of the record a replay needs.
+    pub fn replay(&self) -> ReplayEvent<'_> {
+        ReplayEvent {
+            version: self.version,
+            event_type: self.event_type,
+            payload: self.payload,
+        }
+    }
+
     /// Copies the record out of the row.
     pub fn to_owned(&self) -> Result<StoredEvent> {
         Ok(StoredEvent {

@@ -102,7 +102,7 @@ pub use aggregate::{Aggregate, AggregateRoot, Apply, DomainEvent, EventSet, Stat
 pub use codec::{BincodeCodec, Codec, Format, JsonCodec};
 pub use error::{CodecError, Error, EventDecodeError, Result};
 pub use migrations::{get_schema, Backend, Schema};
-pub use event::{Envelope, EventRecord, Metadata, NewEvent, StoredEvent};
+pub use event::{Envelope, EventRecord, Metadata, NewEvent, ReplayEvent, StoredEvent};
 pub use repository::{AggregateRepository, LoadOutcome, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats, SnapshotUse};
 pub use snapshot::{MissReason, Snapshot, SnapshotMode, SnapshotWrite};
 pub use store::memory::{InMemoryEventStore, InMemorySnapshotStore};

@@ -445,6 +445,10 @@ pub struct PrepopulateReport {
     pub failed: Vec<(Uuid, Error)>,
 }
 
+/// How many snapshots a pre-population worker writes per batch (one transaction each on
+/// the SQL stores, so one commit per batch instead of one per aggregate).
+pub(crate) const PREPOPULATE_BATCH: usize = 64;
+
 /// The running tally of a pre-population batch, shared by its workers.
 pub(crate) struct Tally {
     total: usize,
@@ -472,6 +476,35 @@ impl Tally {
             done: st.0,
             total: self.total,
             failed: st.1.len(),
+        }
+    }
+
+    /// Records the outcome of one batch write of pre-population snapshots (`ids[i]` is the
+    /// aggregate of the i-th snapshot) and reports progress after each.
+    pub fn record_batch<A: Aggregate>(
+        &self,
+        counters: &Counters,
+        ids: &[Uuid],
+        written: Result<Vec<SnapshotWrite>>,
+        progress: &(impl Fn(Progress) + Sync),
+    ) {
+        match written {
+            Ok(outcomes) => {
+                for (&id, outcome) in ids.iter().zip(outcomes) {
+                    let result = Ok(outcome);
+                    counters.record_write(&result);
+                    progress(self.record::<A>(id, result));
+                }
+            }
+            Err(e) => {
+                // The batch is one transaction: none of it was written.
+                let message = format!("writing a batch of {} snapshots failed: {e}", ids.len());
+                for &id in ids {
+                    counters.record_failure();
+                    let failed = Err(Error::Store { backend: "snapshot batch", message: message.clone(), source: None });
+                    progress(self.record::<A>(id, failed));
+                }
+            }
         }
     }
 

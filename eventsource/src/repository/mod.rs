@@ -135,7 +135,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
                 }
                 LoadStep::GetSnapshot => m.snapshot_read(snapshots.map_or(Ok(None), |s| s.get_snapshot(id, A::TYPE))),
                 LoadStep::ReadEvents { after } => {
-                    self.events.read_stream(id, A::TYPE, after, &mut |r| m.event(r))?;
+                    self.events.replay_stream(id, A::TYPE, after, &mut |r| m.event(r))?;
                     m.events_done();
                 }
                 LoadStep::StreamVersion => m.stream_version(self.events.stream_version(id, A::TYPE)?),
@@ -227,22 +227,34 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     }
 
     /// Pre-populates snapshots: loads each aggregate and writes its snapshot, on as many
-    /// threads as the machine has cores. `progress` is called after each aggregate (from
-    /// the worker threads). One failure never stops the batch; the report says which
-    /// failed and why.
+    /// threads as the machine has cores. Each thread writes its snapshots in batches of
+    /// 64 (one transaction per batch on the SQL stores), so the cores replay instead of
+    /// waiting on commits. `progress` is called after each aggregate (from the worker
+    /// threads). One failure never stops the batch; the report says which failed and why.
     pub fn prepopulate(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
-        if self.snapshots.is_none() {
-            return Err(Error::NoSnapshotStore);
-        }
+        let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let workers = std::thread::available_parallelism().map_or(1, usize::from).min(ids.len().max(1));
         let next = AtomicUsize::new(0);
         let tally = Tally::new(ids.len());
         std::thread::scope(|scope| {
             for _ in 0..workers {
-                scope.spawn(|| {
-                    while let Some(&id) = ids.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let result = self.load(id).and_then(|root| self.create_snapshot(&root));
-                        progress(tally.record::<A>(id, result));
+                scope.spawn(|| loop {
+                    let start = next.fetch_add(core::PREPOPULATE_BATCH, Ordering::Relaxed);
+                    let Some(chunk) = ids.get(start..ids.len().min(start + core::PREPOPULATE_BATCH)) else {
+                        break;
+                    };
+                    let (mut loaded, mut snapshots) = (Vec::new(), Vec::new());
+                    for &id in chunk {
+                        match self.load(id).and_then(|root| core::explicit_snapshot(&root, store.codec())) {
+                            Ok(snapshot) => {
+                                loaded.push(id);
+                                snapshots.push(snapshot);
+                            }
+                            Err(e) => progress(tally.record::<A>(id, Err(e))),
+                        }
+                    }
+                    if !snapshots.is_empty() {
+                        tally.record_batch::<A>(&self.counters, &loaded, store.save_snapshots(&snapshots), &progress);
                     }
                 });
             }

@@ -24,7 +24,7 @@ use super::Snapshot;
 use crate::aggregate::{Aggregate, EventSet, StateDecode};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::event::EventRecord;
+use crate::event::ReplayEvent;
 use crate::store::JointVisitor;
 
 const TARGET: &str = "eventsource::repository";
@@ -37,7 +37,7 @@ pub enum LoadStep {
     ReadJoint,
     /// Call `SnapshotStore::get_snapshot`, then [`LoadMachine::snapshot_read`].
     GetSnapshot,
-    /// Call `EventStore::read_stream` after `after`, feeding [`LoadMachine::event`], then
+    /// Call `EventStore::replay_stream` after `after`, feeding [`LoadMachine::event`], then
     /// [`LoadMachine::events_done`].
     ReadEvents {
         /// The version to read after.
@@ -191,7 +191,7 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
     }
 
     /// Feeds one event read in a [`LoadStep::ReadEvents`] or [`LoadStep::ReadJoint`] step.
-    pub fn event(&mut self, record: &EventRecord<'_>) -> Result<()> {
+    pub fn event(&mut self, record: &ReplayEvent<'_>) -> Result<()> {
         if !matches!(self.phase, Phase::SnapshotTail | Phase::Replay) {
             return Ok(());
         }
@@ -323,7 +323,7 @@ impl<A: Aggregate, SC: Codec, EC: Codec> JointVisitor for LoadMachine<'_, A, SC,
         Ok(self.joint_tail)
     }
 
-    fn event(&mut self, event: &EventRecord<'_>) -> Result<()> {
+    fn event(&mut self, event: &ReplayEvent<'_>) -> Result<()> {
         LoadMachine::event(self, event)
     }
 }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::codec::Codec;
 use crate::error::Result;
-use crate::event::{EventRecord, NewEvent};
+use crate::event::{EventRecord, NewEvent, ReplayEvent};
 use crate::snapshot::{Snapshot, SnapshotWrite};
 
 /// Identifies the database a store works on. When an event store and a snapshot store
@@ -39,7 +39,7 @@ pub trait JointVisitor {
     /// Returns whether the read should go on with the events after the snapshot.
     fn snapshot(&mut self, snapshot: Option<Snapshot>, stream_version: u64) -> Result<bool>;
     /// Called for each event after the snapshot's version, in order.
-    fn event(&mut self, event: &EventRecord<'_>) -> Result<()>;
+    fn event(&mut self, event: &ReplayEvent<'_>) -> Result<()>;
 }
 
 /// An append-only store of event streams.
@@ -73,6 +73,18 @@ pub trait EventStore: Send + Sync + 'static {
         after_version: u64,
         visit: &mut dyn FnMut(&EventRecord<'_>) -> Result<()>,
     ) -> Result<()>;
+
+    /// Like [`read_stream`](Self::read_stream), handing out only what a replay needs.
+    /// Stores override it to read only those columns; the default reads whole records.
+    fn replay_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut dyn FnMut(&ReplayEvent<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.read_stream(aggregate_id, aggregate_type, after_version, &mut |r| visit(&r.replay()))
+    }
 
     /// The stream's last version (0 for a stream with no events).
     fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64>;
@@ -110,6 +122,14 @@ pub trait SnapshotStore: Send + Sync + 'static {
     /// Stores a snapshot unless one at least as new is stored (a higher schema version, or
     /// the same schema version and a version not lower): writes never go backwards.
     fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotWrite>;
+
+    /// Stores several snapshots, each under the same rule as
+    /// [`save_snapshot`](Self::save_snapshot); the outcomes are in the same order. SQL
+    /// stores write the batch in one transaction (one commit for all, all or nothing); the
+    /// default writes one at a time and stops at the first error.
+    fn save_snapshots(&self, snapshots: &[Snapshot]) -> Result<Vec<SnapshotWrite>> {
+        snapshots.iter().map(|s| self.save_snapshot(s)).collect()
+    }
 
     /// The aggregate's snapshot, if any.
     fn get_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<Option<Snapshot>>;
@@ -153,6 +173,16 @@ impl<T: EventStore> EventStore for Arc<T> {
         (**self).read_stream(aggregate_id, aggregate_type, after_version, visit)
     }
 
+    fn replay_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut dyn FnMut(&ReplayEvent<'_>) -> Result<()>,
+    ) -> Result<()> {
+        (**self).replay_stream(aggregate_id, aggregate_type, after_version, visit)
+    }
+
     fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
         (**self).stream_version(aggregate_id, aggregate_type)
     }
@@ -179,6 +209,10 @@ impl<T: SnapshotStore> SnapshotStore for Arc<T> {
 
     fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotWrite> {
         (**self).save_snapshot(snapshot)
+    }
+
+    fn save_snapshots(&self, snapshots: &[Snapshot]) -> Result<Vec<SnapshotWrite>> {
+        (**self).save_snapshots(snapshots)
     }
 
     fn get_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<Option<Snapshot>> {

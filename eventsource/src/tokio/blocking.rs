@@ -12,9 +12,9 @@ use ::tokio::sync::{mpsc, oneshot};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::store::{EventStore, SendJointVisitor, SnapshotStore, Visit};
+use super::store::{EventStore, SendJointVisitor, SnapshotStore, Visit, VisitReplay};
 use crate::error::{Error, Result};
-use crate::event::{EventRecord, NewEvent};
+use crate::event::{EventRecord, NewEvent, ReplayEvent};
 use crate::snapshot::{Snapshot, SnapshotWrite};
 use crate::store::{self, JointVisitor, StoreLocation};
 
@@ -114,9 +114,34 @@ impl OwnedRecord {
     }
 }
 
-enum Message {
+/// What a replay needs of an event, owned, to cross from the blocking thread.
+struct OwnedReplay {
+    version: u64,
+    event_type: String,
+    payload: Vec<u8>,
+}
+
+impl OwnedReplay {
+    fn new(r: &ReplayEvent<'_>) -> Self {
+        Self {
+            version: r.version,
+            event_type: r.event_type.to_owned(),
+            payload: r.payload.to_vec(),
+        }
+    }
+
+    fn view(&self) -> ReplayEvent<'_> {
+        ReplayEvent {
+            version: self.version,
+            event_type: &self.event_type,
+            payload: &self.payload,
+        }
+    }
+}
+
+enum Message<T> {
     Snapshot(Option<Snapshot>, u64, oneshot::Sender<bool>),
-    Events(Vec<OwnedRecord>),
+    Events(Vec<T>),
 }
 
 fn cancelled() -> Error {
@@ -128,14 +153,21 @@ fn cancelled() -> Error {
 }
 
 /// The blocking side of a streamed read: batches rows and forwards them.
-struct Forward {
-    tx: mpsc::Sender<Message>,
-    chunk: Vec<OwnedRecord>,
+struct Forward<T> {
+    tx: mpsc::Sender<Message<T>>,
+    chunk: Vec<T>,
 }
 
-impl Forward {
-    fn push(&mut self, r: &EventRecord<'_>) -> Result<()> {
-        self.chunk.push(OwnedRecord::new(r));
+impl<T> Forward<T> {
+    fn new(tx: mpsc::Sender<Message<T>>) -> Self {
+        Self {
+            tx,
+            chunk: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn push(&mut self, item: T) -> Result<()> {
+        self.chunk.push(item);
         if self.chunk.len() == CHUNK {
             self.flush()?;
         }
@@ -151,7 +183,7 @@ impl Forward {
     }
 }
 
-impl JointVisitor for Forward {
+impl JointVisitor for Forward<OwnedReplay> {
     fn snapshot(&mut self, snapshot: Option<Snapshot>, stream_version: u64) -> Result<bool> {
         let (answer, decision) = oneshot::channel();
         self.tx
@@ -160,20 +192,19 @@ impl JointVisitor for Forward {
         decision.blocking_recv().map_err(|_| cancelled())
     }
 
-    fn event(&mut self, event: &EventRecord<'_>) -> Result<()> {
-        self.push(event)
+    fn event(&mut self, event: &ReplayEvent<'_>) -> Result<()> {
+        self.push(OwnedReplay::new(event))
     }
 }
 
 /// The async side: feeds what arrives to the visitor, then returns the blocking side's
 /// result (or the visitor's error, which stops the blocking side).
-async fn drain<T>(
-    mut rx: mpsc::Receiver<Message>,
-    handle: ::tokio::task::JoinHandle<Result<T>>,
-    aggregate_type: &str,
+async fn drain<T, R>(
+    mut rx: mpsc::Receiver<Message<T>>,
+    handle: ::tokio::task::JoinHandle<Result<R>>,
     mut on_snapshot: impl FnMut(Option<Snapshot>, u64) -> Result<bool>,
-    visit: &mut (dyn FnMut(&EventRecord<'_>) -> Result<()> + Send),
-) -> Result<T> {
+    mut each: impl FnMut(&T) -> Result<()>,
+) -> Result<R> {
     while let Some(message) = rx.recv().await {
         match message {
             Message::Snapshot(snapshot, version, answer) => {
@@ -182,8 +213,8 @@ async fn drain<T>(
                 let _ = answer.send(go_on);
             }
             Message::Events(chunk) => {
-                for record in &chunk {
-                    visit(&record.view(aggregate_type))?;
+                for item in &chunk {
+                    each(item)?;
                 }
             }
         }
@@ -210,11 +241,25 @@ impl<S: store::EventStore> EventStore for Blocking<S> {
             let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
             let reader_ty = owned_ty.clone();
             let handle = ::tokio::task::spawn_blocking(move || {
-                let mut forward = Forward { tx, chunk: Vec::with_capacity(CHUNK) };
-                store.read_stream(id, &reader_ty, after, &mut |r| forward.push(r))?;
+                let mut forward = Forward::new(tx);
+                store.read_stream(id, &reader_ty, after, &mut |r| forward.push(OwnedRecord::new(r)))?;
                 forward.flush()
             });
-            drain(rx, handle, &owned_ty, |_, _| Ok(false), visit).await
+            drain(rx, handle, |_, _| Ok(false), |r: &OwnedRecord| visit(&r.view(&owned_ty))).await
+        }
+    }
+
+    fn replay_stream(&self, id: Uuid, ty: &str, after: u64, visit: &mut VisitReplay<'_>) -> impl Future<Output = Result<()>> + Send {
+        let store = Arc::clone(&self.0);
+        let ty = ty.to_owned();
+        async move {
+            let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+            let handle = ::tokio::task::spawn_blocking(move || {
+                let mut forward = Forward::new(tx);
+                store.replay_stream(id, &ty, after, &mut |r| forward.push(OwnedReplay::new(r)))?;
+                forward.flush()
+            });
+            drain(rx, handle, |_, _| Ok(false), |r: &OwnedReplay| visit(&r.view())).await
         }
     }
 
@@ -234,12 +279,11 @@ impl<S: store::EventStore> EventStore for Blocking<S> {
 
     fn read_with_snapshot(&self, id: Uuid, ty: &str, visitor: &mut dyn SendJointVisitor) -> impl Future<Output = Result<bool>> + Send {
         let store = Arc::clone(&self.0);
-        let owned_ty = ty.to_owned();
+        let reader_ty = ty.to_owned();
         async move {
             let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
-            let reader_ty = owned_ty.clone();
             let handle = ::tokio::task::spawn_blocking(move || {
-                let mut forward = Forward { tx, chunk: Vec::with_capacity(CHUNK) };
+                let mut forward = Forward::new(tx);
                 let supported = store.read_with_snapshot(id, &reader_ty, &mut forward)?;
                 forward.flush()?;
                 Ok(supported)
@@ -247,14 +291,7 @@ impl<S: store::EventStore> EventStore for Blocking<S> {
             // One visitor, two roles: the snapshot decision and the events.
             let visitor = std::sync::Mutex::new(visitor);
             let lock = || visitor.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            drain(
-                rx,
-                handle,
-                &owned_ty,
-                |s, v| lock().snapshot(s, v),
-                &mut |r| lock().event(r),
-            )
-            .await
+            drain(rx, handle, |s, v| lock().snapshot(s, v), |r: &OwnedReplay| lock().event(&r.view())).await
         }
     }
 }
@@ -269,6 +306,11 @@ impl<S: store::SnapshotStore> SnapshotStore for Blocking<S> {
     fn save_snapshot(&self, snapshot: &Snapshot) -> impl Future<Output = Result<SnapshotWrite>> + Send {
         let snapshot = snapshot.clone();
         run(&self.0, move |s| s.save_snapshot(&snapshot))
+    }
+
+    fn save_snapshots(&self, snapshots: &[Snapshot]) -> impl Future<Output = Result<Vec<SnapshotWrite>>> + Send {
+        let snapshots = snapshots.to_vec();
+        run(&self.0, move |s| s.save_snapshots(&snapshots))
     }
 
     fn get_snapshot(&self, id: Uuid, ty: &str) -> impl Future<Output = Result<Option<Snapshot>>> + Send {

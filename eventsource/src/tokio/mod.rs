@@ -30,4 +30,4 @@ mod store;
 pub use blocking::Blocking;
 pub use nonblocking::NonBlocking;
 pub use repository::AggregateRepository;
-pub use store::{EventStore, SendJointVisitor, SnapshotStore, Visit};
+pub use store::{EventStore, SendJointVisitor, SnapshotStore, Visit, VisitReplay};

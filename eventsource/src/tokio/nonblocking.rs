@@ -4,7 +4,7 @@ use std::future::Future;
 
 use uuid::Uuid;
 
-use super::store::{EventStore, SendJointVisitor, SnapshotStore, Visit};
+use super::store::{EventStore, SendJointVisitor, SnapshotStore, Visit, VisitReplay};
 use crate::codec::Codec;
 use crate::error::Result;
 use crate::event::NewEvent;
@@ -36,6 +36,10 @@ impl<S: store::EventStore + NonBlocking> EventStore for S {
         std::future::ready(store::EventStore::read_stream(self, id, ty, after, &mut |r| visit(r)))
     }
 
+    fn replay_stream(&self, id: Uuid, ty: &str, after: u64, visit: &mut VisitReplay<'_>) -> impl Future<Output = Result<()>> + Send {
+        std::future::ready(store::EventStore::replay_stream(self, id, ty, after, &mut |r| visit(r)))
+    }
+
     fn stream_version(&self, id: Uuid, ty: &str) -> impl Future<Output = Result<u64>> + Send {
         std::future::ready(store::EventStore::stream_version(self, id, ty))
     }
@@ -62,6 +66,10 @@ impl<S: store::SnapshotStore + NonBlocking> SnapshotStore for S {
 
     fn save_snapshot(&self, snapshot: &Snapshot) -> impl Future<Output = Result<SnapshotWrite>> + Send {
         std::future::ready(store::SnapshotStore::save_snapshot(self, snapshot))
+    }
+
+    fn save_snapshots(&self, snapshots: &[Snapshot]) -> impl Future<Output = Result<Vec<SnapshotWrite>>> + Send {
+        std::future::ready(store::SnapshotStore::save_snapshots(self, snapshots))
     }
 
     fn get_snapshot(&self, id: Uuid, ty: &str) -> impl Future<Output = Result<Option<Snapshot>>> + Send {

@@ -120,7 +120,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
                     m.snapshot_read(result);
                 }
                 LoadStep::ReadEvents { after } => {
-                    self.events.read_stream(id, A::TYPE, after, &mut |r| m.event(r)).await?;
+                    self.events.replay_stream(id, A::TYPE, after, &mut |r| m.event(r)).await?;
                     m.events_done();
                 }
                 LoadStep::StreamVersion => m.stream_version(self.events.stream_version(id, A::TYPE).await?),
@@ -224,22 +224,34 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     }
 
     /// Pre-populates snapshots: loads each aggregate and writes its snapshot, with two
-    /// loads per core in flight at once. `progress` is called after each aggregate. One
-    /// failure never stops the batch; the report says which failed and why.
+    /// loads per core in flight at once, each lane writing its snapshots in batches of 64
+    /// (one transaction per batch on the SQL stores). `progress` is called after each
+    /// aggregate. One failure never stops the batch; the report says which failed and why.
     pub async fn prepopulate(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
-        if self.snapshots.is_none() {
-            return Err(Error::NoSnapshotStore);
-        }
+        let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let lanes = (2 * std::thread::available_parallelism().map_or(1, usize::from)).clamp(1, ids.len().max(1));
         let next = AtomicUsize::new(0);
         let tally = Tally::new(ids.len());
         let lane = || async {
-            while let Some(&id) = ids.get(next.fetch_add(1, Ordering::Relaxed)) {
-                let result = match self.load(id).await {
-                    Ok(root) => self.create_snapshot(&root).await,
-                    Err(e) => Err(e),
+            loop {
+                let start = next.fetch_add(core::PREPOPULATE_BATCH, Ordering::Relaxed);
+                let Some(chunk) = ids.get(start..ids.len().min(start + core::PREPOPULATE_BATCH)) else {
+                    break;
                 };
-                progress(tally.record::<A>(id, result));
+                let (mut loaded, mut snapshots) = (Vec::new(), Vec::new());
+                for &id in chunk {
+                    match self.load(id).await.and_then(|root| core::explicit_snapshot(&root, store.codec())) {
+                        Ok(snapshot) => {
+                            loaded.push(id);
+                            snapshots.push(snapshot);
+                        }
+                        Err(e) => progress(tally.record::<A>(id, Err(e))),
+                    }
+                }
+                if !snapshots.is_empty() {
+                    let written = store.save_snapshots(&snapshots).await;
+                    tally.record_batch::<A>(&self.counters, &loaded, written, &progress);
+                }
             }
         };
         futures_util::future::join_all((0..lanes).map(|_| lane())).await;

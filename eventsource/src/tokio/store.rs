@@ -8,12 +8,15 @@ use uuid::Uuid;
 
 use crate::codec::Codec;
 use crate::error::Result;
-use crate::event::{EventRecord, NewEvent};
+use crate::event::{EventRecord, NewEvent, ReplayEvent};
 use crate::snapshot::{Snapshot, SnapshotWrite};
 use crate::store::{JointVisitor, StoreLocation};
 
 /// A visitor of stored events that can cross an `.await`.
 pub type Visit<'v> = dyn FnMut(&EventRecord<'_>) -> Result<()> + Send + 'v;
+
+/// A replay visitor that can cross an `.await`.
+pub type VisitReplay<'v> = dyn FnMut(&ReplayEvent<'_>) -> Result<()> + Send + 'v;
 
 /// A [`JointVisitor`] that can cross an `.await`.
 pub trait SendJointVisitor: JointVisitor + Send {}
@@ -44,6 +47,20 @@ pub trait EventStore: Send + Sync + 'static {
         after_version: u64,
         visit: &mut Visit<'_>,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// See [`crate::store::EventStore::replay_stream`]; the default reads whole records.
+    fn replay_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut VisitReplay<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            self.read_stream(aggregate_id, aggregate_type, after_version, &mut |r| visit(&r.replay()))
+                .await
+        }
+    }
 
     /// See [`crate::store::EventStore::stream_version`].
     fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> impl Future<Output = Result<u64>> + Send;
@@ -82,6 +99,17 @@ pub trait SnapshotStore: Send + Sync + 'static {
 
     /// See [`crate::store::SnapshotStore::save_snapshot`].
     fn save_snapshot(&self, snapshot: &Snapshot) -> impl Future<Output = Result<SnapshotWrite>> + Send;
+
+    /// See [`crate::store::SnapshotStore::save_snapshots`]; the default writes one at a time.
+    fn save_snapshots(&self, snapshots: &[Snapshot]) -> impl Future<Output = Result<Vec<SnapshotWrite>>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(snapshots.len());
+            for s in snapshots {
+                outcomes.push(self.save_snapshot(s).await?);
+            }
+            Ok(outcomes)
+        }
+    }
 
     /// See [`crate::store::SnapshotStore::get_snapshot`].
     fn get_snapshot(
@@ -138,6 +166,16 @@ impl<T: EventStore> EventStore for Arc<T> {
         (**self).read_stream(aggregate_id, aggregate_type, after_version, visit)
     }
 
+    fn replay_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut VisitReplay<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        (**self).replay_stream(aggregate_id, aggregate_type, after_version, visit)
+    }
+
     fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> impl Future<Output = Result<u64>> + Send {
         (**self).stream_version(aggregate_id, aggregate_type)
     }
@@ -173,6 +211,10 @@ impl<T: SnapshotStore> SnapshotStore for Arc<T> {
 
     fn save_snapshot(&self, snapshot: &Snapshot) -> impl Future<Output = Result<SnapshotWrite>> + Send {
         (**self).save_snapshot(snapshot)
+    }
+
+    fn save_snapshots(&self, snapshots: &[Snapshot]) -> impl Future<Output = Result<Vec<SnapshotWrite>>> + Send {
+        (**self).save_snapshots(snapshots)
     }
 
     fn get_snapshot(

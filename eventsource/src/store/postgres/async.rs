@@ -33,7 +33,7 @@ use crate::event::NewEvent;
 use crate::snapshot::{Snapshot, SnapshotWrite};
 use crate::store::monitor::{Coverage, StaleSnapshot};
 use crate::store::StoreLocation;
-use crate::tokio::{EventStore, SendJointVisitor, SnapshotStore, Visit};
+use crate::tokio::{EventStore, SendJointVisitor, SnapshotStore, Visit, VisitReplay};
 
 /// A pooled client on loan; taken out of the pool on drop when it broke.
 struct Lease {
@@ -365,6 +365,24 @@ impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
             .await
     }
 
+    /// Reads only `version`, `event_type` and `payload`, streaming the rows.
+    async fn replay_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut VisitReplay<'_>,
+    ) -> Result<()> {
+        let after = bound_to_i64(after_version);
+        let mut lease = Lease::get(&self.shared).await?;
+        lease
+            .for_each_row(&sql::REPLAY_STREAM, &[&aggregate_id, &aggregate_type, &after], |row| {
+                visit(&rows::replay_event(row)?)?;
+                Ok(true)
+            })
+            .await
+    }
+
     async fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
         Lease::get(&self.shared)
             .await?
@@ -396,7 +414,7 @@ impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
                     };
                     return visitor.snapshot(decoded.snapshot, decoded.stream_version);
                 }
-                visitor.event(&rows::event(row, aggregate_id, aggregate_type)?)?;
+                visitor.event(&rows::replay_event(row)?)?;
                 Ok(true)
             })
             .await?;

@@ -73,11 +73,33 @@
 //!
 //! When the event store and the snapshot store report the same
 //! [`location`](crate::EventStore::location) (`postgres:<host>:<port>/<database>/<schema>`),
-//! [`read_with_snapshot`](crate::EventStore::read_with_snapshot) runs one statement: a
-//! header row carrying the snapshot and the stream's last version, `UNION ALL` the events
-//! after the snapshot's version, in order. The visitor sees the header first (and may stop
-//! there: a snapshot it cannot use leads to a full replay), then each event. Being one
-//! statement, it reads one consistent state of both tables.
+//! [`read_with_snapshot`](crate::EventStore::read_with_snapshot) runs one statement. Its rows
+//! are slim: the events carry only `version, event_type, payload` (what a replay needs, handed
+//! to the visitor as [`ReplayEvent`](crate::ReplayEvent)s), and a header row carries the
+//! snapshot (its version, schema version, state and creation time, or NULLs) and the stream's
+//! last version. The header has the sort key 0 in the `version` column (streams start at 1;
+//! the snapshot's real version has a column of its own), so `ORDER BY version` puts it first.
+//! The visitor sees the header first (and may stop there: a snapshot it cannot use leads to a
+//! full replay), then each event after the snapshot's version (the whole stream without a
+//! snapshot). Being one statement, it reads one consistent state of both tables.
+//!
+//! The shape is chosen for the plan, under generic plans too (a statement prepared once per
+//! connection is soon run with a generic plan, whose estimates know nothing of the stream at
+//! hand):
+//!
+//! - The header and the events are a `UNION ALL` in a subquery, the events branch ordered by
+//!   `version`, under an outer `ORDER BY version`. PostgreSQL merges the two ordered inputs
+//!   (a Merge Append) and streams the events straight from the index scan of
+//!   `uq_events_stream_version`, which reads only the rows after the snapshot (an index
+//!   condition): there is no Sort of the tail, so a long replay starts at once and needs no
+//!   sort memory. (A top-level `UNION ALL` is planned as a plain Append, and ordering it means
+//!   sorting every row of the tail before the first one goes out.)
+//! - The stream's last version, here and in `stream_version` and the append's check, is
+//!   `SELECT version ... ORDER BY version DESC LIMIT 1`: one backward probe of the same
+//!   index, reading one row whatever the stream's length.
+//!
+//! [`replay_stream`](crate::EventStore::replay_stream), the load's read when the two stores
+//! are apart, reads the same three columns.
 //!
 //! ## Streaming and bodies
 //!

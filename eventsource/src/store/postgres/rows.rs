@@ -11,12 +11,12 @@ use super::conn::ServerInfo;
 use super::migrate::CatalogRow;
 use super::wire::Body;
 use crate::error::{Error, Result};
-use crate::event::EventRecord;
+use crate::event::{EventRecord, ReplayEvent};
 use crate::migrations::AppliedMigration;
 use crate::snapshot::Snapshot;
 use crate::store::monitor::{Coverage, StaleSnapshot};
 
-/// Column positions of an event row (`sql::READ_STREAM`, `sql::JOINT_READ`).
+/// Column positions of an event row (`sql::READ_STREAM`).
 mod event_col {
     pub const GLOBAL_POSITION: usize = 0;
     pub const EVENT_ID: usize = 1;
@@ -27,8 +27,23 @@ mod event_col {
     pub const CREATED_AT: usize = 6;
     pub const PAYLOAD: usize = 7;
     pub const METADATA: usize = 8;
-    /// Only in the joint read: the stream's version, on the header row.
-    pub const STREAM_VERSION: usize = 9;
+}
+
+/// Column positions of a replay row (`sql::REPLAY_STREAM`, and the first three columns of
+/// every `sql::JOINT_READ` row).
+mod replay_col {
+    pub const VERSION: usize = 0;
+    pub const EVENT_TYPE: usize = 1;
+    pub const PAYLOAD: usize = 2;
+}
+
+/// Column positions of the joint read's header row beyond the replay columns (where
+/// `version` holds the header's sort key 0 and `payload` the snapshot's state).
+mod header_col {
+    pub const SNAPSHOT_VERSION: usize = 3;
+    pub const SCHEMA_VERSION: usize = 4;
+    pub const SNAPSHOT_CREATED_AT: usize = 5;
+    pub const STREAM_VERSION: usize = 6;
 }
 
 fn get<'a, T: FromSql<'a>>(row: &'a Row, idx: usize, table: &'static str, column: &str) -> Result<T> {
@@ -56,16 +71,22 @@ fn u32_col(row: &Row, idx: usize, table: &'static str, column: &str) -> Result<u
     unsigned(i64::from(get::<i32>(row, idx, table, column)?), table, column)
 }
 
-/// An event row, borrowing its strings and payload from the row.
-pub(crate) fn event<'a>(row: &'a Row, aggregate_id: Uuid, aggregate_type: &'a str) -> Result<EventRecord<'a>> {
-    const T: &str = "events";
-    let version = u64_col(row, event_col::VERSION, T, "version")?;
+/// An event's `version` column: a positive stream version.
+fn stream_position(row: &Row, idx: usize) -> Result<u64> {
+    let version = u64_col(row, idx, "events", "version")?;
     if version == 0 {
         return Err(Error::MalformedRow {
-            table: T,
+            table: "events",
             message: "column `version` holds 0; streams start at 1".into(),
         });
     }
+    Ok(version)
+}
+
+/// An event row, borrowing its strings and payload from the row.
+pub(crate) fn event<'a>(row: &'a Row, aggregate_id: Uuid, aggregate_type: &'a str) -> Result<EventRecord<'a>> {
+    const T: &str = "events";
+    let version = stream_position(row, event_col::VERSION)?;
     Ok(EventRecord {
         global_position: get(row, event_col::GLOBAL_POSITION, T, "global_position")?,
         event_id: get(row, event_col::EVENT_ID, T, "event_id")?,
@@ -81,6 +102,17 @@ pub(crate) fn event<'a>(row: &'a Row, aggregate_id: Uuid, aggregate_type: &'a st
     })
 }
 
+/// A replay row (`sql::REPLAY_STREAM`, or an event row of `sql::JOINT_READ`), borrowing its
+/// event type and payload from the row.
+pub(crate) fn replay_event(row: &Row) -> Result<ReplayEvent<'_>> {
+    const T: &str = "events";
+    Ok(ReplayEvent {
+        version: stream_position(row, replay_col::VERSION)?,
+        event_type: get(row, replay_col::EVENT_TYPE, T, "event_type")?,
+        payload: get::<Body<'_>>(row, replay_col::PAYLOAD, T, "payload")?.0,
+    })
+}
+
 /// The header row of a joint read: the snapshot (if any) and the stream's version.
 #[derive(Debug)]
 pub(crate) struct JointHeader {
@@ -88,11 +120,19 @@ pub(crate) struct JointHeader {
     pub stream_version: u64,
 }
 
-/// Decodes the header row of `sql::JOINT_READ`.
+/// Decodes the header row of `sql::JOINT_READ`: the row whose `version` is the sort key 0,
+/// the snapshot's columns (all NULL when there is none) and the stream's version.
 pub(crate) fn joint_header(row: &Row, aggregate_id: Uuid, aggregate_type: &str) -> Result<JointHeader> {
     const T: &str = "snapshots";
-    let stream_version = u64_col(row, event_col::STREAM_VERSION, "events", "stream_version")?;
-    let Some(version) = get::<Option<i64>>(row, event_col::VERSION, T, "version")? else {
+    let key = get::<i64>(row, replay_col::VERSION, "events", "version")?;
+    if key != 0 {
+        return Err(Error::MalformedRow {
+            table: "events",
+            message: format!("the joint read's first row has version {key}, not the header's 0"),
+        });
+    }
+    let stream_version = u64_col(row, header_col::STREAM_VERSION, "events", "stream_version")?;
+    let Some(version) = get::<Option<i64>>(row, header_col::SNAPSHOT_VERSION, T, "version")? else {
         return Ok(JointHeader {
             snapshot: None,
             stream_version,
@@ -102,9 +142,9 @@ pub(crate) fn joint_header(row: &Row, aggregate_id: Uuid, aggregate_type: &str) 
         aggregate_id,
         aggregate_type: aggregate_type.to_owned(),
         version: unsigned(version, T, "version")?,
-        schema_version: u32_col(row, event_col::EVENT_VERSION, T, "schema_version")?,
-        state: get::<Body<'_>>(row, event_col::PAYLOAD, T, "state")?.0.to_vec(),
-        created_at: get(row, event_col::TIMESTAMP, T, "created_at")?,
+        schema_version: u32_col(row, header_col::SCHEMA_VERSION, T, "schema_version")?,
+        state: get::<Body<'_>>(row, replay_col::PAYLOAD, T, "state")?.0.to_vec(),
+        created_at: get(row, header_col::SNAPSHOT_CREATED_AT, T, "created_at")?,
     };
     Ok(JointHeader {
         snapshot: Some(snapshot),

@@ -73,11 +73,27 @@ impl Stmt {
     }
 }
 
-/// The columns an event row is read with, in order (see `rows::event`). [`JOINT_READ`]
-/// returns the same columns, plus the stream's version in a tenth.
+/// The columns an event row is read with, in order (see `rows::event`).
 macro_rules! event_columns {
     () => {
         "global_position, event_id, event_type, event_version, version, \"timestamp\", created_at, payload, metadata"
+    };
+}
+
+/// The columns a replay reads, in order (see `rows::replay_event`): [`REPLAY_STREAM`]'s rows,
+/// and the first three columns of every [`JOINT_READ`] row.
+macro_rules! replay_columns {
+    () => {
+        "version, event_type, payload"
+    };
+}
+
+/// The stream's last version, 0 for an empty stream, for the stream `$1`, `$2`: the last entry
+/// of `uq_events_stream_version` for the stream, so one backward index probe reading one
+/// row, whatever the stream's length and whatever plan (custom or generic) runs it.
+macro_rules! last_version {
+    () => {
+        "COALESCE((SELECT version FROM events WHERE aggregate_id = $1 AND aggregate_type = $2 ORDER BY version DESC LIMIT 1), 0)"
     };
 }
 
@@ -87,11 +103,15 @@ macro_rules! event_columns {
 /// racing past that check. One statement is atomic: all rows or none.
 pub(crate) static APPEND: Stmt = Stmt {
     name: "append",
-    text: "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version, version, \"timestamp\", payload, metadata)
+    text: concat!(
+        "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version, version, \"timestamp\", payload, metadata)
 SELECT b.event_id, $1, $2, b.event_type, b.event_version, $3 + b.n, b.occurred_at, b.payload, b.metadata
 FROM unnest($4, $5, $6, $7, $8, $9) WITH ORDINALITY AS b(event_id, event_type, event_version, occurred_at, payload, metadata, n)
-WHERE (SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = $1 AND aggregate_type = $2) = $3
-ORDER BY b.n",
+WHERE ",
+        last_version!(),
+        " = $3
+ORDER BY b.n"
+    ),
     params: &[
         Param::Uuid,
         Param::Text,
@@ -115,7 +135,7 @@ pub(crate) static EXISTING_EVENT_ID: Stmt = Stmt {
 /// The stream's last version, 0 for an empty stream.
 pub(crate) static STREAM_VERSION: Stmt = Stmt {
     name: "stream_version",
-    text: "SELECT COALESCE(MAX(version), 0)::BIGINT FROM events WHERE aggregate_id = $1 AND aggregate_type = $2",
+    text: concat!("SELECT ", last_version!()),
     params: &[Param::Uuid, Param::Text],
 };
 
@@ -133,12 +153,38 @@ ORDER BY version"
     params: &[Param::Uuid, Param::Text, Param::Int8],
 };
 
-/// The snapshot and the events after it, in one query: first a header row (the snapshot's
-/// columns mapped onto the event columns, or NULLs when there is none, and the stream's last
-/// version in the tenth column), then the events with `version > snapshot.version` (all of
-/// them when there is no snapshot: a load without snapshot is one query too), in order.
-/// The snapshot's `state` and the events' `payload` share a column: both have the codec's
-/// type. Being one statement, it reads one consistent state of both tables.
+/// The stream's events after a version, in order, with only what a replay needs.
+pub(crate) static REPLAY_STREAM: Stmt = Stmt {
+    name: "replay_stream",
+    text: concat!(
+        "SELECT ",
+        replay_columns!(),
+        "
+FROM events
+WHERE aggregate_id = $1 AND aggregate_type = $2 AND version > $3
+ORDER BY version"
+    ),
+    params: &[Param::Uuid, Param::Text, Param::Int8],
+};
+
+/// The snapshot and the events after it, in one query, ordered by the `version` column:
+///
+/// - first a header row, with the sort key 0 in `version` (streams start at 1) and NULL
+///   `event_type`; the snapshot's `state` in `payload` (both have the codec's type) and its
+///   version, schema version and creation time in columns of their own, NULL when there is no
+///   snapshot; and the stream's last version (`last_version!`);
+/// - then the events with `version > snapshot.version` (all of them when there is no
+///   snapshot: a load without snapshot is one query too), as `version, event_type, payload`
+///   (`replay_columns!`) and NULLs.
+///
+/// The `UNION ALL` sits in a subquery in `FROM` (a top-level set operation is planned as a
+/// plain Append plus a Sort), and its event branch carries its own `ORDER BY version`: the
+/// planner then merges the two ordered branches (Merge Append) instead of sorting the whole
+/// tail, streams the events from the index scan of `uq_events_stream_version` (reading only
+/// the rows after the snapshot, an index condition), and the outer `ORDER BY` guarantees the
+/// order. `GREATEST` (which ignores NULL) keeps every event row above the header's 0, even
+/// for a malformed snapshot version. Being one statement, it reads one consistent state of
+/// both tables.
 pub(crate) static JOINT_READ: Stmt = Stmt {
     name: "joint_read",
     text: concat!(
@@ -147,20 +193,26 @@ pub(crate) static JOINT_READ: Stmt = Stmt {
     FROM snapshots
     WHERE aggregate_id = $1 AND aggregate_type = $2
 )
-SELECT NULL::BIGINT AS global_position, NULL::UUID AS event_id, NULL::VARCHAR AS event_type,
-       snap.schema_version AS event_version, snap.version::BIGINT AS version,
-       snap.created_at AS \"timestamp\", NULL::TIMESTAMPTZ AS created_at, snap.state AS payload,
-       NULL::JSONB AS metadata,
-       (SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = $1 AND aggregate_type = $2)::BIGINT AS stream_version
-FROM (VALUES (1)) AS header(one) LEFT JOIN snap ON TRUE
-UNION ALL
 SELECT ",
-        event_columns!(),
-        ", NULL::BIGINT
-FROM events
-WHERE aggregate_id = $1 AND aggregate_type = $2
-  AND version > COALESCE((SELECT version FROM snap), 0)
-ORDER BY version NULLS FIRST"
+        replay_columns!(),
+        ", snapshot_version, schema_version, snapshot_created_at, stream_version
+FROM (
+    SELECT 0::BIGINT AS version, NULL::VARCHAR AS event_type, snap.state AS payload,
+           snap.version::BIGINT AS snapshot_version, snap.schema_version, snap.created_at AS snapshot_created_at,
+           ",
+        last_version!(),
+        "::BIGINT AS stream_version
+    FROM (VALUES (1)) AS header(one) LEFT JOIN snap ON TRUE
+    UNION ALL
+    (SELECT ",
+        replay_columns!(),
+        ", NULL, NULL, NULL, NULL
+     FROM events
+     WHERE aggregate_id = $1 AND aggregate_type = $2
+       AND version > GREATEST((SELECT version FROM snap), 0)
+     ORDER BY version)
+) AS joint
+ORDER BY version"
     ),
     params: &[Param::Uuid, Param::Text],
 };
@@ -333,6 +385,7 @@ mod tests {
             &EXISTING_EVENT_ID,
             &STREAM_VERSION,
             &READ_STREAM,
+            &REPLAY_STREAM,
             &JOINT_READ,
             &AGGREGATES_BY_EVENT_COUNT,
             &SNAPSHOT_UPSERT,
@@ -363,6 +416,24 @@ mod tests {
             Type::JSONB_ARRAY,
             "metadata stays JSONB"
         );
+    }
+
+    #[test]
+    fn stream_versions_are_read_with_a_backward_index_probe() {
+        for s in [&APPEND, &STREAM_VERSION, &JOINT_READ] {
+            assert!(!s.text.contains("MAX("), "{}", s.name);
+            assert!(s.text.contains(last_version!()), "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn the_joint_read_is_ordered_without_a_nulls_first_sort() {
+        assert!(JOINT_READ.text.ends_with("ORDER BY version"));
+        assert!(!JOINT_READ.text.contains("NULLS FIRST"));
+        assert!(JOINT_READ.text.starts_with("WITH snap AS"));
+        assert!(REPLAY_STREAM
+            .text
+            .starts_with(concat!("SELECT ", replay_columns!(), "\n")));
     }
 
     #[test]

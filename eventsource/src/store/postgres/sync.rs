@@ -39,7 +39,7 @@ use super::rows;
 use super::sql::{self, Stmt};
 use crate::codec::{Codec, Format, JsonCodec};
 use crate::error::{Error, Result};
-use crate::event::{EventRecord, NewEvent};
+use crate::event::{EventRecord, NewEvent, ReplayEvent};
 use crate::snapshot::{Snapshot, SnapshotWrite};
 use crate::store::monitor::{Coverage, SnapshotMonitor, StaleSnapshot};
 use crate::store::{EventStore, JointVisitor, SnapshotStore, StoreLocation};
@@ -460,6 +460,22 @@ impl<C: Codec> EventStore for PostgresEventStore<C> {
         })
     }
 
+    /// Reads only `version`, `event_type` and `payload`, streaming the rows.
+    fn replay_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut dyn FnMut(&ReplayEvent<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let after = bound_to_i64(after_version);
+        let mut lease = self.shared.pool.get()?;
+        lease.for_each_row(&sql::REPLAY_STREAM, &[&aggregate_id, &aggregate_type, &after], |row| {
+            visit(&rows::replay_event(row)?)?;
+            Ok(true)
+        })
+    }
+
     fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
         self.shared.pool.get()?.stream_version(aggregate_id, aggregate_type)
     }
@@ -487,7 +503,7 @@ impl<C: Codec> EventStore for PostgresEventStore<C> {
                 };
                 return visitor.snapshot(decoded.snapshot, decoded.stream_version);
             }
-            visitor.event(&rows::event(row, aggregate_id, aggregate_type)?)?;
+            visitor.event(&rows::replay_event(row)?)?;
             Ok(true)
         })?;
         Ok(header == Header::Asked)

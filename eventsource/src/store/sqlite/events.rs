@@ -12,14 +12,27 @@ use super::convert::{
 use super::{monitor, sql, SqliteEventStore, TARGET};
 use crate::codec::{Codec, Format};
 use crate::error::{Error, Result};
-use crate::event::{EventRecord, NewEvent};
+use crate::event::{EventRecord, NewEvent, ReplayEvent};
 use crate::snapshot::Snapshot;
 use crate::store::{EventStore, JointVisitor, StoreLocation};
 
 /// Where the event columns start in a row of [`sql::READ_STREAM`].
 pub(super) const STREAM_COLUMNS: usize = 0;
-/// Where the event columns start in a row of `sql::READ_WITH_SNAPSHOT` (after `kind`).
+/// Where the replay columns start in a row of [`sql::REPLAY_STREAM`].
+pub(super) const REPLAY_COLUMNS: usize = 0;
+/// Where the replay columns start in a row of `sql::READ_WITH_SNAPSHOT` (after `kind`).
 const JOINT_COLUMNS: usize = 1;
+
+/// Reads what a replay needs of an event row (`version`, `event_type`, `payload` from
+/// index `at`), borrowing its text and bytes.
+fn replay_event<'r>(row: &'r Row<'_>, at: usize, format: Format) -> Result<ReplayEvent<'r>> {
+    let c = Columns::new(row, "events");
+    Ok(ReplayEvent {
+        version: c.u64(at, "version")?,
+        event_type: c.str(at + 1, "event_type")?,
+        payload: c.encoded(at + 2, "payload", format)?,
+    })
+}
 
 /// Reads an event row, borrowing its text and bytes. `at` is the index of
 /// `global_position`; the other columns follow in [`sql::READ_STREAM`]'s order.
@@ -292,6 +305,26 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
         })
     }
 
+    fn replay_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        after_version: u64,
+        visit: &mut dyn FnMut(&ReplayEvent<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let id = UuidText::new(aggregate_id);
+        let after = bound_to_i64(after_version);
+        self.db.pool.with(|conn| {
+            let fail = |e| sql_error("replaying a stream", e);
+            let mut stmt = conn.prepare_cached(sql::REPLAY_STREAM).map_err(fail)?;
+            let mut rows = stmt.query(params![id, aggregate_type, after]).map_err(fail)?;
+            while let Some(row) = rows.next().map_err(fail)? {
+                visit(&replay_event(row, REPLAY_COLUMNS, C::FORMAT)?)?;
+            }
+            Ok(())
+        })
+    }
+
     fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
         let id = UuidText::new(aggregate_id);
         self.db
@@ -338,19 +371,19 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
                       "snapshot row is malformed; falling back to separate reads");
                 return Ok(false);
             }
-            let stream_version = Columns::new(head, "events").u64(1, "version")?;
+            let stream_version = Columns::new(head, "events").u64(6, "stream_version")?;
             let c = Columns::new(head, "snapshots");
-            let snapshot = if c.is_null(5, "version")? {
+            let snapshot = if c.is_null(1, "version")? {
                 None
             } else {
                 let read = || -> Result<Snapshot> {
                     Ok(Snapshot {
                         aggregate_id,
                         aggregate_type: aggregate_type.to_owned(),
-                        version: c.u64(5, "version")?,
+                        version: c.u64(1, "version")?,
                         schema_version: c.u32(4, "schema_version")?,
-                        state: c.encoded(8, "state", C::FORMAT)?.to_vec(),
-                        created_at: c.timestamp(7, "created_at")?,
+                        state: c.encoded(3, "state", C::FORMAT)?.to_vec(),
+                        created_at: c.timestamp(5, "created_at")?,
                     })
                 };
                 match read() {
@@ -370,7 +403,7 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
             }
             let mut tail = 0u64;
             while let Some(row) = rows.next().map_err(fail)? {
-                visitor.event(&event_record(row, JOINT_COLUMNS, aggregate_id, aggregate_type, C::FORMAT)?)?;
+                visitor.event(&replay_event(row, JOINT_COLUMNS, C::FORMAT)?)?;
                 tail += 1;
             }
             debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, snapshot_version,

@@ -107,6 +107,14 @@ impl Opener {
         conn.busy_timeout(self.options.get_busy_timeout())
             .map_err(|e| fail("busy_timeout", e))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        // Query-planner stability: keep each cached statement's plan instead of re-preparing
+        // it whenever its bindings are cleared. SQLite marks plans that depend on bound
+        // values as expired when rusqlite's statement cache clears the bindings, so without
+        // this every load re-prepared its statements (81% of a snapshot load's time in the
+        // profile of docs/benchmarks.md). Our statements' best plans do not depend on the
+        // values: they walk the (aggregate_id, aggregate_type, version) index.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(|e| fail("query planner stability", e))?;
         if matches!(self.target, Target::File(_)) && !self.options.is_read_only() {
             self.enable_wal(conn)?;
         }

@@ -1,6 +1,6 @@
 //! [`SnapshotStore`] for [`SqliteSnapshotStore`].
 
-use rusqlite::params;
+use rusqlite::{params, Connection, TransactionBehavior};
 use tracing::debug;
 use uuid::Uuid;
 
@@ -22,32 +22,20 @@ impl<C: Codec> SnapshotStore for SqliteSnapshotStore<C> {
     /// write that lands after a newer one changes nothing and reports
     /// [`SnapshotWrite::KeptExisting`].
     fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotWrite> {
-        let id = UuidText::new(snapshot.aggregate_id);
-        let version = to_i64(snapshot.version, "snapshots.version")?;
-        let state = Encoded::new(&snapshot.state, C::FORMAT, C::NAME, "the snapshot state")?;
-        let created_at = crate::time::format(&snapshot.created_at);
-        let changed = self.db.pool.with(|conn| {
-            let fail = |e| sql_error("saving a snapshot", e);
-            let mut stmt = conn.prepare_cached(sql::UPSERT_SNAPSHOT).map_err(fail)?;
-            stmt.execute(params![
-                id,
-                snapshot.aggregate_type,
-                version,
-                snapshot.schema_version,
-                state,
-                created_at
-            ])
-            .map_err(fail)
-        })?;
-        let outcome = if changed > 0 {
-            SnapshotWrite::Written
-        } else {
-            SnapshotWrite::KeptExisting
-        };
-        debug!(target: TARGET, aggregate_type = %snapshot.aggregate_type, aggregate_id = %snapshot.aggregate_id,
-               version = snapshot.version, schema_version = snapshot.schema_version, outcome = ?outcome,
-               "save_snapshot");
-        Ok(outcome)
+        self.db.pool.with(|conn| upsert::<C>(conn, snapshot))
+    }
+
+    /// All in one `BEGIN IMMEDIATE` transaction: one commit (one `fsync`) for the batch,
+    /// all or nothing.
+    fn save_snapshots(&self, snapshots: &[Snapshot]) -> Result<Vec<SnapshotWrite>> {
+        self.db.pool.with(|conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| sql_error("starting the snapshot batch", e))?;
+            let outcomes = snapshots.iter().map(|s| upsert::<C>(&tx, s)).collect::<Result<Vec<_>>>()?;
+            tx.commit().map_err(|e| sql_error("committing the snapshot batch", e))?;
+            Ok(outcomes)
+        })
     }
 
     fn get_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<Option<Snapshot>> {
@@ -118,4 +106,22 @@ impl<C: Codec> SnapshotStore for SqliteSnapshotStore<C> {
     fn location(&self) -> Option<StoreLocation> {
         Some(self.db.location.clone())
     }
+}
+
+/// The version-guarded upsert of one snapshot (rule 4 in SQL).
+fn upsert<C: Codec>(conn: &Connection, snapshot: &Snapshot) -> Result<SnapshotWrite> {
+    let id = UuidText::new(snapshot.aggregate_id);
+    let version = to_i64(snapshot.version, "snapshots.version")?;
+    let state = Encoded::new(&snapshot.state, C::FORMAT, C::NAME, "the snapshot state")?;
+    let created_at = crate::time::format(&snapshot.created_at);
+    let fail = |e| sql_error("saving a snapshot", e);
+    let mut stmt = conn.prepare_cached(sql::UPSERT_SNAPSHOT).map_err(fail)?;
+    let changed = stmt
+        .execute(params![id, snapshot.aggregate_type, version, snapshot.schema_version, state, created_at])
+        .map_err(fail)?;
+    let outcome = if changed > 0 { SnapshotWrite::Written } else { SnapshotWrite::KeptExisting };
+    debug!(target: TARGET, aggregate_type = %snapshot.aggregate_type, aggregate_id = %snapshot.aggregate_id,
+           version = snapshot.version, schema_version = snapshot.schema_version, outcome = ?outcome,
+           "save_snapshot");
+    Ok(outcome)
 }

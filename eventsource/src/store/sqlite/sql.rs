@@ -41,8 +41,8 @@ pub(super) const UNIQUE_INDEX_COLUMNS: &str = "SELECT il.name, ii.name \
 
 /// The stream's last version (0 when it has no events). Served by the unique index on
 /// `(aggregate_id, aggregate_type, version)`.
-pub(super) const STREAM_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM events \
-     WHERE aggregate_id = ?1 AND aggregate_type = ?2";
+pub(super) const STREAM_VERSION: &str = "SELECT COALESCE((SELECT version FROM events \
+     WHERE aggregate_id = ?1 AND aggregate_type = ?2 ORDER BY version DESC LIMIT 1), 0)";
 
 /// Inserts one event.
 pub(super) const INSERT_EVENT: &str = "INSERT INTO events \
@@ -61,13 +61,22 @@ pub(super) const READ_STREAM: &str = "SELECT global_position, event_id, event_ty
      WHERE aggregate_id = ?1 AND aggregate_type = ?2 AND version > ?3 \
      ORDER BY version";
 
+/// What a replay reads of the events of a stream after a version, in order: the version,
+/// the type and the payload, nothing it would not use. Column layout: see
+/// [`REPLAY_COLUMNS`](super::events::REPLAY_COLUMNS).
+pub(super) const REPLAY_STREAM: &str = "SELECT version, event_type, payload \
+     FROM events \
+     WHERE aggregate_id = ?1 AND aggregate_type = ?2 AND version > ?3 \
+     ORDER BY version";
+
 /// The joint load, in one statement (one read transaction, so the snapshot and the
 /// events are consistent with each other).
 ///
-/// The first row (`kind` 0) always exists: the snapshot columns (NULL when there is no
-/// snapshot) and the stream's last version in the `global_position` slot. The rows after
-/// it (`kind` 1) are the events after the snapshot's version, in order, laid out as
-/// [`READ_STREAM`] shifted by one column.
+/// Columns: `kind`, `version`, `event_type`, `payload`, `schema_version`, `created_at`,
+/// `stream_version`. The first row (`kind` 0) always exists: the snapshot's version,
+/// state, schema version and creation time (NULL when there is no snapshot) and the
+/// stream's last version. The rows after it (`kind` 1) are what a replay needs of the
+/// events after the snapshot's version, in order (all events when there is none).
 ///
 /// The order is by the version column alone: the head row carries the snapshot's version
 /// (or NULL, which sorts first) and every event after it has a higher one, so the head
@@ -75,20 +84,20 @@ pub(super) const READ_STREAM: &str = "SELECT global_position, event_id, event_ty
 /// temporary b-tree; by version alone it merges the one-row head with the events arm as
 /// it walks the `(aggregate_id, aggregate_type, version)` index, so rows are produced as
 /// they are stepped and nothing is buffered.
-pub(super) const READ_WITH_SNAPSHOT: &str = "SELECT 0 AS kind, \
-       (SELECT COALESCE(MAX(version), 0) FROM events \
-         WHERE aggregate_id = ?1 AND aggregate_type = ?2) AS position, \
-       NULL, NULL, s.schema_version, s.version, NULL, s.created_at, s.state, NULL \
+pub(super) const READ_WITH_SNAPSHOT: &str = "SELECT 0 AS kind, s.version, NULL, s.state, \
+       s.schema_version, s.created_at, \
+       COALESCE((SELECT version FROM events \
+                  WHERE aggregate_id = ?1 AND aggregate_type = ?2 \
+                  ORDER BY version DESC LIMIT 1), 0) \
      FROM (SELECT 1) AS one \
      LEFT JOIN snapshots AS s ON s.aggregate_id = ?1 AND s.aggregate_type = ?2 \
      UNION ALL \
-     SELECT 1, e.global_position, e.event_id, e.event_type, e.event_version, e.version, \
-       e.timestamp, e.created_at, e.payload, e.metadata \
+     SELECT 1, e.version, e.event_type, e.payload, NULL, NULL, NULL \
      FROM events AS e \
      WHERE e.aggregate_id = ?1 AND e.aggregate_type = ?2 \
        AND e.version > COALESCE((SELECT version FROM snapshots \
                                   WHERE aggregate_id = ?1 AND aggregate_type = ?2), 0) \
-     ORDER BY 6";
+     ORDER BY 2";
 
 /// Aggregates of a type with more than `?2` events, most first (the guide's
 /// "prioritize high-event aggregates" query, with the type and the bound as parameters
