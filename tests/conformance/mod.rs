@@ -24,7 +24,8 @@ macro_rules! conformance_suite {
             snapshot_ahead_of_stream_is_deleted, unknown_event_type_fails_load_naming_it,
             manual_mode_writes_only_on_request, background_mode_captures_state_at_save,
             background_queue_drops_and_counts, no_snapshot_store_replays, delete_snapshots_by_type_is_strict,
-            prepopulate_snapshots_every_aggregate, invariants_hold_under_injected_failures);
+            prepopulate_snapshots_every_aggregate, invariants_hold_under_injected_failures,
+            save_snapshots_applies_the_rule_to_each);
     };
     (@each sync $module:ident $factory:expr; $($name:ident),* $(,)?) => {
         mod $module {

@@ -603,3 +603,27 @@ api_fn! { pub fn invariants_hold_under_injected_failures<ES: EventStore, SS: Sna
         }
     }
 }}
+
+api_fn! { pub fn save_snapshots_applies_the_rule_to_each<ES: EventStore, SS: SnapshotStore>(_es: Arc<ES>, ss: Arc<SS>) {
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let snap = |id, version| Snapshot {
+        aggregate_id: id,
+        aggregate_type: "Order".into(),
+        version,
+        schema_version: 2,
+        state: ss.codec().encode(&Order::default()).expect("encode"),
+        created_at: eventsource::time::now(),
+    };
+    aw!(ss.save_snapshot(&snap(a, 10))).expect("save");
+    aw!(ss.save_snapshot(&snap(b, 10))).expect("save");
+    let outcomes = aw!(ss.save_snapshots(&[snap(a, 5), snap(b, 20), snap(c, 1)])).expect("batch");
+    assert_eq!(outcomes, vec![SnapshotWrite::KeptExisting, SnapshotWrite::Written, SnapshotWrite::Written]);
+    for (id, version) in [(a, 10), (b, 20), (c, 1)] {
+        assert_eq!(aw!(ss.get_snapshot(id, "Order")).expect("get").map(|s| s.version), Some(version));
+    }
+    // One aggregate twice in a batch: each under the rule, in order.
+    let outcomes = aw!(ss.save_snapshots(&[snap(c, 3), snap(c, 2)])).expect("batch");
+    assert_eq!(outcomes, vec![SnapshotWrite::Written, SnapshotWrite::KeptExisting]);
+    assert_eq!(aw!(ss.get_snapshot(c, "Order")).expect("get").map(|s| s.version), Some(3));
+    assert!(aw!(ss.save_snapshots(&[])).expect("empty").is_empty());
+}}

@@ -527,6 +527,26 @@ impl<C: Codec> SnapshotStore for AsyncPostgresSnapshotStore<C> {
         Ok(ops::snapshot_write(n))
     }
 
+    /// One statement for the whole batch ([`sql::SNAPSHOT_UPSERT_BATCH`]): atomic, one
+    /// round trip, one commit.
+    async fn save_snapshots(&self, snapshots: &[Snapshot]) -> Result<Vec<SnapshotWrite>> {
+        if snapshots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(batch) = ops::SnapshotBatch::new(snapshots)? else {
+            let mut outcomes = Vec::with_capacity(snapshots.len());
+            for s in snapshots {
+                outcomes.push(self.save_snapshot(s).await?);
+            }
+            return Ok(outcomes);
+        };
+        let written = Lease::get(&self.shared)
+            .await?
+            .query(&sql::SNAPSHOT_UPSERT_BATCH, &batch.params())
+            .await?;
+        ops::batch_writes(snapshots, &written)
+    }
+
     async fn get_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<Option<Snapshot>> {
         Lease::get(&self.shared)
             .await?

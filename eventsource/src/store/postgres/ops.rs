@@ -193,6 +193,84 @@ impl<'a> SnapshotRow<'a> {
     }
 }
 
+/// A batch of snapshots as the arrays of [`sql::SNAPSHOT_UPSERT_BATCH`]. `None` when the
+/// batch names one aggregate twice (it must then be written one snapshot at a time).
+pub(crate) struct SnapshotBatch<'a> {
+    ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    versions: Vec<i32>,
+    schema_versions: Vec<i32>,
+    states: Vec<Body<'a>>,
+    created_at: Vec<DateTime<Utc>>,
+}
+
+impl<'a> SnapshotBatch<'a> {
+    /// Converts the batch, checking every version; `Ok(None)` for a batch with a repeated
+    /// aggregate.
+    pub(crate) fn new(snapshots: &'a [Snapshot]) -> Result<Option<Self>> {
+        let mut seen = HashSet::with_capacity(snapshots.len());
+        if !snapshots.iter().all(|s| seen.insert((s.aggregate_id, s.aggregate_type.as_str()))) {
+            return Ok(None);
+        }
+        let mut batch = SnapshotBatch {
+            ids: Vec::with_capacity(snapshots.len()),
+            types: Vec::with_capacity(snapshots.len()),
+            versions: Vec::with_capacity(snapshots.len()),
+            schema_versions: Vec::with_capacity(snapshots.len()),
+            states: Vec::with_capacity(snapshots.len()),
+            created_at: Vec::with_capacity(snapshots.len()),
+        };
+        for s in snapshots {
+            let row = SnapshotRow::new(s)?;
+            batch.ids.push(row.aggregate_id);
+            batch.types.push(row.aggregate_type);
+            batch.versions.push(row.version);
+            batch.schema_versions.push(row.schema_version);
+            batch.states.push(row.state);
+            batch.created_at.push(row.created_at);
+        }
+        Ok(Some(batch))
+    }
+
+    /// The parameters of [`sql::SNAPSHOT_UPSERT_BATCH`].
+    pub(crate) fn params(&self) -> Params<'_, 6> {
+        [
+            &self.ids,
+            &self.types,
+            &self.versions,
+            &self.schema_versions,
+            &self.states,
+            &self.created_at,
+        ]
+    }
+}
+
+/// The outcome of each snapshot of a batch, from the rows the batch upsert returned.
+pub(crate) fn batch_writes(snapshots: &[Snapshot], written: &[Row]) -> Result<Vec<SnapshotWrite>> {
+    let mut keys = HashSet::with_capacity(written.len());
+    for row in written {
+        let id: Uuid = row.try_get(0).map_err(|e| Error::MalformedRow {
+            table: "snapshots",
+            message: format!("column `aggregate_id`: {e}"),
+        })?;
+        let ty: String = row.try_get(1).map_err(|e| Error::MalformedRow {
+            table: "snapshots",
+            message: format!("column `aggregate_type`: {e}"),
+        })?;
+        keys.insert((id, ty));
+    }
+    Ok(snapshots
+        .iter()
+        .map(|s| {
+            if keys.contains(&(s.aggregate_id, s.aggregate_type.clone())) {
+                SnapshotWrite::Written
+            } else {
+                SnapshotWrite::KeptExisting
+            }
+        })
+        .collect())
+}
+
 /// Rule 4's outcome, from the upsert's affected row count.
 pub(crate) fn snapshot_write(rows: u64) -> SnapshotWrite {
     if rows == 0 {

@@ -230,19 +230,30 @@ ORDER BY COUNT(*) DESC, aggregate_id",
     params: &[Param::Text, Param::Int8],
 };
 
-/// Rule 4 in SQL: insert, or replace only with a higher schema version, or the same schema
-/// version and a higher stream version. One row affected means written, none means kept.
-pub(crate) static SNAPSHOT_UPSERT: Stmt = Stmt {
-    name: "save_snapshot",
-    text: "INSERT INTO snapshots (aggregate_id, aggregate_type, version, schema_version, state, created_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT ON CONSTRAINT uq_snapshots_aggregate DO UPDATE
+/// Rule 4 in SQL, the conflict clause of both snapshot upserts: replace only with a higher
+/// schema version, or the same schema version and a higher stream version.
+macro_rules! snapshot_upsert_rule {
+    () => {
+        "ON CONFLICT ON CONSTRAINT uq_snapshots_aggregate DO UPDATE
 SET version = excluded.version,
     schema_version = excluded.schema_version,
     state = excluded.state,
     created_at = excluded.created_at
 WHERE excluded.schema_version > snapshots.schema_version
-   OR (excluded.schema_version = snapshots.schema_version AND excluded.version > snapshots.version)",
+   OR (excluded.schema_version = snapshots.schema_version AND excluded.version > snapshots.version)"
+    };
+}
+
+/// Rule 4 in SQL: insert, or replace under [`snapshot_upsert_rule!`]. One row affected
+/// means written, none means kept.
+pub(crate) static SNAPSHOT_UPSERT: Stmt = Stmt {
+    name: "save_snapshot",
+    text: concat!(
+        "INSERT INTO snapshots (aggregate_id, aggregate_type, version, schema_version, state, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+",
+        snapshot_upsert_rule!()
+    ),
     params: &[
         Param::Uuid,
         Param::Text,
@@ -250,6 +261,30 @@ WHERE excluded.schema_version > snapshots.schema_version
         Param::Int4,
         Param::Body,
         Param::Timestamptz,
+    ],
+};
+
+/// Several snapshots in one statement (atomic, one round trip, one commit): one array per
+/// column, the same rule per row. `RETURNING` names the rows written; the others were kept.
+/// The batch must not name one aggregate twice (PostgreSQL refuses to update a row twice
+/// in one statement); the stores fall back to one upsert at a time for such a batch.
+pub(crate) static SNAPSHOT_UPSERT_BATCH: Stmt = Stmt {
+    name: "save_snapshots",
+    text: concat!(
+        "INSERT INTO snapshots (aggregate_id, aggregate_type, version, schema_version, state, created_at)
+SELECT * FROM unnest($1, $2, $3, $4, $5, $6)
+",
+        snapshot_upsert_rule!(),
+        "
+RETURNING aggregate_id, aggregate_type"
+    ),
+    params: &[
+        Param::UuidArray,
+        Param::TextArray,
+        Param::Int4Array,
+        Param::Int4Array,
+        Param::BodyArray,
+        Param::TimestamptzArray,
     ],
 };
 

@@ -626,6 +626,19 @@ impl<C: Codec> SnapshotStore for PostgresSnapshotStore<C> {
         Ok(ops::snapshot_write(n))
     }
 
+    /// One statement for the whole batch ([`sql::SNAPSHOT_UPSERT_BATCH`]): atomic, one
+    /// round trip, one commit.
+    fn save_snapshots(&self, snapshots: &[Snapshot]) -> Result<Vec<SnapshotWrite>> {
+        if snapshots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(batch) = ops::SnapshotBatch::new(snapshots)? else {
+            return snapshots.iter().map(|s| self.save_snapshot(s)).collect();
+        };
+        let written = self.shared.pool.get()?.query(&sql::SNAPSHOT_UPSERT_BATCH, &batch.params())?;
+        ops::batch_writes(snapshots, &written)
+    }
+
     fn get_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<Option<Snapshot>> {
         self.shared
             .pool
