@@ -138,7 +138,6 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
                     self.events.replay_stream(id, A::TYPE, after, &mut |r| m.event(r))?;
                     m.events_done();
                 }
-                LoadStep::StreamVersion => m.stream_version(self.events.stream_version(id, A::TYPE)?),
                 LoadStep::DeleteSnapshot => {
                     m.snapshot_deleted(snapshots.map_or(Ok(false), |s| s.delete_snapshot(id, A::TYPE)))
                 }

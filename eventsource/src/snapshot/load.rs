@@ -9,11 +9,12 @@
 //! The steps of a load with a snapshot store:
 //!
 //! 1. [`LoadStep::ReadJoint`] when the snapshot and event stores share a database: the
-//!    snapshot row and the events after it in one query; otherwise
-//!    [`LoadStep::GetSnapshot`] then [`LoadStep::ReadEvents`] after the snapshot's version.
-//! 2. [`LoadStep::StreamVersion`] only when no event followed the snapshot and the stream's
-//!    length is not known yet (rule 5: a snapshot must not be beyond the stream).
-//! 3. On a miss: [`LoadStep::DeleteSnapshot`] for a snapshot ahead of its stream, then
+//!    snapshot row and the events from its version on, in one query; otherwise
+//!    [`LoadStep::GetSnapshot`] then [`LoadStep::ReadEvents`] from the snapshot's version.
+//!    The first event read, the one at the snapshot's own version (the *anchor*), is not
+//!    applied: it proves that the stream reaches the snapshot (rule 5). No anchor means the
+//!    snapshot is beyond the stream. So rule 5 costs no query of its own.
+//! 2. On a miss: [`LoadStep::DeleteSnapshot`] for a snapshot ahead of its stream, then
 //!    [`LoadStep::ReadEvents`] from the start.
 
 use tracing::{error, warn};
@@ -43,8 +44,6 @@ pub enum LoadStep {
         /// The version to read after.
         after: u64,
     },
-    /// Call `EventStore::stream_version`, then [`LoadMachine::stream_version`].
-    StreamVersion,
     /// Call `SnapshotStore::delete_snapshot`, then [`LoadMachine::snapshot_deleted`].
     DeleteSnapshot,
     /// Finished: call [`LoadMachine::finish`].
@@ -88,7 +87,6 @@ pub struct LoadOutcome {
 enum Phase {
     Start,
     SnapshotTail,
-    CheckStream,
     Delete,
     Replay,
     Done,
@@ -108,6 +106,8 @@ pub struct LoadMachine<'c, A, SC, EC> {
     next_version: u64,
     replayed: u64,
     joint_tail: bool,
+    /// The snapshot's version while its anchor event has not been read.
+    anchor: Option<u64>,
 }
 
 impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
@@ -127,6 +127,7 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
             next_version: 1,
             replayed: 0,
             joint_tail: false,
+            anchor: None,
         };
         if snapshot_codec.is_none() {
             m.replay_from_start(MissReason::Missing);
@@ -140,9 +141,8 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
             Phase::Start if self.joint => LoadStep::ReadJoint,
             Phase::Start => LoadStep::GetSnapshot,
             Phase::SnapshotTail | Phase::Replay => LoadStep::ReadEvents {
-                after: self.next_version - 1,
+                after: self.anchor.map_or(self.next_version, |a| a) - 1,
             },
-            Phase::CheckStream => LoadStep::StreamVersion,
             Phase::Delete => LoadStep::DeleteSnapshot,
             Phase::Done => LoadStep::Done,
         }
@@ -157,27 +157,19 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
         }
         if self.joint_tail {
             // The joint read already delivered the events needed.
-            self.phase = Phase::Done;
+            self.events_done();
         }
     }
 
     /// After [`LoadStep::GetSnapshot`]. A store error degrades to a full replay.
     pub fn snapshot_read(&mut self, result: Result<Option<Snapshot>>) {
         match result {
-            Ok(snapshot) => self.consider(snapshot, None),
+            Ok(snapshot) => self.consider(snapshot),
             Err(e) => {
                 warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %self.id, error = %e,
                       "snapshot store failed");
                 self.replay_from_start(MissReason::StoreError);
             }
-        }
-    }
-
-    /// After [`LoadStep::StreamVersion`].
-    pub fn stream_version(&mut self, stream_version: u64) {
-        match self.header {
-            Some(h) if policy::ahead_of_stream(h.version, stream_version) => self.ahead_of_stream(),
-            _ => self.phase = Phase::Done,
         }
     }
 
@@ -194,6 +186,18 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
     pub fn event(&mut self, record: &ReplayEvent<'_>) -> Result<()> {
         if !matches!(self.phase, Phase::SnapshotTail | Phase::Replay) {
             return Ok(());
+        }
+        if let Some(anchor) = self.anchor.take() {
+            if record.version == anchor {
+                // The event the snapshot already holds: proof the stream reaches it.
+                return Ok(());
+            }
+            return Err(Error::CorruptStream {
+                aggregate_type: A::TYPE.to_owned(),
+                aggregate_id: self.id,
+                expected: anchor,
+                found: record.version,
+            });
         }
         if record.version != self.next_version {
             return Err(Error::CorruptStream {
@@ -219,12 +223,12 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
 
     /// After a [`LoadStep::ReadEvents`] step.
     pub fn events_done(&mut self) {
-        self.phase = if self.phase == Phase::SnapshotTail && self.replayed == 0 {
-            // Nothing after the snapshot: make sure the stream really reaches it.
-            Phase::CheckStream
-        } else {
-            Phase::Done
-        };
+        match self.phase {
+            // No anchor: the stream ends before the snapshot's version.
+            Phase::SnapshotTail if self.anchor.is_some() => self.ahead_of_stream(),
+            Phase::SnapshotTail | Phase::Replay => self.phase = Phase::Done,
+            _ => {}
+        }
     }
 
     /// The state, the outcome, and on a miss the schema version of the snapshot that was
@@ -247,12 +251,12 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
         (self.state, outcome, schema)
     }
 
-    fn consider(&mut self, stored: Option<Snapshot>, stream_version: Option<u64>) {
+    fn consider(&mut self, stored: Option<Snapshot>) {
         self.header = stored.as_ref().map(|s| SnapshotHeader {
             version: s.version,
             schema_version: s.schema_version,
         });
-        let plan = policy::plan_load(self.header, A::SCHEMA_VERSION, A::UPCAST_FROM, stream_version);
+        let plan = policy::plan_load(self.header, A::SCHEMA_VERSION, A::UPCAST_FROM, None);
         let (LoadPlan::UseSnapshot { version, .. }, Some(s), Some(codec)) = (plan, &stored, self.snapshot_codec) else {
             match plan {
                 LoadPlan::Replay { reason: MissReason::AheadOfStream, .. } => self.ahead_of_stream(),
@@ -281,6 +285,7 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
             }
         }
         self.next_version = version + 1;
+        self.anchor = Some(version);
         self.phase = Phase::SnapshotTail;
     }
 
@@ -298,6 +303,7 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
         }
         self.state = A::default();
         self.used = None;
+        self.anchor = None;
         self.miss = Some(reason);
         self.next_version = 1;
         self.replayed = 0;
@@ -310,15 +316,11 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
 }
 
 impl<A: Aggregate, SC: Codec, EC: Codec> JointVisitor for LoadMachine<'_, A, SC, EC> {
-    fn snapshot(&mut self, snapshot: Option<Snapshot>, stream_version: u64) -> Result<bool> {
-        self.consider(snapshot, Some(stream_version));
-        if self.phase == Phase::SnapshotTail && self.next_version - 1 == stream_version {
-            // Nothing after the snapshot, and the stream is known to reach it.
-            self.phase = Phase::Done;
-            return Ok(false);
-        }
-        // The joint read's events follow the snapshot (all events when there is none):
-        // usable when the snapshot is used, or when there is no snapshot at all.
+    fn snapshot(&mut self, snapshot: Option<Snapshot>) -> Result<bool> {
+        self.consider(snapshot);
+        // The joint read's events start at the snapshot's version (all events when there is
+        // none): usable when the snapshot is used (its anchor comes first), or when there is
+        // no snapshot at all.
         self.joint_tail = self.phase == Phase::SnapshotTail || (self.phase == Phase::Replay && self.header.is_none());
         Ok(self.joint_tail)
     }

@@ -116,9 +116,9 @@ pub struct SnapshotHeader {
 
 /// Rules 3 and 5: decides whether a snapshot may be used.
 ///
-/// `stream_version` is the stream's last version when the store told it (a joint load
-/// does); `None` means unknown, and the check happens during replay instead
-/// ([`ahead_of_stream`]).
+/// `stream_version` is the stream's last version when the caller knows it; `None` means
+/// unknown, and the load checks during replay instead: the event at the snapshot's own
+/// version must be there (see [`crate::snapshot::load`]).
 pub fn plan_load(
     snapshot: Option<SnapshotHeader>,
     current_schema: u32,
@@ -131,13 +131,12 @@ pub fn plan_load(
             delete_snapshot: false,
         };
     };
-    if let Some(stream) = stream_version {
-        if ahead_of_stream(s.version, stream) {
-            return LoadPlan::Replay {
-                reason: MissReason::AheadOfStream,
-                delete_snapshot: true,
-            };
-        }
+    // A snapshot at version 0 holds no event: it is bogus whatever the stream.
+    if s.version == 0 || stream_version.is_some_and(|stream| ahead_of_stream(s.version, stream)) {
+        return LoadPlan::Replay {
+            reason: MissReason::AheadOfStream,
+            delete_snapshot: true,
+        };
     }
     if s.schema_version == current_schema
         || (s.schema_version < current_schema && has_upcast_chain(s.schema_version, current_schema, upcast_from))

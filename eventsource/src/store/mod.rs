@@ -31,14 +31,16 @@ pub struct StoreLocation(pub String);
 
 /// Receives the results of a joint snapshot-and-tail read.
 ///
-/// The events that follow the snapshot are those with a version above the snapshot's;
-/// with no snapshot stored, every event of the stream follows (the repository then replays
-/// from this one query).
+/// The events that follow the snapshot are those from the snapshot's own version on: the
+/// first one, at the snapshot's version, proves the stream reaches the snapshot (rule 5)
+/// and is not applied again. With no snapshot stored, every event of the stream follows
+/// (the repository then replays from this one query).
 pub trait JointVisitor {
-    /// Called once, first, with the stored snapshot (if any) and the stream's last version.
-    /// Returns whether the read should go on with the events after the snapshot.
-    fn snapshot(&mut self, snapshot: Option<Snapshot>, stream_version: u64) -> Result<bool>;
-    /// Called for each event after the snapshot's version, in order.
+    /// Called once, first, with the stored snapshot (if any). Returns whether the read
+    /// should go on with the events.
+    fn snapshot(&mut self, snapshot: Option<Snapshot>) -> Result<bool>;
+    /// Called for each event from the snapshot's version on (from version 1 without a
+    /// snapshot), in order.
     fn event(&mut self, event: &ReplayEvent<'_>) -> Result<()>;
 }
 

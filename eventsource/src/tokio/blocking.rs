@@ -140,7 +140,7 @@ impl OwnedReplay {
 }
 
 enum Message<T> {
-    Snapshot(Option<Snapshot>, u64, oneshot::Sender<bool>),
+    Snapshot(Option<Snapshot>, oneshot::Sender<bool>),
     Events(Vec<T>),
 }
 
@@ -184,10 +184,10 @@ impl<T> Forward<T> {
 }
 
 impl JointVisitor for Forward<OwnedReplay> {
-    fn snapshot(&mut self, snapshot: Option<Snapshot>, stream_version: u64) -> Result<bool> {
+    fn snapshot(&mut self, snapshot: Option<Snapshot>) -> Result<bool> {
         let (answer, decision) = oneshot::channel();
         self.tx
-            .blocking_send(Message::Snapshot(snapshot, stream_version, answer))
+            .blocking_send(Message::Snapshot(snapshot, answer))
             .map_err(|_| cancelled())?;
         decision.blocking_recv().map_err(|_| cancelled())
     }
@@ -202,13 +202,13 @@ impl JointVisitor for Forward<OwnedReplay> {
 async fn drain<T, R>(
     mut rx: mpsc::Receiver<Message<T>>,
     handle: ::tokio::task::JoinHandle<Result<R>>,
-    mut on_snapshot: impl FnMut(Option<Snapshot>, u64) -> Result<bool>,
+    mut on_snapshot: impl FnMut(Option<Snapshot>) -> Result<bool>,
     mut each: impl FnMut(&T) -> Result<()>,
 ) -> Result<R> {
     while let Some(message) = rx.recv().await {
         match message {
-            Message::Snapshot(snapshot, version, answer) => {
-                let go_on = on_snapshot(snapshot, version)?;
+            Message::Snapshot(snapshot, answer) => {
+                let go_on = on_snapshot(snapshot)?;
                 // The blocking side waits for the answer; if it is gone, its result says why.
                 let _ = answer.send(go_on);
             }
@@ -245,7 +245,7 @@ impl<S: store::EventStore> EventStore for Blocking<S> {
                 store.read_stream(id, &reader_ty, after, &mut |r| forward.push(OwnedRecord::new(r)))?;
                 forward.flush()
             });
-            drain(rx, handle, |_, _| Ok(false), |r: &OwnedRecord| visit(&r.view(&owned_ty))).await
+            drain(rx, handle, |_| Ok(false), |r: &OwnedRecord| visit(&r.view(&owned_ty))).await
         }
     }
 
@@ -259,7 +259,7 @@ impl<S: store::EventStore> EventStore for Blocking<S> {
                 store.replay_stream(id, &ty, after, &mut |r| forward.push(OwnedReplay::new(r)))?;
                 forward.flush()
             });
-            drain(rx, handle, |_, _| Ok(false), |r: &OwnedReplay| visit(&r.view())).await
+            drain(rx, handle, |_| Ok(false), |r: &OwnedReplay| visit(&r.view())).await
         }
     }
 
@@ -291,7 +291,7 @@ impl<S: store::EventStore> EventStore for Blocking<S> {
             // One visitor, two roles: the snapshot decision and the events.
             let visitor = std::sync::Mutex::new(visitor);
             let lock = || visitor.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            drain(rx, handle, |s, v| lock().snapshot(s, v), |r: &OwnedReplay| lock().event(&r.view())).await
+            drain(rx, handle, |s| lock().snapshot(s), |r: &OwnedReplay| lock().event(&r.view())).await
         }
     }
 }

@@ -123,7 +123,6 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
                     self.events.replay_stream(id, A::TYPE, after, &mut |r| m.event(r)).await?;
                     m.events_done();
                 }
-                LoadStep::StreamVersion => m.stream_version(self.events.stream_version(id, A::TYPE).await?),
                 LoadStep::DeleteSnapshot => {
                     let result = match snapshots {
                         Some(s) => s.delete_snapshot(id, A::TYPE).await,

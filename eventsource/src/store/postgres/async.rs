@@ -412,7 +412,7 @@ impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
                     let Some(decoded) = header.decode(row, aggregate_id, aggregate_type) else {
                         return Ok(false);
                     };
-                    return visitor.snapshot(decoded.snapshot, decoded.stream_version);
+                    return visitor.snapshot(decoded.snapshot);
                 }
                 visitor.event(&rows::replay_event(row)?)?;
                 Ok(true)

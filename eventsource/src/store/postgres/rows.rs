@@ -43,7 +43,6 @@ mod header_col {
     pub const SNAPSHOT_VERSION: usize = 3;
     pub const SCHEMA_VERSION: usize = 4;
     pub const SNAPSHOT_CREATED_AT: usize = 5;
-    pub const STREAM_VERSION: usize = 6;
 }
 
 fn get<'a, T: FromSql<'a>>(row: &'a Row, idx: usize, table: &'static str, column: &str) -> Result<T> {
@@ -113,15 +112,14 @@ pub(crate) fn replay_event(row: &Row) -> Result<ReplayEvent<'_>> {
     })
 }
 
-/// The header row of a joint read: the snapshot (if any) and the stream's version.
+/// The header row of a joint read: the snapshot, if any.
 #[derive(Debug)]
 pub(crate) struct JointHeader {
     pub snapshot: Option<Snapshot>,
-    pub stream_version: u64,
 }
 
 /// Decodes the header row of `sql::JOINT_READ`: the row whose `version` is the sort key 0,
-/// the snapshot's columns (all NULL when there is none) and the stream's version.
+/// the snapshot's columns (all NULL when there is none).
 pub(crate) fn joint_header(row: &Row, aggregate_id: Uuid, aggregate_type: &str) -> Result<JointHeader> {
     const T: &str = "snapshots";
     let key = get::<i64>(row, replay_col::VERSION, "events", "version")?;
@@ -131,12 +129,8 @@ pub(crate) fn joint_header(row: &Row, aggregate_id: Uuid, aggregate_type: &str) 
             message: format!("the joint read's first row has version {key}, not the header's 0"),
         });
     }
-    let stream_version = u64_col(row, header_col::STREAM_VERSION, "events", "stream_version")?;
     let Some(version) = get::<Option<i64>>(row, header_col::SNAPSHOT_VERSION, T, "version")? else {
-        return Ok(JointHeader {
-            snapshot: None,
-            stream_version,
-        });
+        return Ok(JointHeader { snapshot: None });
     };
     let snapshot = Snapshot {
         aggregate_id,
@@ -148,7 +142,6 @@ pub(crate) fn joint_header(row: &Row, aggregate_id: Uuid, aggregate_type: &str) 
     };
     Ok(JointHeader {
         snapshot: Some(snapshot),
-        stream_version,
     })
 }
 

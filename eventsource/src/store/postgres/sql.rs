@@ -167,15 +167,18 @@ ORDER BY version"
     params: &[Param::Uuid, Param::Text, Param::Int8],
 };
 
-/// The snapshot and the events after it, in one query, ordered by the `version` column:
+/// The snapshot and the events from its version on, in one query, ordered by the `version`
+/// column:
 ///
 /// - first a header row, with the sort key 0 in `version` (streams start at 1) and NULL
 ///   `event_type`; the snapshot's `state` in `payload` (both have the codec's type) and its
 ///   version, schema version and creation time in columns of their own, NULL when there is no
-///   snapshot; and the stream's last version (`last_version!`);
-/// - then the events with `version > snapshot.version` (all of them when there is no
+///   snapshot;
+/// - then the events with `version >= snapshot.version` (all of them when there is no
 ///   snapshot: a load without snapshot is one query too), as `version, event_type, payload`
-///   (`replay_columns!`) and NULLs.
+///   (`replay_columns!`) and NULLs. The first, at the snapshot's own version, is the anchor:
+///   it proves the stream reaches the snapshot (rule 5), so no stream-version probe is
+///   needed, and the load does not apply it again.
 ///
 /// The `UNION ALL` sits in a subquery in `FROM` (a top-level set operation is planned as a
 /// plain Append plus a Sort), and its event branch carries its own `ORDER BY version`: the
@@ -195,21 +198,18 @@ pub(crate) static JOINT_READ: Stmt = Stmt {
 )
 SELECT ",
         replay_columns!(),
-        ", snapshot_version, schema_version, snapshot_created_at, stream_version
+        ", snapshot_version, schema_version, snapshot_created_at
 FROM (
     SELECT 0::BIGINT AS version, NULL::VARCHAR AS event_type, snap.state AS payload,
-           snap.version::BIGINT AS snapshot_version, snap.schema_version, snap.created_at AS snapshot_created_at,
-           ",
-        last_version!(),
-        "::BIGINT AS stream_version
+           snap.version::BIGINT AS snapshot_version, snap.schema_version, snap.created_at AS snapshot_created_at
     FROM (VALUES (1)) AS header(one) LEFT JOIN snap ON TRUE
     UNION ALL
     (SELECT ",
         replay_columns!(),
-        ", NULL, NULL, NULL, NULL
+        ", NULL, NULL, NULL
      FROM events
      WHERE aggregate_id = $1 AND aggregate_type = $2
-       AND version > GREATEST((SELECT version FROM snap), 0)
+       AND version >= GREATEST((SELECT version FROM snap), 1)
      ORDER BY version)
 ) AS joint
 ORDER BY version"
@@ -455,7 +455,7 @@ mod tests {
 
     #[test]
     fn stream_versions_are_read_with_a_backward_index_probe() {
-        for s in [&APPEND, &STREAM_VERSION, &JOINT_READ] {
+        for s in [&APPEND, &STREAM_VERSION] {
             assert!(!s.text.contains("MAX("), "{}", s.name);
             assert!(s.text.contains(last_version!()), "{}", s.name);
         }

@@ -371,16 +371,15 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
                       "snapshot row is malformed; falling back to separate reads");
                 return Ok(false);
             }
-            let stream_version = Columns::new(head, "events").u64(6, "stream_version")?;
             let c = Columns::new(head, "snapshots");
-            let snapshot = if c.is_null(1, "version")? {
+            let snapshot = if c.is_null(6, "version")? {
                 None
             } else {
                 let read = || -> Result<Snapshot> {
                     Ok(Snapshot {
                         aggregate_id,
                         aggregate_type: aggregate_type.to_owned(),
-                        version: c.u64(1, "version")?,
+                        version: c.u64(6, "version")?,
                         schema_version: c.u32(4, "schema_version")?,
                         state: c.encoded(3, "state", C::FORMAT)?.to_vec(),
                         created_at: c.timestamp(5, "created_at")?,
@@ -396,9 +395,9 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
                 }
             };
             let snapshot_version = snapshot.as_ref().map(|s| s.version);
-            if !visitor.snapshot(snapshot, stream_version)? {
+            if !visitor.snapshot(snapshot)? {
                 debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, snapshot_version,
-                       stream_version, "joint read: snapshot not used");
+                       "joint read: snapshot not used");
                 return Ok(true);
             }
             let mut tail = 0u64;
@@ -406,8 +405,8 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
                 visitor.event(&replay_event(row, JOINT_COLUMNS, C::FORMAT)?)?;
                 tail += 1;
             }
-            debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, snapshot_version,
-                   stream_version, tail, "joint read: snapshot and tail in one query");
+            debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, snapshot_version, tail,
+                   "joint read: snapshot and events in one query");
             Ok(true)
         })
     }

@@ -73,30 +73,28 @@ pub(super) const REPLAY_STREAM: &str = "SELECT version, event_type, payload \
 /// events are consistent with each other).
 ///
 /// Columns: `kind`, `version`, `event_type`, `payload`, `schema_version`, `created_at`,
-/// `stream_version`. The first row (`kind` 0) always exists: the snapshot's version,
-/// state, schema version and creation time (NULL when there is no snapshot) and the
-/// stream's last version. The rows after it (`kind` 1) are what a replay needs of the
-/// events after the snapshot's version, in order (all events when there is none).
+/// `snapshot_version`. The first row (`kind` 0) always exists: the snapshot's state, schema
+/// version, creation time and version (NULL when there is no snapshot). The rows after it
+/// (`kind` 1) are what a replay needs of the events from the snapshot's version on (its
+/// anchor first: the proof that the stream reaches the snapshot), or of every event when
+/// there is no snapshot.
 ///
-/// The order is by the version column alone: the head row carries the snapshot's version
-/// (or NULL, which sorts first) and every event after it has a higher one, so the head
-/// comes first. Ordering by `kind` too would make SQLite sort the events arm into a
-/// temporary b-tree; by version alone it merges the one-row head with the events arm as
-/// it walks the `(aggregate_id, aggregate_type, version)` index, so rows are produced as
-/// they are stepped and nothing is buffered.
-pub(super) const READ_WITH_SNAPSHOT: &str = "SELECT 0 AS kind, s.version, NULL, s.state, \
-       s.schema_version, s.created_at, \
-       COALESCE((SELECT version FROM events \
-                  WHERE aggregate_id = ?1 AND aggregate_type = ?2 \
-                  ORDER BY version DESC LIMIT 1), 0) \
+/// The order is by the version column alone: the head row's is one below the snapshot's
+/// version (NULL without a snapshot, which sorts first), and every event row's is at least
+/// the snapshot's, so the head comes first. Ordering by `kind` too would make SQLite sort
+/// the events arm into a temporary b-tree; by version alone it merges the one-row head with
+/// the events arm as it walks the `(aggregate_id, aggregate_type, version)` index, so rows
+/// are produced as they are stepped and nothing is buffered.
+pub(super) const READ_WITH_SNAPSHOT: &str = "SELECT 0 AS kind, s.version - 1, NULL, s.state, \
+       s.schema_version, s.created_at, s.version \
      FROM (SELECT 1) AS one \
      LEFT JOIN snapshots AS s ON s.aggregate_id = ?1 AND s.aggregate_type = ?2 \
      UNION ALL \
      SELECT 1, e.version, e.event_type, e.payload, NULL, NULL, NULL \
      FROM events AS e \
      WHERE e.aggregate_id = ?1 AND e.aggregate_type = ?2 \
-       AND e.version > COALESCE((SELECT version FROM snapshots \
-                                  WHERE aggregate_id = ?1 AND aggregate_type = ?2), 0) \
+       AND e.version >= COALESCE((SELECT version FROM snapshots \
+                                   WHERE aggregate_id = ?1 AND aggregate_type = ?2), 1) \
      ORDER BY 2";
 
 /// Aggregates of a type with more than `?2` events, most first (the guide's
