@@ -60,10 +60,17 @@ fn sync_api(url: &str) -> Result<(), Box<dyn std::error::Error>> {
     for round in 0..5 {
         let mut order = repo.load_or_create(id)?;
         for i in 0..7 {
-            order.record(ItemAdded { sku: format!("SKU-{round}-{i}"), qty: 1, price_cents: 300 });
+            order.record(ItemAdded {
+                sku: format!("SKU-{round}-{i}"),
+                qty: 1,
+                price_cents: 300,
+            });
         }
         let saved = repo.save(&mut order)?;
-        println!("sync  save {round}: version {:>2}, snapshot {:?}", saved.version, saved.snapshot);
+        println!(
+            "sync  save {round}: version {:>2}, snapshot {:?}",
+            saved.version, saved.snapshot
+        );
     }
     let (order, outcome) = repo.load_with_outcome(id)?;
     println!(
@@ -94,10 +101,17 @@ async fn async_api(url: &str) -> Result<(), Box<dyn std::error::Error>> {
     for round in 0..5 {
         let mut order = repo.load_or_create(id).await?;
         for i in 0..7 {
-            order.record(ItemAdded { sku: format!("SKU-{round}-{i}"), qty: 2, price_cents: 150 });
+            order.record(ItemAdded {
+                sku: format!("SKU-{round}-{i}"),
+                qty: 2,
+                price_cents: 150,
+            });
         }
         let saved = repo.save(&mut order).await?;
-        println!("async save {round}: version {:>2}, snapshot {:?}", saved.version, saved.snapshot);
+        println!(
+            "async save {round}: version {:>2}, snapshot {:?}",
+            saved.version, saved.snapshot
+        );
     }
     repo.flush().await?; // background snapshots written
     let (order, outcome) = repo.load_with_outcome(id).await?;

@@ -7,9 +7,7 @@
 //!
 //! Set `RUST_LOG=eventsource::repository=debug` to see every load decision.
 
-use eventsource::{
-    Aggregate, AggregateRepository, Apply, DomainEvent, SnapshotAction, SnapshotUse, SqliteEventStore,
-};
+use eventsource::{Aggregate, AggregateRepository, Apply, DomainEvent, SnapshotAction, SnapshotUse, SqliteEventStore};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -63,7 +61,12 @@ impl Order {
         if self.status != "open" {
             return Err(format!("cannot add items to a {} order", self.status));
         }
-        Ok(vec![ItemAdded { sku: sku.into(), qty, price_cents }.into()])
+        Ok(vec![ItemAdded {
+            sku: sku.into(),
+            qty,
+            price_cents,
+        }
+        .into()])
     }
 }
 
@@ -85,7 +88,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let id = Uuid::now_v7();
     let mut order = repo.load_or_create(id)?;
-    order.record(OrderCreated { customer_id: Uuid::now_v7() });
+    order.record(OrderCreated {
+        customer_id: Uuid::now_v7(),
+    });
     repo.save(&mut order)?;
 
     for round in 1..=6 {
@@ -95,7 +100,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let saved = repo.save(&mut order)?;
         let note = match saved.snapshot {
-            SnapshotAction::Written => format!("  <- crossed a multiple of 10: snapshot taken at version {}", saved.version),
+            SnapshotAction::Written => format!(
+                "  <- crossed a multiple of 10: snapshot taken at version {}",
+                saved.version
+            ),
             _ => String::new(),
         };
         println!("save {round}: version {:>2}{note}", saved.version);
@@ -117,6 +125,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         order.state().status
     );
     let stats = repo.stats();
-    println!("snapshot stats: {} written, {} load(s) from a snapshot", stats.writes, stats.hits);
+    println!(
+        "snapshot stats: {} written, {} load(s) from a snapshot",
+        stats.writes, stats.hits
+    );
     Ok(())
 }

@@ -66,14 +66,19 @@ fn gated(fail: bool) -> Arc<Gated<InMemorySnapshotStore>> {
     })
 }
 
-async fn create(repo: &AggregateRepository<Order, InMemoryEventStore, Arc<Gated<InMemorySnapshotStore>>>, items: u64) -> Uuid {
+async fn create(
+    repo: &AggregateRepository<Order, InMemoryEventStore, Arc<Gated<InMemorySnapshotStore>>>,
+    items: u64,
+) -> Uuid {
     let id = Uuid::now_v7();
     let mut root = repo.load_or_create(id).await.expect("load");
     root.record(OrderCreated { customer_id: id });
     for n in 1..=items {
         root.record(item(n));
     }
-    repo.save(&mut root).await.expect("save never waits for the snapshot store");
+    repo.save(&mut root)
+        .await
+        .expect("save never waits for the snapshot store");
     id
 }
 
@@ -92,7 +97,10 @@ async fn saves_return_while_the_snapshot_store_is_stalled() {
         ids.push(create(&repo, 9).await);
     }
     assert_eq!(repo.stats().writes, 0, "nothing written while stalled");
-    assert!(matches!(repo.flush_timeout(Duration::from_millis(50)).await, Err(Error::Timeout(_))));
+    assert!(matches!(
+        repo.flush_timeout(Duration::from_millis(50)).await,
+        Err(Error::Timeout(_))
+    ));
     store.gate.add_permits(1000);
     repo.flush().await.expect("flush");
     let stats = repo.stats();
@@ -155,7 +163,10 @@ async fn a_failing_snapshot_store_is_counted_and_harmless() {
     for n in 1..=3 {
         root.record(item(n));
     }
-    assert_eq!(repo.save(&mut root).await.expect("save").snapshot, SnapshotAction::Dropped);
+    assert_eq!(
+        repo.save(&mut root).await.expect("save").snapshot,
+        SnapshotAction::Dropped
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,7 +212,11 @@ async fn many_tasks_load_and_save_concurrently_on_sqlite() {
     }
     let mut owned = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        owned.push(joined.expect("task").expect("no error but conflicts, which are retried"));
+        owned.push(
+            joined
+                .expect("task")
+                .expect("no error but conflicts, which are retried"),
+        );
     }
     repo.flush().await.expect("flush");
     for id in owned {
@@ -211,7 +226,11 @@ async fn many_tasks_load_and_save_concurrently_on_sqlite() {
     }
     let plain = AggregateRepository::<Order, _>::new(repo.event_store().clone());
     let shared_root = plain.load(shared).await.expect("load");
-    assert_eq!(shared_root.version(), 16 * 12, "every retried command landed exactly once");
+    assert_eq!(
+        shared_root.version(),
+        16 * 12,
+        "every retried command landed exactly once"
+    );
     let (with_snapshot, _) = repo.load_with_outcome(shared).await.expect("load");
     assert_eq!(with_snapshot.state(), shared_root.state());
 }

@@ -3,8 +3,8 @@
 //! type, the `apply` dispatch and the snapshot upcast chain.
 
 use eventsource::{
-    Aggregate, AggregateRoot, Apply, BincodeCodec, Codec, DomainEvent, EventDecodeError, EventSet,
-    JsonCodec, StateDecode,
+    Aggregate, AggregateRoot, Apply, BincodeCodec, Codec, DomainEvent, EventDecodeError, EventSet, JsonCodec,
+    StateDecode,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -155,17 +155,11 @@ fn item() -> ItemAdded {
 
 fn every_event() -> Vec<OrderEvents> {
     vec![
-        OrderCreated {
-            customer: "ada".into(),
-        }
-        .into(),
+        OrderCreated { customer: "ada".into() }.into(),
         item().into(),
         OrderShipped.into(),
         NoteAdded("fragile".into()).into(),
-        audit::Flagged {
-            reason: "late".into(),
-        }
-        .into(),
+        audit::Flagged { reason: "late".into() }.into(),
     ]
 }
 
@@ -221,12 +215,7 @@ fn json_payload_holds_only_the_event_fields() {
         json!({ "sku": "A-1", "qty": 2, "price_cents": -250 })
     );
     assert_eq!(
-        payload(
-            OrderCreated {
-                customer: "ada".into()
-            }
-            .into()
-        ),
+        payload(OrderCreated { customer: "ada".into() }.into()),
         json!({ "customer": "ada" })
     );
     assert_eq!(payload(OrderShipped.into()), json!(null));
@@ -261,8 +250,7 @@ fn payloads_round_trip_through_bincode() {
 
 #[test]
 fn unknown_event_type_lists_the_known_ones() {
-    let err =
-        OrderEvents::decode_payload(&JsonCodec, "OrderCancelled", b"{}").expect_err("unknown");
+    let err = OrderEvents::decode_payload(&JsonCodec, "OrderCancelled", b"{}").expect_err("unknown");
     match err {
         EventDecodeError::UnknownEventType { event_type, known } => {
             assert_eq!(event_type, "OrderCancelled");
@@ -282,8 +270,7 @@ fn unknown_event_type_lists_the_known_ones() {
 
 #[test]
 fn malformed_payload_is_a_payload_error() {
-    let err = OrderEvents::decode_payload(&JsonCodec, "order.item_added", b"{\"sku\":1}")
-        .expect_err("bad payload");
+    let err = OrderEvents::decode_payload(&JsonCodec, "order.item_added", b"{\"sku\":1}").expect_err("bad payload");
     assert!(matches!(err, EventDecodeError::Payload(_)), "{err:?}");
 }
 
@@ -301,11 +288,7 @@ fn record_dispatches_each_event_to_its_apply() {
     let state = root.state();
     assert_eq!(state.customer.as_deref(), Some("ada"));
     assert_eq!(
-        state
-            .lines
-            .iter()
-            .map(|l| (l.sku.as_str(), l.qty))
-            .collect::<Vec<_>>(),
+        state.lines.iter().map(|l| (l.sku.as_str(), l.qty)).collect::<Vec<_>>(),
         [("A-1", 2), ("B-2", 1)]
     );
     assert!(state.shipped);
@@ -337,11 +320,7 @@ fn upcast_v1<C: Codec>(codec: C) {
             assert_eq!(from, 1);
             assert_eq!(state.customer.as_deref(), Some("ada"));
             assert_eq!(
-                state
-                    .lines
-                    .iter()
-                    .map(|l| (l.sku.as_str(), l.qty))
-                    .collect::<Vec<_>>(),
+                state.lines.iter().map(|l| (l.sku.as_str(), l.qty)).collect::<Vec<_>>(),
                 [("A-1", 1), ("B-2", 1)]
             );
             assert!(!state.shipped);
@@ -394,10 +373,7 @@ fn undeclared_schemas_have_no_path() {
     let bytes = JsonCodec.encode(&Order::default()).expect("encode");
     for schema in [0, 4, 99] {
         assert!(
-            matches!(
-                Order::decode_state(&JsonCodec, schema, &bytes),
-                Ok(StateDecode::NoPath)
-            ),
+            matches!(Order::decode_state(&JsonCodec, schema, &bytes), Ok(StateDecode::NoPath)),
             "schema {schema}"
         );
     }

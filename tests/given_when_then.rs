@@ -17,7 +17,10 @@ fn ship(order: &Order) -> Result<Vec<OrderEvent>, String> {
 }
 
 fn created() -> OrderEvent {
-    OrderCreated { customer_id: Uuid::nil() }.into()
+    OrderCreated {
+        customer_id: Uuid::nil(),
+    }
+    .into()
 }
 
 #[test]
@@ -30,8 +33,12 @@ fn a_command_emits_the_expected_events_and_the_state_follows() {
 
 #[test]
 fn a_rejected_command_is_its_error() {
-    AggregateTest::<Order>::given([created()]).when(ship).then_expect_error("nothing to ship".to_string());
-    AggregateTest::<Order>::given_no_events().when(ship).then_expect_error_matching(|e| e.contains("no such"));
+    AggregateTest::<Order>::given([created()])
+        .when(ship)
+        .then_expect_error("nothing to ship".to_string());
+    AggregateTest::<Order>::given_no_events()
+        .when(ship)
+        .then_expect_error_matching(|e| e.contains("no such"));
 }
 
 #[test]
@@ -46,11 +53,15 @@ fn an_idempotent_command_emits_nothing() {
 fn other_events_fail_the_test() {
     AggregateTest::<Order>::given([created(), item(1).into()])
         .when(ship)
-        .then_expect_events([Shipped { carrier: "fedex".into() }]);
+        .then_expect_events([Shipped {
+            carrier: "fedex".into(),
+        }]);
 }
 
 #[test]
 #[should_panic(expected = "expected events")]
 fn an_unexpected_error_fails_the_test() {
-    AggregateTest::<Order>::given([created()]).when(ship).then_expect_events([Shipped { carrier: "dhl".into() }]);
+    AggregateTest::<Order>::given([created()])
+        .when(ship)
+        .then_expect_events([Shipped { carrier: "dhl".into() }]);
 }

@@ -60,16 +60,25 @@ fn debug_logs_explain_every_load() {
         }
         repo.save(&mut root).expect("save");
         let saved = out.take();
-        assert!(saved.contains("saved") && saved.contains("version=7") && saved.contains("Written"), "{saved}");
+        assert!(
+            saved.contains("saved") && saved.contains("version=7") && saved.contains("Written"),
+            "{saved}"
+        );
         // The snapshot write has a span of its own, inside the save's.
-        assert!(saved.contains("save{") && saved.contains(":snapshot{") && saved.contains("how=\"sync\""), "{saved}");
+        assert!(
+            saved.contains("save{") && saved.contains(":snapshot{") && saved.contains("how=\"sync\""),
+            "{saved}"
+        );
 
         repo.load(id).expect("load");
         let used = out.take();
         assert!(used.contains("loaded"), "{used}");
         assert!(used.contains("Used { version: 7 }"), "{used}");
         assert!(used.contains("events_replayed=0"), "{used}");
-        assert!(used.contains("aggregate_type=\"Order\"") || used.contains("aggregate_type=Order"), "{used}");
+        assert!(
+            used.contains("aggregate_type=\"Order\"") || used.contains("aggregate_type=Order"),
+            "{used}"
+        );
 
         // A corrupt snapshot: WARN with the reason, DEBUG with the replay.
         snapshots.put_unchecked(Snapshot {
@@ -82,8 +91,14 @@ fn debug_logs_explain_every_load() {
         });
         repo.load(id).expect("load falls back");
         let fallback = out.take();
-        assert!(fallback.contains("WARN") && fallback.contains("does not decode"), "{fallback}");
-        assert!(fallback.contains("Discarded(DecodeFailed)") && fallback.contains("events_replayed=7"), "{fallback}");
+        assert!(
+            fallback.contains("WARN") && fallback.contains("does not decode"),
+            "{fallback}"
+        );
+        assert!(
+            fallback.contains("Discarded(DecodeFailed)") && fallback.contains("events_replayed=7"),
+            "{fallback}"
+        );
 
         // A snapshot beyond the stream: ERROR.
         snapshots.put_unchecked(Snapshot {
@@ -96,7 +111,13 @@ fn debug_logs_explain_every_load() {
         });
         repo.load(id).expect("load");
         let ahead = out.take();
-        assert!(ahead.contains("ERROR") && ahead.contains("beyond the last event"), "{ahead}");
-        assert!(snapshots.get_snapshot(id, "Order").expect("get").is_some_and(|s| s.version == 7));
+        assert!(
+            ahead.contains("ERROR") && ahead.contains("beyond the last event"),
+            "{ahead}"
+        );
+        assert!(snapshots
+            .get_snapshot(id, "Order")
+            .expect("get")
+            .is_some_and(|s| s.version == 7));
     });
 }

@@ -10,8 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use eventsource::store::sqlite::SqliteOptions;
 use eventsource::{
-    Error, EventStore, JsonCodec, Metadata, NewEvent, SnapshotStore, SqliteEventStore,
-    SqliteSnapshotStore,
+    Error, EventStore, JsonCodec, Metadata, NewEvent, SnapshotStore, SqliteEventStore, SqliteSnapshotStore,
 };
 use rusqlite::Connection;
 use uuid::Uuid;
@@ -24,8 +23,7 @@ fn new_event(writer: usize, n: u64) -> NewEvent {
         event_type: "ItemAdded".into(),
         event_version: 1,
         occurred_at: eventsource::time::now(),
-        payload: serde_json::to_vec(&serde_json::json!({ "writer": writer, "n": n }))
-            .expect("json"),
+        payload: serde_json::to_vec(&serde_json::json!({ "writer": writer, "n": n })).expect("json"),
         metadata: Metadata::default(),
     }
 }
@@ -64,15 +62,13 @@ fn writers_with_their_own_handles_end_with_a_gap_free_stream() {
                 let barrier = Arc::clone(&barrier);
                 s.spawn(move || {
                     let options = SqliteOptions::new().busy_timeout(Duration::from_secs(30));
-                    let store = SqliteEventStore::open_with_options(path, JsonCodec, options)
-                        .expect("open");
+                    let store = SqliteEventStore::open_with_options(path, JsonCodec, options).expect("open");
                     barrier.wait();
                     let mut mine = Vec::new();
                     let mut conflicts = 0u64;
                     for b in 0..BATCHES {
                         // Batches of 1 to 3 events.
-                        let batch: Vec<NewEvent> =
-                            (0..=(b % 3)).map(|k| new_event(w, b * 10 + k)).collect();
+                        let batch: Vec<NewEvent> = (0..=(b % 3)).map(|k| new_event(w, b * 10 + k)).collect();
                         loop {
                             let at = store.stream_version(id, TYPE).expect("version");
                             match store.append(id, TYPE, at, &batch) {
@@ -80,9 +76,7 @@ fn writers_with_their_own_handles_end_with_a_gap_free_stream() {
                                     assert_eq!(v, at + batch.len() as u64);
                                     break;
                                 }
-                                Err(Error::Conflict {
-                                    expected, actual, ..
-                                }) => {
+                                Err(Error::Conflict { expected, actual, .. }) => {
                                     assert_eq!(expected, at);
                                     assert!(actual > at, "the stream only moves forward");
                                     conflicts += 1;
@@ -96,18 +90,12 @@ fn writers_with_their_own_handles_end_with_a_gap_free_stream() {
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("writer"))
-            .collect()
+        handles.into_iter().map(|h| h.join().expect("writer")).collect()
     });
 
     let store = SqliteEventStore::open(&path).expect("reopen");
     let stored = check_gap_free(&store, id);
-    let expected: HashSet<Uuid> = written
-        .iter()
-        .flat_map(|(ids, _)| ids.iter().copied())
-        .collect();
+    let expected: HashSet<Uuid> = written.iter().flat_map(|(ids, _)| ids.iter().copied()).collect();
     assert_eq!(stored.len(), expected.len());
     assert_eq!(stored.iter().copied().collect::<HashSet<_>>(), expected);
     // Each writer's batches are contiguous and in its own order.
@@ -133,9 +121,7 @@ fn many_threads_share_one_handle_beyond_its_pool() {
     const THREADS: usize = 12;
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("shared.db");
-    let options = SqliteOptions::new()
-        .pool_size(3)
-        .busy_timeout(Duration::from_secs(30));
+    let options = SqliteOptions::new().pool_size(3).busy_timeout(Duration::from_secs(30));
     let events = SqliteEventStore::open_with_options(&path, JsonCodec, options).expect("open");
     let snapshots = SqliteSnapshotStore::from_event_store(&events);
     let ids: Vec<Uuid> = (0..THREADS).map(|_| Uuid::now_v7()).collect();
@@ -146,9 +132,7 @@ fn many_threads_share_one_handle_beyond_its_pool() {
             let (events, snapshots) = (&events, &snapshots);
             s.spawn(move || {
                 for n in 0..20u64 {
-                    events
-                        .append(*id, TYPE, n, &[new_event(t, n)])
-                        .expect("own stream");
+                    events.append(*id, TYPE, n, &[new_event(t, n)]).expect("own stream");
                     // Readers interleave with writers and always see a gap-free prefix.
                     check_gap_free(events, shared);
                     if n % 5 == 4 {
@@ -178,10 +162,7 @@ fn many_threads_share_one_handle_beyond_its_pool() {
 
     for id in &ids {
         assert_eq!(check_gap_free(&events, *id).len(), 20);
-        let s = snapshots
-            .get_snapshot(*id, TYPE)
-            .expect("get")
-            .expect("snapshot");
+        let s = snapshots.get_snapshot(*id, TYPE).expect("get").expect("snapshot");
         assert_eq!(s.version, 20);
     }
     assert_eq!(check_gap_free(&events, shared).len(), THREADS * 20);
@@ -190,9 +171,7 @@ fn many_threads_share_one_handle_beyond_its_pool() {
 fn migration_rows(path: &Path) -> i64 {
     Connection::open(path)
         .expect("raw")
-        .query_row("SELECT COUNT(*) FROM eventsource_migrations", [], |r| {
-            r.get(0)
-        })
+        .query_row("SELECT COUNT(*) FROM eventsource_migrations", [], |r| r.get(0))
         .expect("count")
 }
 
@@ -231,23 +210,15 @@ fn child_process_opens_the_store() {
     let Ok(path) = std::env::var(CHILD_DB) else {
         return;
     };
-    if let Some(start) = std::env::var(CHILD_START)
-        .ok()
-        .and_then(|s| s.parse::<u128>().ok())
-    {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock")
-            .as_millis();
+    if let Some(start) = std::env::var(CHILD_START).ok().and_then(|s| s.parse::<u128>().ok()) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis();
         if start > now {
             std::thread::sleep(Duration::from_millis((start - now) as u64));
         }
     }
     let store = SqliteEventStore::open(&path).expect("child open");
     let id = Uuid::now_v7();
-    store
-        .append(id, TYPE, 0, &[new_event(0, 0)])
-        .expect("child append");
+    store.append(id, TYPE, 0, &[new_event(0, 0)]).expect("child append");
 }
 
 #[test]
@@ -256,19 +227,11 @@ fn processes_opening_a_fresh_file_at_once_all_succeed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("processes.db");
     let exe = std::env::current_exe().expect("test binary");
-    let start = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis()
-        + 500;
+    let start = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() + 500;
     let children: Vec<_> = (0..CHILDREN)
         .map(|_| {
             Command::new(&exe)
-                .args([
-                    "--exact",
-                    "child_process_opens_the_store",
-                    "--test-threads=1",
-                ])
+                .args(["--exact", "child_process_opens_the_store", "--test-threads=1"])
                 .env(CHILD_DB, &path)
                 .env(CHILD_START, start.to_string())
                 .output_spawn()

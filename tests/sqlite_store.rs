@@ -11,9 +11,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use eventsource::store::sqlite::{self, SqliteOptions, Synchronous};
 use eventsource::store::JointVisitor;
 use eventsource::{
-    AggregateRepository, BincodeCodec, Codec, Error, EventStore, Format, JsonCodec,
-    Metadata, NewEvent, Snapshot, SnapshotStore, SnapshotUse, SnapshotWrite, SqliteEventStore,
-    SqliteSnapshotStore,
+    AggregateRepository, BincodeCodec, Codec, Error, EventStore, Format, JsonCodec, Metadata, NewEvent, Snapshot,
+    SnapshotStore, SnapshotUse, SnapshotWrite, SqliteEventStore, SqliteSnapshotStore,
 };
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -91,12 +90,7 @@ fn append_then_read_round_trips_every_field() {
     let before = eventsource::time::now();
     assert_eq!(store.append(id, TYPE, 0, &events).expect("append"), 3);
     let after = eventsource::time::now();
-    assert_eq!(
-        store
-            .append(id, TYPE, 3, &batch(4, 2))
-            .expect("append more"),
-        5
-    );
+    assert_eq!(store.append(id, TYPE, 3, &batch(4, 2)).expect("append more"), 5);
 
     let stored = read_all(&store, id);
     assert_eq!(stored.len(), 5);
@@ -108,23 +102,15 @@ fn append_then_read_round_trips_every_field() {
         assert_eq!(s.event_type, "ItemAdded");
         assert_eq!(s.event_version, 1);
         assert_eq!(s.payload, e.payload);
-        assert_eq!(
-            s.occurred_at, e.occurred_at,
-            "occurred_at to the microsecond"
-        );
+        assert_eq!(s.occurred_at, e.occurred_at, "occurred_at to the microsecond");
         assert!(
             s.stored_at >= before && s.stored_at <= after,
             "created_at is set at append"
         );
     }
-    assert!(stored
-        .windows(2)
-        .all(|w| w[0].global_position < w[1].global_position));
+    assert!(stored.windows(2).all(|w| w[0].global_position < w[1].global_position));
     assert_eq!(store.stream_version(id, TYPE).expect("version"), 5);
-    assert_eq!(
-        store.stream_version(Uuid::now_v7(), TYPE).expect("empty"),
-        0
-    );
+    assert_eq!(store.stream_version(Uuid::now_v7(), TYPE).expect("empty"), 0);
     // Same id, other type: another stream.
     assert_eq!(store.stream_version(id, "Cart").expect("other type"), 0);
 
@@ -137,9 +123,7 @@ fn append_then_read_round_trips_every_field() {
         .expect("tail");
     assert_eq!(tail, vec![4, 5]);
     store
-        .read_stream(id, TYPE, u64::MAX, &mut |_| {
-            panic!("nothing after u64::MAX")
-        })
+        .read_stream(id, TYPE, u64::MAX, &mut |_| panic!("nothing after u64::MAX"))
         .expect("beyond");
 }
 
@@ -163,9 +147,7 @@ fn a_visitor_error_stops_the_read_and_is_returned() {
     assert!(matches!(err, Error::InvalidConfig(_)));
     assert_eq!(seen, 2);
     // The connection went back to the pool in a clean state.
-    store
-        .append(id, TYPE, 5, &batch(6, 1))
-        .expect("append after");
+    store.append(id, TYPE, 5, &batch(6, 1)).expect("append after");
 }
 
 #[test]
@@ -173,24 +155,15 @@ fn timestamps_round_trip_to_the_microsecond_in_utc() {
     let (_dir, path) = temp();
     let store = SqliteEventStore::open(&path).expect("open");
     let id = Uuid::now_v7();
-    let precise: DateTime<Utc> = Utc
-        .with_ymd_and_hms(2026, 11, 27, 11, 6, 23)
-        .single()
-        .expect("date")
+    let precise: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 11, 27, 11, 6, 23).single().expect("date")
         + chrono::Duration::nanoseconds(123_456_789);
     let mut e = event(1);
     e.occurred_at = precise;
     store.append(id, TYPE, 0, &[e]).expect("append");
     let stored = read_all(&store, id);
-    let expected = Utc
-        .with_ymd_and_hms(2026, 11, 27, 11, 6, 23)
-        .single()
-        .expect("date")
-        + chrono::Duration::microseconds(123_456);
-    assert_eq!(
-        stored[0].occurred_at, expected,
-        "truncated to the microsecond"
-    );
+    let expected =
+        Utc.with_ymd_and_hms(2026, 11, 27, 11, 6, 23).single().expect("date") + chrono::Duration::microseconds(123_456);
+    assert_eq!(stored[0].occurred_at, expected, "truncated to the microsecond");
     let text: String = raw(&path)
         .query_row("SELECT timestamp FROM events", [], |r| r.get(0))
         .expect("raw timestamp");
@@ -221,9 +194,7 @@ fn metadata_round_trips() {
     assert_eq!(stored[0].metadata, metadata);
     assert_eq!(stored[1].metadata, Metadata::default());
     let json: String = raw(&path)
-        .query_row("SELECT metadata FROM events WHERE version = 1", [], |r| {
-            r.get(0)
-        })
+        .query_row("SELECT metadata FROM events WHERE version = 1", [], |r| r.get(0))
         .expect("raw metadata");
     let value: serde_json::Value = serde_json::from_str(&json).expect("metadata is JSON");
     assert_eq!(value["actor_id"], "user-7");
@@ -251,10 +222,7 @@ fn conflict_reports_expected_and_actual_and_writes_nothing() {
         }
     }
     // An empty batch checks the version too.
-    assert!(store
-        .append(id, TYPE, 1, &[])
-        .expect_err("empty")
-        .is_conflict());
+    assert!(store.append(id, TYPE, 1, &[]).expect_err("empty").is_conflict());
     assert_eq!(store.append(id, TYPE, 3, &[]).expect("empty at version"), 3);
     assert_eq!(read_all(&store, id).len(), 3);
 }
@@ -265,9 +233,7 @@ fn duplicate_event_id_is_reported_and_nothing_is_written() {
     let store = SqliteEventStore::open(&path).expect("open");
     let first = Uuid::now_v7();
     let e = event(1);
-    store
-        .append(first, TYPE, 0, std::slice::from_ref(&e))
-        .expect("append");
+    store.append(first, TYPE, 0, std::slice::from_ref(&e)).expect("append");
     // The same id on another stream: the event_id constraint, not the version one.
     let other = Uuid::now_v7();
     match store.append(other, TYPE, 0, std::slice::from_ref(&e)) {
@@ -373,9 +339,7 @@ fn bincode_end_to_end() {
     let id = Uuid::now_v7();
     let customer = Uuid::now_v7();
     let mut order = repo.load_or_create(id).expect("new");
-    order.record(OrderCreated {
-        customer_id: customer,
-    });
+    order.record(OrderCreated { customer_id: customer });
     for n in 1..=24 {
         order.record(item(n));
     }
@@ -394,48 +358,31 @@ fn bincode_end_to_end() {
         .expect("rows");
     assert_eq!(
         types,
-        vec![
-            ("payload".into(), "BLOB".into()),
-            ("state".into(), "BLOB".into())
-        ]
+        vec![("payload".into(), "BLOB".into()), ("state".into(), "BLOB".into())]
     );
     assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM events WHERE typeof(payload) <> 'blob'"
-        ),
+        count(&conn, "SELECT COUNT(*) FROM events WHERE typeof(payload) <> 'blob'"),
         0
     );
     assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM snapshots WHERE typeof(state) = 'blob'"
-        ),
+        count(&conn, "SELECT COUNT(*) FROM snapshots WHERE typeof(state) = 'blob'"),
         1
     );
     assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM events WHERE typeof(metadata) = 'text'"
-        ),
+        count(&conn, "SELECT COUNT(*) FROM events WHERE typeof(metadata) = 'text'"),
         25
     );
     // Binary payloads read back byte for byte.
     let e = event_with(&BincodeCodec, 99);
     let other = Uuid::now_v7();
-    events
-        .append(other, TYPE, 0, std::slice::from_ref(&e))
-        .expect("append");
+    events.append(other, TYPE, 0, std::slice::from_ref(&e)).expect("append");
     assert_eq!(read_all(&events, other)[0].payload, e.payload);
     drop(conn);
 
     // The JSON store refuses the bincode database, naming the fix.
     match SqliteEventStore::open(&path) {
         Err(Error::SchemaMismatch { problem, fix }) => {
-            assert!(
-                problem.contains("binary") && problem.contains("json"),
-                "{problem}"
-            );
+            assert!(problem.contains("binary") && problem.contains("json"), "{problem}");
             assert!(fix.contains("codec"), "{fix}");
         }
         x => panic!("expected SchemaMismatch, got {x:?}"),
@@ -467,17 +414,11 @@ fn json_payloads_are_text() {
         .expect("save");
     let conn = raw(&path);
     assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM events WHERE typeof(payload) = 'text'"
-        ),
+        count(&conn, "SELECT COUNT(*) FROM events WHERE typeof(payload) = 'text'"),
         2
     );
     assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM snapshots WHERE typeof(state) = 'text'"
-        ),
+        count(&conn, "SELECT COUNT(*) FROM snapshots WHERE typeof(state) = 'text'"),
         1
     );
     let sku: String = conn
@@ -491,10 +432,7 @@ fn json_payloads_are_text() {
     // A JSON codec never writes bytes that are not text.
     let mut bad = event(3);
     bad.payload = vec![0xff, 0xfe];
-    assert!(matches!(
-        store.append(id, TYPE, 2, &[bad]),
-        Err(Error::Codec(_))
-    ));
+    assert!(matches!(store.append(id, TYPE, 2, &[bad]), Err(Error::Codec(_))));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -521,21 +459,13 @@ fn migrations_are_idempotent_and_recorded() {
     for r in &rows {
         assert_eq!(r.3, "json");
         assert_eq!(r.2.len(), 16, "checksum");
-        assert!(
-            eventsource::time::parse(&r.4).is_some(),
-            "applied_at {}",
-            r.4
-        );
+        assert!(eventsource::time::parse(&r.4).is_some(), "applied_at {}", r.4);
     }
     // The public runner on an up-to-date database applies nothing.
-    assert!(sqlite::migrate(&conn, Format::Json)
-        .expect("migrate")
-        .is_empty());
+    assert!(sqlite::migrate(&conn, Format::Json).expect("migrate").is_empty());
     sqlite::check_schema(&conn, Format::Json).expect("schema");
     // WAL mode is a property of the file.
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .expect("mode");
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
     assert_eq!(mode, "wal");
 }
 
@@ -562,10 +492,7 @@ fn the_snapshots_table_is_the_reference_guides() {
     ];
     assert_eq!(columns.len(), expected.len());
     for (got, want) in columns.iter().zip(expected) {
-        assert_eq!(
-            (got.0.as_str(), got.1.as_str(), got.2, got.3.as_deref()),
-            want
-        );
+        assert_eq!((got.0.as_str(), got.1.as_str(), got.2, got.3.as_deref()), want);
     }
     for index in [
         "idx_snapshots_aggregate_lookup",
@@ -597,9 +524,7 @@ fn schema_check_names_a_dropped_column_and_the_fix() {
     let (_dir, path) = temp();
     SqliteEventStore::open(&path).expect("open");
     raw(&path)
-        .execute_batch(
-            "DROP INDEX idx_snapshots_created_at; ALTER TABLE snapshots DROP COLUMN created_at;",
-        )
+        .execute_batch("DROP INDEX idx_snapshots_created_at; ALTER TABLE snapshots DROP COLUMN created_at;")
         .expect("drop column");
     let (problem, fix) = expect_mismatch(SqliteEventStore::open(&path));
     assert!(
@@ -613,9 +538,7 @@ fn schema_check_names_a_dropped_column_and_the_fix() {
 fn schema_check_names_a_missing_table() {
     let (_dir, path) = temp();
     SqliteEventStore::open(&path).expect("open");
-    raw(&path)
-        .execute_batch("DROP TABLE snapshots")
-        .expect("drop table");
+    raw(&path).execute_batch("DROP TABLE snapshots").expect("drop table");
     let (problem, fix) = expect_mismatch(SqliteEventStore::open(&path));
     assert!(problem.contains("`snapshots`"), "{problem}");
     assert!(fix.contains("eventsource_migrations"), "{fix}");
@@ -638,10 +561,7 @@ fn schema_check_names_a_wrong_column_type() {
     );
     assert!(fix.contains("BincodeCodec"), "{fix}");
     // Nothing was recorded for the mismatching database.
-    assert_eq!(
-        count(&raw(&path), "SELECT COUNT(*) FROM eventsource_migrations"),
-        0
-    );
+    assert_eq!(count(&raw(&path), "SELECT COUNT(*) FROM eventsource_migrations"), 0);
     // With the codec the table was made for, it opens and migrates the rest.
     SqliteEventStore::open_with_codec(&path, BincodeCodec).expect("bincode opens it");
 }
@@ -670,10 +590,7 @@ fn schema_check_names_a_missing_unique_constraint() {
         )
         .expect("rebuild");
     let (problem, _) = expect_mismatch(SqliteEventStore::open(&path));
-    assert!(
-        problem.contains("aggregate_id, aggregate_type, version"),
-        "{problem}"
-    );
+    assert!(problem.contains("aggregate_id, aggregate_type, version"), "{problem}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -707,9 +624,7 @@ fn joint(store: &SqliteEventStore, id: Uuid, go_on: bool) -> Recorder {
         go_on,
         ..Recorder::default()
     };
-    assert!(store
-        .read_with_snapshot(id, TYPE, &mut r)
-        .expect("joint read"));
+    assert!(store.read_with_snapshot(id, TYPE, &mut r).expect("joint read"));
     assert_eq!(r.calls, 1);
     r
 }
@@ -719,11 +634,7 @@ fn read_with_snapshot_gives_the_snapshot_then_the_tail() {
     let (_dir, path) = temp();
     let events = SqliteEventStore::open(&path).expect("open");
     let snapshots = SqliteSnapshotStore::open(&path).expect("open snapshots separately");
-    assert_eq!(
-        events.location(),
-        snapshots.location(),
-        "same file, same location"
-    );
+    assert_eq!(events.location(), snapshots.location(), "same file, same location");
     let id = Uuid::now_v7();
 
     // No events, no snapshot.
@@ -767,9 +678,7 @@ fn read_with_snapshot_gives_the_snapshot_then_the_tail() {
     events
         .append(Uuid::now_v7(), TYPE, 0, &batch(1, 3))
         .expect("other stream");
-    events
-        .append(id, "Cart", 0, &batch(1, 3))
-        .expect("other type");
+    events.append(id, "Cart", 0, &batch(1, 3)).expect("other type");
     snapshots.delete_snapshot(id, TYPE).expect("delete");
     let r = joint(&events, id, true);
     assert_eq!(r.events, vec![1, 2, 3, 4, 5, 6]);
@@ -804,9 +713,7 @@ fn repository_loads_snapshot_and_tail_through_the_joint_read() {
     let id = Uuid::now_v7();
     let customer = Uuid::now_v7();
     let mut order = repo.load_or_create(id).expect("new");
-    order.record(OrderCreated {
-        customer_id: customer,
-    });
+    order.record(OrderCreated { customer_id: customer });
     repo.save(&mut order).expect("save");
     for n in 1..=60 {
         order.record(item(n));
@@ -823,11 +730,8 @@ fn repository_loads_snapshot_and_tail_through_the_joint_read() {
 
     // The same on stores in different files: separate reads, same result.
     let dir = tempfile::tempdir().expect("temp dir");
-    let split =
-        AggregateRepository::<Order, _>::new(SqliteEventStore::open(&path).expect("events"))
-            .with_snapshot_store(
-                SqliteSnapshotStore::open(dir.path().join("snapshots.db")).expect("elsewhere"),
-            );
+    let split = AggregateRepository::<Order, _>::new(SqliteEventStore::open(&path).expect("events"))
+        .with_snapshot_store(SqliteSnapshotStore::open(dir.path().join("snapshots.db")).expect("elsewhere"));
     let (loaded, outcome) = split.load_with_outcome(id).expect("load");
     assert_eq!(loaded.state(), &common::expected_order(customer, 60));
     assert_eq!(
@@ -842,9 +746,7 @@ fn in_memory_stores_work_and_share_one_database() {
     let snapshots = events.snapshot_store();
     let id = Uuid::now_v7();
     events.append(id, TYPE, 0, &batch(1, 3)).expect("append");
-    snapshots
-        .save_snapshot(&snapshot(id, 2, 1, b"{}"))
-        .expect("save");
+    snapshots.save_snapshot(&snapshot(id, 2, 1, b"{}")).expect("save");
     let r = joint(&events, id, true);
     assert_eq!(r.events, vec![2, 3]);
     // Threads take turns on the single connection.
@@ -873,44 +775,32 @@ fn snapshot_upsert_never_goes_backwards() {
         (s.version, s.schema_version, s.state)
     };
     assert_eq!(
-        store
-            .save_snapshot(&snapshot(id, 10, 1, b"\"v10\""))
-            .expect("save"),
+        store.save_snapshot(&snapshot(id, 10, 1, b"\"v10\"")).expect("save"),
         SnapshotWrite::Written
     );
     // Lower version, same schema: a late background write loses.
     assert_eq!(
-        store
-            .save_snapshot(&snapshot(id, 5, 1, b"\"v5\""))
-            .expect("save"),
+        store.save_snapshot(&snapshot(id, 5, 1, b"\"v5\"")).expect("save"),
         SnapshotWrite::KeptExisting
     );
     // Same version, same schema: kept.
     assert_eq!(
-        store
-            .save_snapshot(&snapshot(id, 10, 1, b"\"again\""))
-            .expect("save"),
+        store.save_snapshot(&snapshot(id, 10, 1, b"\"again\"")).expect("save"),
         SnapshotWrite::KeptExisting
     );
     assert_eq!(stored(&store), (10, 1, b"\"v10\"".to_vec()));
     assert_eq!(
-        store
-            .save_snapshot(&snapshot(id, 12, 1, b"\"v12\""))
-            .expect("save"),
+        store.save_snapshot(&snapshot(id, 12, 1, b"\"v12\"")).expect("save"),
         SnapshotWrite::Written
     );
     // Higher schema, lower version: written.
     assert_eq!(
-        store
-            .save_snapshot(&snapshot(id, 3, 2, b"\"s2\""))
-            .expect("save"),
+        store.save_snapshot(&snapshot(id, 3, 2, b"\"s2\"")).expect("save"),
         SnapshotWrite::Written
     );
     // Lower schema, higher version: kept (a rollback never overwrites newer code's state).
     assert_eq!(
-        store
-            .save_snapshot(&snapshot(id, 50, 1, b"\"old\""))
-            .expect("save"),
+        store.save_snapshot(&snapshot(id, 50, 1, b"\"old\"")).expect("save"),
         SnapshotWrite::KeptExisting
     );
     assert_eq!(stored(&store), (3, 2, b"\"s2\"".to_vec()));
@@ -944,40 +834,21 @@ fn delete_snapshots_by_type_is_strictly_below() {
     let store = SqliteSnapshotStore::open(&path).expect("open");
     let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
     for (id, schema) in ids.iter().zip([1u32, 2, 3, 1]) {
-        store
-            .save_snapshot(&snapshot(*id, 5, schema, b"{}"))
-            .expect("save");
+        store.save_snapshot(&snapshot(*id, 5, schema, b"{}")).expect("save");
     }
     let cart = Snapshot {
         aggregate_type: "Cart".into(),
         ..snapshot(Uuid::now_v7(), 5, 1, b"{}")
     };
     store.save_snapshot(&cart).expect("cart");
-    assert_eq!(
-        store
-            .delete_snapshots_by_type(TYPE, Some(1))
-            .expect("below 1"),
-        0
-    );
-    assert_eq!(
-        store
-            .delete_snapshots_by_type(TYPE, Some(2))
-            .expect("below 2"),
-        2
-    );
+    assert_eq!(store.delete_snapshots_by_type(TYPE, Some(1)).expect("below 1"), 0);
+    assert_eq!(store.delete_snapshots_by_type(TYPE, Some(2)).expect("below 2"), 2);
     assert!(!store.snapshot_exists(ids[0], TYPE).expect("exists"));
     assert!(store.snapshot_exists(ids[1], TYPE).expect("schema 2 stays"));
     assert!(store.snapshot_exists(ids[2], TYPE).expect("schema 3 stays"));
     assert_eq!(store.delete_snapshots_by_type(TYPE, None).expect("all"), 2);
-    assert!(store
-        .snapshot_exists(cart.aggregate_id, "Cart")
-        .expect("cart stays"));
-    assert_eq!(
-        store
-            .delete_snapshots_by_type("Nothing", None)
-            .expect("none"),
-        0
-    );
+    assert!(store.snapshot_exists(cart.aggregate_id, "Cart").expect("cart stays"));
+    assert_eq!(store.delete_snapshots_by_type("Nothing", None).expect("none"), 0);
 }
 
 #[test]
@@ -1015,11 +886,7 @@ fn malformed_event_rows_name_the_column() {
     let (_dir, path) = temp();
     let store = SqliteEventStore::open(&path).expect("open");
     let conn = raw(&path);
-    let insert = |id: Uuid,
-                  event_id: &str,
-                  version: i64,
-                  timestamp: &str,
-                  payload: rusqlite::types::Value| {
+    let insert = |id: Uuid, event_id: &str, version: i64, timestamp: &str, payload: rusqlite::types::Value| {
         conn.execute(
             "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version, version, \
              timestamp, payload, metadata, created_at) \
@@ -1098,14 +965,11 @@ fn a_payload_of_the_wrong_sql_type_is_malformed_with_bincode_too() {
 fn a_malformed_snapshot_row_does_not_fail_a_load() {
     let (_dir, path) = temp();
     let events = SqliteEventStore::open(&path).expect("open");
-    let repo = AggregateRepository::<Order, _>::new(events.clone())
-        .with_snapshot_store(events.snapshot_store());
+    let repo = AggregateRepository::<Order, _>::new(events.clone()).with_snapshot_store(events.snapshot_store());
     let id = Uuid::now_v7();
     let customer = Uuid::now_v7();
     let mut order = repo.load_or_create(id).expect("new");
-    order.record(OrderCreated {
-        customer_id: customer,
-    });
+    order.record(OrderCreated { customer_id: customer });
     order.record(item(1));
     repo.save(&mut order).expect("save");
     raw(&path)
@@ -1122,10 +986,7 @@ fn a_malformed_snapshot_row_does_not_fail_a_load() {
     assert_eq!(r.calls, 0);
     assert!(matches!(
         events.snapshot_store().get_snapshot(id, TYPE),
-        Err(Error::MalformedRow {
-            table: "snapshots",
-            ..
-        })
+        Err(Error::MalformedRow { table: "snapshots", .. })
     ));
     let (loaded, outcome) = repo.load_with_outcome(id).expect("load");
     assert_eq!(loaded.state(), &common::expected_order(customer, 1));
@@ -1135,21 +996,11 @@ fn a_malformed_snapshot_row_does_not_fail_a_load() {
 #[test]
 fn a_missing_directory_is_a_clear_store_error() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir
-        .path()
-        .join("no")
-        .join("such")
-        .join("dir")
-        .join("app.db");
+    let path = dir.path().join("no").join("such").join("dir").join("app.db");
     match SqliteEventStore::open(&path) {
-        Err(Error::Store {
-            backend, message, ..
-        }) => {
+        Err(Error::Store { backend, message, .. }) => {
             assert_eq!(backend, "sqlite");
-            assert!(
-                message.contains("directory") && message.contains("app.db"),
-                "{message}"
-            );
+            assert!(message.contains("directory") && message.contains("app.db"), "{message}");
         }
         x => panic!("expected a store error, got {x:?}"),
     }
@@ -1173,9 +1024,8 @@ fn expect_read_only_refusal(result: eventsource::Result<u64>) {
 fn a_read_only_database_reads_and_refuses_writes() {
     let (_dir, path) = temp();
     let id = populated(&path);
-    let ro =
-        SqliteEventStore::open_with_options(&path, JsonCodec, SqliteOptions::new().read_only(true))
-            .expect("read-only open");
+    let ro = SqliteEventStore::open_with_options(&path, JsonCodec, SqliteOptions::new().read_only(true))
+        .expect("read-only open");
     assert_eq!(read_all(&ro, id).len(), 3);
     expect_read_only_refusal(ro.append(id, TYPE, 3, &batch(4, 1)));
     let snapshots = ro.snapshot_store();
@@ -1203,9 +1053,8 @@ fn a_read_only_database_that_needs_migrations_is_a_schema_error() {
     raw(&path)
         .execute_batch("CREATE TABLE unrelated (x INTEGER)")
         .expect("plain sqlite file");
-    let err =
-        SqliteEventStore::open_with_options(&path, JsonCodec, SqliteOptions::new().read_only(true))
-            .expect_err("unmigrated");
+    let err = SqliteEventStore::open_with_options(&path, JsonCodec, SqliteOptions::new().read_only(true))
+        .expect_err("unmigrated");
     match err {
         Error::SchemaMismatch { fix, .. } => assert!(fix.contains("read-write"), "{fix}"),
         e => panic!("expected SchemaMismatch, got {e}"),
@@ -1237,10 +1086,7 @@ fn a_write_protected_file_is_a_clear_error() {
         Err(Error::Store { .. } | Error::SchemaMismatch { .. }) => {}
         x => panic!("expected a store or schema error, got {x:?}"),
     }
-    assert_eq!(
-        read_all(&SqliteEventStore::open(&path).expect("rw"), id).len(),
-        3
-    );
+    assert_eq!(read_all(&SqliteEventStore::open(&path).expect("rw"), id).len(), 3);
 }
 
 #[test]
@@ -1255,44 +1101,29 @@ fn a_database_locked_beyond_the_busy_timeout_fails_the_append_and_loses_nothing(
     store.append(id, TYPE, 0, &batch(1, 2)).expect("append");
 
     let holder = raw(&path);
-    holder
-        .execute_batch("BEGIN IMMEDIATE")
-        .expect("hold the write lock");
+    holder.execute_batch("BEGIN IMMEDIATE").expect("hold the write lock");
     let started = Instant::now();
     let result = store.append(id, TYPE, 2, &batch(3, 2));
     let waited = started.elapsed();
     match result {
-        Err(Error::Store {
-            backend, message, ..
-        }) => {
+        Err(Error::Store { backend, message, .. }) => {
             assert_eq!(backend, "sqlite");
             assert!(message.contains("busy timeout"), "{message}");
         }
         x => panic!("expected a store error, got {x:?}"),
     }
-    assert!(
-        waited >= timeout,
-        "gave up after {waited:?}, before the timeout"
-    );
+    assert!(waited >= timeout, "gave up after {waited:?}, before the timeout");
     assert!(waited < Duration::from_secs(5), "waited {waited:?}");
     // Readers are not blocked by the writer (WAL).
-    assert_eq!(
-        store.stream_version(id, TYPE).expect("read while locked"),
-        2
-    );
+    assert_eq!(store.stream_version(id, TYPE).expect("read while locked"), 2);
     holder.execute_batch("ROLLBACK").expect("release");
 
     assert_eq!(
-        store
-            .append(id, TYPE, 2, &batch(3, 2))
-            .expect("append after release"),
+        store.append(id, TYPE, 2, &batch(3, 2)).expect("append after release"),
         4
     );
     assert_eq!(
-        read_all(&store, id)
-            .iter()
-            .map(|e| e.version)
-            .collect::<Vec<_>>(),
+        read_all(&store, id).iter().map(|e| e.version).collect::<Vec<_>>(),
         vec![1, 2, 3, 4]
     );
 }
@@ -1302,9 +1133,7 @@ fn opening_while_another_connection_writes_does_not_wait_for_it() {
     let (_dir, path) = temp();
     populated(&path);
     let holder = raw(&path);
-    holder
-        .execute_batch("BEGIN IMMEDIATE")
-        .expect("hold the write lock");
+    holder.execute_batch("BEGIN IMMEDIATE").expect("hold the write lock");
     let options = SqliteOptions::new().busy_timeout(Duration::from_millis(200));
     // An up-to-date database is only read at open.
     SqliteEventStore::open_with_options(&path, JsonCodec, options).expect("open while locked");

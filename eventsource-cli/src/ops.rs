@@ -24,7 +24,11 @@ fn target(database: &str) -> Result<Target, Error> {
         return Ok(Target::Sqlite(path.to_owned()));
     }
     let lower = database.to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") || lower.contains("host=") || lower.contains("dbname=") {
+    if lower.starts_with("postgres://")
+        || lower.starts_with("postgresql://")
+        || lower.contains("host=")
+        || lower.contains("dbname=")
+    {
         #[cfg(feature = "postgres")]
         return Ok(Target::Postgres(database.to_owned()));
         #[cfg(not(feature = "postgres"))]
@@ -46,7 +50,9 @@ fn open<C: Codec>(database: &str, codec: C, create: bool) -> Result<Box<dyn Stor
             Ok(Box::new(SqliteSnapshotStore::open_with_codec(path, codec)?))
         }
         #[cfg(feature = "postgres")]
-        Target::Postgres(url) => Ok(Box::new(eventsource::store::postgres::PostgresSnapshotStore::connect_with_codec(&url, codec)?)),
+        Target::Postgres(url) => Ok(Box::new(
+            eventsource::store::postgres::PostgresSnapshotStore::connect_with_codec(&url, codec)?,
+        )),
     }
 }
 
@@ -118,12 +124,18 @@ pub fn run(command: &Command, as_json: bool) -> Result<String, Error> {
             if as_json {
                 let rows: Vec<_> = rows
                     .iter()
-                    .map(|c| json!({"aggregate_type": c.aggregate_type, "total_aggregates": c.total_aggregates,
-                                    "with_snapshot": c.with_snapshot, "without_snapshot": c.without_snapshot}))
+                    .map(|c| {
+                        json!({"aggregate_type": c.aggregate_type, "total_aggregates": c.total_aggregates,
+                                    "with_snapshot": c.with_snapshot, "without_snapshot": c.without_snapshot})
+                    })
                     .collect();
                 writeln!(out, "{}", serde_json::Value::Array(rows))?;
             } else {
-                writeln!(out, "{:<24} {:>12} {:>14} {:>17}", "aggregate_type", "aggregates", "with_snapshot", "without_snapshot")?;
+                writeln!(
+                    out,
+                    "{:<24} {:>12} {:>14} {:>17}",
+                    "aggregate_type", "aggregates", "with_snapshot", "without_snapshot"
+                )?;
                 for c in rows {
                     writeln!(
                         out,
@@ -138,26 +150,43 @@ pub fn run(command: &Command, as_json: bool) -> Result<String, Error> {
             if as_json {
                 let rows: Vec<_> = rows
                     .iter()
-                    .map(|s| json!({"aggregate_type": s.aggregate_type, "aggregate_id": s.aggregate_id.to_string(),
+                    .map(|s| {
+                        json!({"aggregate_type": s.aggregate_type, "aggregate_id": s.aggregate_id.to_string(),
                                     "snapshot_version": s.snapshot_version, "current_version": s.current_version,
-                                    "events_since_snapshot": s.events_since_snapshot}))
+                                    "events_since_snapshot": s.events_since_snapshot})
+                    })
                     .collect();
                 writeln!(out, "{}", serde_json::Value::Array(rows))?;
             } else {
-                writeln!(out, "{:<16} {:<36} {:>9} {:>9} {:>7}", "aggregate_type", "aggregate_id", "snapshot", "current", "behind")?;
+                writeln!(
+                    out,
+                    "{:<16} {:<36} {:>9} {:>9} {:>7}",
+                    "aggregate_type", "aggregate_id", "snapshot", "current", "behind"
+                )?;
                 for s in rows {
                     writeln!(
                         out,
                         "{:<16} {:<36} {:>9} {:>9} {:>7}",
-                        s.aggregate_type, s.aggregate_id, s.snapshot_version, s.current_version, s.events_since_snapshot
+                        s.aggregate_type,
+                        s.aggregate_id,
+                        s.snapshot_version,
+                        s.current_version,
+                        s.events_since_snapshot
                     )?;
                 }
             }
         }
-        Command::Top { database, aggregate_type, min_events } => {
+        Command::Top {
+            database,
+            aggregate_type,
+            min_events,
+        } => {
             let rows = open_json(database)?.top(aggregate_type, *min_events)?;
             if as_json {
-                let rows: Vec<_> = rows.iter().map(|(id, n)| json!({"aggregate_id": id.to_string(), "events": n})).collect();
+                let rows: Vec<_> = rows
+                    .iter()
+                    .map(|(id, n)| json!({"aggregate_id": id.to_string(), "events": n}))
+                    .collect();
                 writeln!(out, "{}", serde_json::Value::Array(rows))?;
             } else {
                 writeln!(out, "{:<36} {:>8}", "aggregate_id", "events")?;
@@ -166,7 +195,11 @@ pub fn run(command: &Command, as_json: bool) -> Result<String, Error> {
                 }
             }
         }
-        Command::Invalidate { database, aggregate_type, below } => {
+        Command::Invalidate {
+            database,
+            aggregate_type,
+            below,
+        } => {
             let deleted = open_json(database)?.invalidate(aggregate_type, *below)?;
             if as_json {
                 writeln!(out, "{}", json!({ "deleted": deleted }))?;
@@ -175,7 +208,11 @@ pub fn run(command: &Command, as_json: bool) -> Result<String, Error> {
                 writeln!(out, "deleted {deleted} {aggregate_type} snapshot(s){which}")?;
             }
         }
-        Command::Delete { database, aggregate_type, id } => {
+        Command::Delete {
+            database,
+            aggregate_type,
+            id,
+        } => {
             let deleted = open_json(database)?.delete(*id, aggregate_type)?;
             if as_json {
                 writeln!(out, "{}", json!({ "deleted": deleted }))?;

@@ -6,7 +6,10 @@ use eventsource::{EventStore, Metadata, NewEvent, Snapshot, SnapshotStore, Sqlit
 use uuid::Uuid;
 
 fn cli(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_eventsource")).args(args).output().expect("run eventsource");
+    let out = Command::new(env!("CARGO_BIN_EXE_eventsource"))
+        .args(args)
+        .output()
+        .expect("run eventsource");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -62,10 +65,20 @@ fn operations_on_a_sqlite_file() {
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v[0]["aggregate_type"], "Clock");
-    assert_eq!((v[0]["total_aggregates"].as_u64(), v[0]["with_snapshot"].as_u64(), v[0]["without_snapshot"].as_u64()), (Some(3), Some(2), Some(1)));
+    assert_eq!(
+        (
+            v[0]["total_aggregates"].as_u64(),
+            v[0]["with_snapshot"].as_u64(),
+            v[0]["without_snapshot"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1))
+    );
 
     let (ok, out, _) = cli(&["stale", &db, "--min-events", "100"]);
-    assert!(ok && out.contains(&a.to_string()) && out.contains("200") && !out.contains(&b.to_string()), "{out}");
+    assert!(
+        ok && out.contains(&a.to_string()) && out.contains("200") && !out.contains(&b.to_string()),
+        "{out}"
+    );
 
     let (ok, out, _) = cli(&["top", &db, "--type", "Clock", "--min-events", "10", "--json"]);
     assert!(ok);
@@ -75,7 +88,10 @@ fn operations_on_a_sqlite_file() {
     assert_eq!(v.as_array().map(Vec::len), Some(2));
 
     let (ok, out, _) = cli(&["invalidate", &db, "--type", "Clock", "--below", "2"]);
-    assert!(ok && out.contains("deleted 1 Clock snapshot(s) with schema_version < 2"), "{out}");
+    assert!(
+        ok && out.contains("deleted 1 Clock snapshot(s) with schema_version < 2"),
+        "{out}"
+    );
     assert!(snapshots.get_snapshot(a, "Clock").expect("get").is_none());
     assert!(snapshots.get_snapshot(b, "Clock").expect("get").is_some());
 
@@ -89,10 +105,16 @@ fn operations_on_a_sqlite_file() {
 fn schema_prints_the_migrations_sql() {
     let (ok, out, _) = cli(&["schema", "--backend", "postgres", "--table", "snapshots"]);
     assert!(ok);
-    assert!(out.contains("CONSTRAINT uq_snapshots_aggregate UNIQUE (aggregate_id, aggregate_type)"), "{out}");
+    assert!(
+        out.contains("CONSTRAINT uq_snapshots_aggregate UNIQUE (aggregate_id, aggregate_type)"),
+        "{out}"
+    );
     assert!(out.contains("state JSONB NOT NULL"));
     let (ok, out, _) = cli(&["schema", "--backend", "sqlite", "--codec", "bincode"]);
-    assert!(ok && out.contains("payload BLOB NOT NULL") && out.contains("state BLOB NOT NULL"), "{out}");
+    assert!(
+        ok && out.contains("payload BLOB NOT NULL") && out.contains("state BLOB NOT NULL"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -32,18 +32,15 @@ pub(crate) fn domain_event(spec: &EventSpec) -> TokenStream {
     // rather than bounds on the parameters the user would have to repeat.
     let mut generics = (*generics).clone();
     if !generics.params.is_empty() {
-        generics
-            .make_where_clause()
-            .predicates
-            .push(syn::parse_quote! {
-                #ident #ty_generics: ::eventsource::__private::serde::Serialize
-                    + ::eventsource::__private::serde::de::DeserializeOwned
-                    + ::core::fmt::Debug
-                    + ::core::clone::Clone
-                    + ::core::marker::Send
-                    + ::core::marker::Sync
-                    + 'static
-            });
+        generics.make_where_clause().predicates.push(syn::parse_quote! {
+            #ident #ty_generics: ::eventsource::__private::serde::Serialize
+                + ::eventsource::__private::serde::de::DeserializeOwned
+                + ::core::fmt::Debug
+                + ::core::clone::Clone
+                + ::core::marker::Send
+                + ::core::marker::Sync
+                + 'static
+        });
     }
     let where_clause = &generics.where_clause;
     let version = proc_macro2::Literal::u32_unsuffixed(*version);
@@ -112,9 +109,7 @@ fn event_enum(spec: &AggregateSpec) -> TokenStream {
 }
 
 fn event_set(spec: &AggregateSpec) -> TokenStream {
-    let AggregateSpec {
-        event_enum, events, ..
-    } = spec;
+    let AggregateSpec { event_enum, events, .. } = spec;
     let paths: Vec<_> = events.iter().map(|event| &event.path).collect();
     let variants: Vec<_> = events.iter().map(|event| &event.variant).collect();
     quote! {
@@ -208,8 +203,7 @@ fn aggregate_impl(spec: &AggregateSpec) -> TokenStream {
         let target = |ty: TokenStream| respan(ty, span);
         let convert = match upcasts.get(i + 1) {
             Some(next) => {
-                let (next_state, next_fn) =
-                    (target(next.state.to_token_stream()), step_fn(next.from));
+                let (next_state, next_fn) = (target(next.state.to_token_stream()), step_fn(next.from));
                 let upcast = quote_spanned! {span=>
                     <#next_state as ::eventsource::UpcastFrom<#state>>::upcast_from
                 };

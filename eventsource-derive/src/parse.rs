@@ -17,15 +17,12 @@ use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{
-    token, Attribute, Expr, ExprLit, ExprUnary, Ident, Lit, LitInt, LitStr, Path, Token, Type, UnOp,
-};
+use syn::{token, Attribute, Expr, ExprLit, ExprUnary, Ident, Lit, LitInt, LitStr, Path, Token, Type, UnOp};
 
 use crate::errors::Errors;
 
 /// The keys of `#[aggregate(...)]`.
-pub(crate) const AGGREGATE_KEYS: &[&str] =
-    &["type", "schema_version", "events", "upcast", "event_enum"];
+pub(crate) const AGGREGATE_KEYS: &[&str] = &["type", "schema_version", "events", "upcast", "event_enum"];
 /// The keys of `upcast(...)` inside `#[aggregate(...)]`.
 pub(crate) const UPCAST_KEYS: &[&str] = &["from", "state"];
 /// The keys of `#[event(...)]`.
@@ -149,20 +146,14 @@ pub(crate) fn parse_items(input: ParseStream, keys: &[&str]) -> syn::Result<Vec<
     let mut items = Vec::new();
     while !input.is_empty() {
         if !input.peek(Ident::peek_any) {
-            return Err(input.error(format!(
-                "expected a key (the valid keys are {})",
-                key_list(keys)
-            )));
+            return Err(input.error(format!("expected a key (the valid keys are {})", key_list(keys))));
         }
         let key = input.call(Ident::parse_any)?;
         let value = if input.peek(Token![=]) {
             let eq: Token![=] = input.parse()?;
             let tokens = scan_value(input)?;
             if tokens.is_empty() {
-                return Err(syn::Error::new(
-                    eq.span,
-                    format!("expected a value after `{key} =`"),
-                ));
+                return Err(syn::Error::new(eq.span, format!("expected a value after `{key} =`")));
             }
             Value::Eq { eq, tokens }
         } else if input.peek(token::Paren) {
@@ -180,10 +171,7 @@ pub(crate) fn parse_items(input: ParseStream, keys: &[&str]) -> syn::Result<Vec<
             break;
         }
         if !input.peek(Token![,]) {
-            let key = items
-                .last()
-                .map(|item| item.key.to_string())
-                .unwrap_or_default();
+            let key = items.last().map(|item| item.key.to_string()).unwrap_or_default();
             return Err(input.error(format!(
                 "expected `=`, `(...)` or `,` after `{key}`: write `key = value` or `key(...)`, separated by commas"
             )));
@@ -222,12 +210,7 @@ fn scan_value(input: ParseStream) -> syn::Result<TokenStream> {
 }
 
 /// The attribute's items, or `None` (with the error pushed) when it does not parse.
-fn attribute_items(
-    attr: &Attribute,
-    keys: &[&str],
-    example: &str,
-    errors: &mut Errors,
-) -> Option<Vec<Item>> {
+fn attribute_items(attr: &Attribute, keys: &[&str], example: &str, errors: &mut Errors) -> Option<Vec<Item>> {
     let list = match attr.meta.require_list() {
         Ok(list) => list,
         Err(_) => {
@@ -286,9 +269,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
             diagonal = above;
         }
     }
@@ -339,10 +320,7 @@ fn int_value(item: &Item, example: &str, errors: &mut Errors) -> Slot<LitInt> {
     let mut expr = match syn::parse2::<Expr>(tokens.clone()) {
         Ok(expr) => expr,
         Err(_) => {
-            errors.spanned(
-                tokens,
-                format!("`{key}` takes an integer literal, such as `{example}`"),
-            );
+            errors.spanned(tokens, format!("`{key}` takes an integer literal, such as `{example}`"));
             return Slot::Invalid;
         }
     };
@@ -351,18 +329,13 @@ fn int_value(item: &Item, example: &str, errors: &mut Errors) -> Slot<LitInt> {
         expr = *group.expr;
     }
     let message = match &expr {
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(lit), ..
-        }) => return Slot::Present(lit.clone()),
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(lit), ..
-        }) => match lit.value().trim().parse::<u64>() {
+        Expr::Lit(ExprLit { lit: Lit::Int(lit), .. }) => return Slot::Present(lit.clone()),
+        Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => match lit.value().trim().parse::<u64>() {
             Ok(n) => format!("`{key}` takes an integer, not a string: write `{key} = {n}`"),
             Err(_) => format!("`{key}` takes an integer, not a string, such as `{example}`"),
         },
         Expr::Lit(ExprLit {
-            lit: Lit::Float(lit),
-            ..
+            lit: Lit::Float(lit), ..
         }) => format!(
             "`{key}` must be a whole number (1, 2, 3, ...), found `{}`",
             lit.to_token_stream()
@@ -430,10 +403,7 @@ pub(crate) fn event_attrs(attrs: &[Attribute], errors: &mut Errors) -> EventAttr
                 continue;
             }
             match key.as_str() {
-                "name" => set(
-                    &mut out.name,
-                    string_value(&item, "name = \"OrderPlaced\"", errors),
-                ),
+                "name" => set(&mut out.name, string_value(&item, "name = \"OrderPlaced\"", errors)),
                 _ => set(&mut out.version, int_value(&item, "version = 2", errors)),
             }
         }
@@ -455,10 +425,7 @@ pub(crate) fn aggregate_attrs(attrs: &[Attribute], errors: &mut Errors) -> Aggre
         event_enum: Slot::Missing,
     };
     let mut seen = Vec::new();
-    for attr in attrs
-        .iter()
-        .filter(|attr| attr.path().is_ident("aggregate"))
-    {
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("aggregate")) {
         if out.attr.is_none() {
             out.attr = Some(attr.meta.clone());
         }
@@ -483,14 +450,8 @@ pub(crate) fn aggregate_attrs(attrs: &[Attribute], errors: &mut Errors) -> Aggre
                 continue;
             }
             match key.as_str() {
-                "type" => set(
-                    &mut out.type_name,
-                    string_value(&item, "type = \"Order\"", errors),
-                ),
-                "schema_version" => set(
-                    &mut out.schema_version,
-                    int_value(&item, "schema_version = 2", errors),
-                ),
+                "type" => set(&mut out.type_name, string_value(&item, "type = \"Order\"", errors)),
+                "schema_version" => set(&mut out.schema_version, int_value(&item, "schema_version = 2", errors)),
                 "events" => set(&mut out.events, events(&item, errors)),
                 _ => set(
                     &mut out.event_enum,
@@ -533,14 +494,11 @@ fn upcast(item: &Item, errors: &mut Errors) -> Option<UpcastArg> {
     let Value::List { tokens, .. } = &item.value else {
         errors.spanned(
             item,
-            format!(
-                "`upcast` takes a schema version and the state type it decodes as: `{EXAMPLE}`"
-            ),
+            format!("`upcast` takes a schema version and the state type it decodes as: `{EXAMPLE}`"),
         );
         return None;
     };
-    let items = match (|input: ParseStream| parse_items(input, UPCAST_KEYS)).parse2(tokens.clone())
-    {
+    let items = match (|input: ParseStream| parse_items(input, UPCAST_KEYS)).parse2(tokens.clone()) {
         Ok(items) => items,
         Err(error) => {
             errors.push(error);
@@ -616,14 +574,8 @@ mod tests {
 
     #[test]
     fn closest_finds_typos() {
-        assert_eq!(
-            closest("schema_verison", AGGREGATE_KEYS),
-            Some("schema_version")
-        );
-        assert_eq!(
-            closest("schemaVersion", AGGREGATE_KEYS),
-            Some("schema_version")
-        );
+        assert_eq!(closest("schema_verison", AGGREGATE_KEYS), Some("schema_version"));
+        assert_eq!(closest("schemaVersion", AGGREGATE_KEYS), Some("schema_version"));
         assert_eq!(closest("event", AGGREGATE_KEYS), Some("events"));
         assert_eq!(closest("kind", AGGREGATE_KEYS), None);
     }

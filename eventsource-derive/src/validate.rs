@@ -67,9 +67,7 @@ pub(crate) fn domain_event<'a>(
     errors: &mut Errors,
 ) -> Option<EventSpec<'a>> {
     match &input.data {
-        Data::Struct(data) => {
-            misplaced_on_fields(&data.fields, "event", "the event struct", errors)
-        }
+        Data::Struct(data) => misplaced_on_fields(&data.fields, "event", "the event struct", errors),
         Data::Enum(data) => errors.at(
             data.enum_token.span,
             "`DomainEvent` can only be derived for a struct: an event is a struct whose fields \
@@ -85,26 +83,19 @@ pub(crate) fn domain_event<'a>(
     let name = match attrs.name {
         Slot::Present(name) => {
             if name.value().trim().is_empty() {
-                errors.spanned(&name, "the event name must not be empty: it is stored as the event type of every event");
-            } else if name.value().trim() != name.value() {
                 errors.spanned(
                     &name,
-                    "the event name must not start or end with whitespace",
+                    "the event name must not be empty: it is stored as the event type of every event",
                 );
+            } else if name.value().trim() != name.value() {
+                errors.spanned(&name, "the event name must not start or end with whitespace");
             }
             name
         }
-        Slot::Missing | Slot::Invalid => {
-            LitStr::new(&input.ident.unraw().to_string(), input.ident.span())
-        }
+        Slot::Missing | Slot::Invalid => LitStr::new(&input.ident.unraw().to_string(), input.ident.span()),
     };
     let version = match attrs.version {
-        Slot::Present(lit) => in_u32_range(
-            &lit,
-            "version",
-            "event versions start at 1 (the default)",
-            errors,
-        ),
+        Slot::Present(lit) => in_u32_range(&lit, "version", "event versions start at 1 (the default)", errors),
         Slot::Missing => Some(1),
         Slot::Invalid => None,
     };
@@ -127,9 +118,7 @@ pub(crate) fn aggregate<'a>(
     errors: &mut Errors,
 ) -> Option<AggregateSpec<'a>> {
     match &input.data {
-        Data::Struct(data) => {
-            misplaced_on_fields(&data.fields, "aggregate", "the aggregate type", errors)
-        }
+        Data::Struct(data) => misplaced_on_fields(&data.fields, "aggregate", "the aggregate type", errors),
         Data::Enum(data) => {
             for variant in &data.variants {
                 misplaced(&variant.attrs, "aggregate", "the aggregate type", errors);
@@ -203,11 +192,7 @@ pub(crate) fn aggregate<'a>(
 
     let event_enum = match attrs.event_enum {
         Slot::Present(ident) => Some(ident),
-        Slot::Missing => Some(format_ident!(
-            "{}Event",
-            input.ident,
-            span = input.ident.span()
-        )),
+        Slot::Missing => Some(format_ident!("{}Event", input.ident, span = input.ident.span())),
         Slot::Invalid => None,
     };
     if let Some(event_enum) = &event_enum {
@@ -220,12 +205,7 @@ pub(crate) fn aggregate<'a>(
     }
 
     let events = match attrs.events {
-        Slot::Present(list) => Some(event_entries(
-            list.paths,
-            &list.item,
-            event_enum.as_ref(),
-            errors,
-        )),
+        Slot::Present(list) => Some(event_entries(list.paths, &list.item, event_enum.as_ref(), errors)),
         Slot::Missing => {
             if attrs.complete {
                 errors.spanned(
@@ -292,9 +272,7 @@ fn event_entries(
         };
         let variant = Ident::new(&last.ident.unraw().to_string(), last.ident.span());
         if let Some(other) = entries.iter().find(|entry| entry.variant == variant) {
-            let enum_name = event_enum
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| "event enum".into());
+            let enum_name = event_enum.map(|e| e.to_string()).unwrap_or_else(|| "event enum".into());
             errors.spanned(
                 &path,
                 format!(
@@ -344,9 +322,7 @@ fn upcast_chain(
                 };
                 errors.spanned(
                     &upcast.from,
-                    format!(
-                        "upcast `from = {from}` must be below `schema_version` ({schema}): {why}"
-                    ),
+                    format!("upcast `from = {from}` must be below `schema_version` ({schema}): {why}"),
                 );
                 all_valid = false;
                 continue;
@@ -355,9 +331,7 @@ fn upcast_chain(
         if chain.contains_key(&from) {
             errors.spanned(
                 &upcast.from,
-                format!(
-                    "upcast `from = {from}` is declared twice; declare each schema version once"
-                ),
+                format!("upcast `from = {from}` is declared twice; declare each schema version once"),
             );
             continue;
         }

@@ -46,11 +46,7 @@ pub trait EventSet: Debug + Clone + Send + Sync + 'static {
     /// Encodes the event's own fields (not the variant tag).
     fn encode_payload<C: Codec>(&self, codec: &C) -> Result<Vec<u8>, CodecError>;
     /// Decodes a stored payload, chosen by its event type.
-    fn decode_payload<C: Codec>(
-        codec: &C,
-        event_type: &str,
-        payload: &[u8],
-    ) -> Result<Self, EventDecodeError>;
+    fn decode_payload<C: Codec>(codec: &C, event_type: &str, payload: &[u8]) -> Result<Self, EventDecodeError>;
 }
 
 /// What became of a stored snapshot state when the aggregate decoded it.
@@ -90,11 +86,7 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Debug + Send + Syn
 
     /// Decodes a snapshot state written with `schema_version`, upcasting older schemas
     /// through the declared chain.
-    fn decode_state<C: Codec>(
-        codec: &C,
-        schema_version: u32,
-        bytes: &[u8],
-    ) -> Result<StateDecode<Self>, CodecError> {
+    fn decode_state<C: Codec>(codec: &C, schema_version: u32, bytes: &[u8]) -> Result<StateDecode<Self>, CodecError> {
         if schema_version == Self::SCHEMA_VERSION {
             codec.decode(bytes).map(StateDecode::Current)
         } else {

@@ -62,14 +62,12 @@ impl Codec for BincodeCodec {
     const FORMAT: Format = Format::Binary;
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        bincode::serde::encode_to_vec(value, bincode::config::standard())
-            .map_err(|e| CodecError::new(Self::NAME, e))
+        bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| CodecError::new(Self::NAME, e))
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        let (value, read) =
-            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-                .map_err(|e| CodecError::new(Self::NAME, e))?;
+        let (value, read) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .map_err(|e| CodecError::new(Self::NAME, e))?;
         if read != bytes.len() {
             return Err(CodecError::new(
                 Self::NAME,

@@ -44,7 +44,9 @@ pub enum EventDecodeError {
 pub enum Error {
     /// Optimistic concurrency: the stream was not at the version the writer expected.
     /// Nothing was written; reload the aggregate and retry the command.
-    #[error("concurrency conflict on {aggregate_type} {aggregate_id}: expected version {expected}, stream is at {actual}")]
+    #[error(
+        "concurrency conflict on {aggregate_type} {aggregate_id}: expected version {expected}, stream is at {actual}"
+    )]
     Conflict {
         /// Aggregate type of the stream.
         aggregate_type: String,

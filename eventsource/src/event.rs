@@ -190,14 +190,12 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// Decodes the payload into the aggregate's event enum.
     pub fn decode<E: EventSet, C: Codec>(&self, codec: &C) -> Result<Envelope<E>> {
-        let event = E::decode_payload(codec, &self.event_type, &self.payload).map_err(|source| {
-            Error::EventDecode {
-                aggregate_type: self.aggregate_type.clone(),
-                aggregate_id: self.aggregate_id,
-                version: self.version,
-                event_type: self.event_type.clone(),
-                source,
-            }
+        let event = E::decode_payload(codec, &self.event_type, &self.payload).map_err(|source| Error::EventDecode {
+            aggregate_type: self.aggregate_type.clone(),
+            aggregate_id: self.aggregate_id,
+            version: self.version,
+            event_type: self.event_type.clone(),
+            source,
         })?;
         Ok(Envelope {
             event_id: self.event_id,

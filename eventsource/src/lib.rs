@@ -101,17 +101,22 @@ pub mod tokio;
 pub use aggregate::{Aggregate, AggregateRoot, Apply, DomainEvent, EventSet, StateDecode, UpcastFrom};
 pub use codec::{BincodeCodec, Codec, Format, JsonCodec};
 pub use error::{CodecError, Error, EventDecodeError, Result};
-pub use migrations::{get_schema, Backend, Schema};
 pub use event::{Envelope, EventRecord, Metadata, NewEvent, ReplayEvent, StoredEvent};
-pub use repository::{AggregateRepository, LoadOutcome, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats, SnapshotUse};
+pub use migrations::{get_schema, Backend, Schema};
+pub use repository::{
+    AggregateRepository, LoadOutcome, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats,
+    SnapshotUse,
+};
 pub use snapshot::{MissReason, Snapshot, SnapshotMode, SnapshotWrite};
 pub use store::memory::{InMemoryEventStore, InMemorySnapshotStore};
+pub use store::monitor::{Coverage, SnapshotMonitor, StaleSnapshot};
+#[cfg(feature = "postgres")]
+pub use store::postgres::{
+    AsyncPostgresEventStore, AsyncPostgresSnapshotStore, PostgresEventStore, PostgresSnapshotStore,
+};
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::{SqliteEventStore, SqliteOptions, SqliteSnapshotStore, Synchronous};
-pub use store::monitor::{Coverage, SnapshotMonitor, StaleSnapshot};
 pub use store::{EventStore, NoSnapshotStore, SnapshotStore, StoreLocation};
-#[cfg(feature = "postgres")]
-pub use store::postgres::{AsyncPostgresEventStore, AsyncPostgresSnapshotStore, PostgresEventStore, PostgresSnapshotStore};
 
 #[cfg(feature = "derive")]
 pub use eventsource_derive::{Aggregate, DomainEvent};

@@ -268,13 +268,22 @@ mod tests {
         assert_eq!(rest.iter().map(|m| m.version).collect::<Vec<_>>(), vec![2]);
         let wrong_format = pending(Backend::Sqlite, Format::Binary, std::slice::from_ref(&first));
         assert!(matches!(wrong_format, Err(Error::SchemaMismatch { .. })));
-        let edited = AppliedMigration { checksum: "0".into(), ..first };
-        assert!(matches!(pending(Backend::Sqlite, Format::Json, &[edited]), Err(Error::SchemaMismatch { .. })));
+        let edited = AppliedMigration {
+            checksum: "0".into(),
+            ..first
+        };
+        assert!(matches!(
+            pending(Backend::Sqlite, Format::Json, &[edited]),
+            Err(Error::SchemaMismatch { .. })
+        ));
         let unknown = AppliedMigration {
             version: 99,
             checksum: String::new(),
             format: "json".into(),
         };
-        assert!(matches!(pending(Backend::Sqlite, Format::Json, &[unknown]), Err(Error::SchemaMismatch { .. })));
+        assert!(matches!(
+            pending(Backend::Sqlite, Format::Json, &[unknown]),
+            Err(Error::SchemaMismatch { .. })
+        ));
     }
 }

@@ -73,7 +73,10 @@ impl<A: Aggregate> AggregateTest<A> {
         I::Item: Into<A::Event>,
     {
         let result = command(&self.state).map(|events| events.into_iter().map(Into::into).collect());
-        Outcome { state: self.state, result }
+        Outcome {
+            state: self.state,
+            result,
+        }
     }
 }
 
@@ -103,14 +106,21 @@ impl<A: Aggregate, E: Debug> Outcome<A, E> {
         let expected: Vec<A::Event> = expected.into_iter().map(Into::into).collect();
         match self.result {
             Ok(actual) => {
-                assert_eq!(describe(&actual), describe(&expected), "the command emitted other events than expected");
+                assert_eq!(
+                    describe(&actual),
+                    describe(&expected),
+                    "the command emitted other events than expected"
+                );
                 let mut state = self.state;
                 for e in &actual {
                     state.apply_event(e);
                 }
                 state
             }
-            Err(e) => panic!("expected events {:?}, the command failed with {e:?}", describe(&expected)),
+            Err(e) => panic!(
+                "expected events {:?}, the command failed with {e:?}",
+                describe(&expected)
+            ),
         }
     }
 
@@ -130,7 +140,10 @@ impl<A: Aggregate, E: Debug> Outcome<A, E> {
         E: PartialEq,
     {
         match self.result {
-            Ok(actual) => panic!("expected error {expected:?}, the command emitted {:?}", describe(&actual)),
+            Ok(actual) => panic!(
+                "expected error {expected:?}, the command emitted {:?}",
+                describe(&actual)
+            ),
             Err(e) => assert_eq!(e, expected, "the command failed with another error"),
         }
     }

@@ -141,7 +141,12 @@ impl Background {
                     if now >= d {
                         return Err(Error::Timeout(timeout));
                     }
-                    st = self.shared.idle.wait_timeout(st, d - now).unwrap_or_else(PoisonError::into_inner).0;
+                    st = self
+                        .shared
+                        .idle
+                        .wait_timeout(st, d - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
                 }
             }
         }
@@ -174,4 +179,3 @@ impl Background {
         }
     }
 }
-

@@ -89,56 +89,56 @@ impl Config {
 /// each `impl` block so that they are written once.
 macro_rules! settings_methods {
     () => {
-    /// Snapshot when a save crosses a multiple of `n` events (default 100). 0 is rejected
-    /// with [`Error::InvalidConfig`].
-    pub fn snapshot_threshold(mut self, n: u64) -> Result<Self> {
-        self.config.set_threshold(n)?;
-        Ok(self)
-    }
+        /// Snapshot when a save crosses a multiple of `n` events (default 100). 0 is rejected
+        /// with [`Error::InvalidConfig`].
+        pub fn snapshot_threshold(mut self, n: u64) -> Result<Self> {
+            self.config.set_threshold(n)?;
+            Ok(self)
+        }
 
-    /// When snapshots are written (default [`SnapshotMode::Sync`]).
-    pub fn snapshot_mode(mut self, mode: SnapshotMode) -> Self {
-        self.config.mode = mode;
-        self
-    }
+        /// When snapshots are written (default [`SnapshotMode::Sync`]).
+        pub fn snapshot_mode(mut self, mode: SnapshotMode) -> Self {
+            self.config.mode = mode;
+            self
+        }
 
-    /// How many aggregates the background queue holds before it drops (default 1024).
-    pub fn background_queue_capacity(mut self, capacity: usize) -> Self {
-        self.config.queue_capacity = capacity.max(1);
-        self
-    }
+        /// How many aggregates the background queue holds before it drops (default 1024).
+        pub fn background_queue_capacity(mut self, capacity: usize) -> Self {
+            self.config.queue_capacity = capacity.max(1);
+            self
+        }
 
-    /// How long dropping the repository (sync API) or `shutdown` waits for queued
-    /// background snapshots (default 5 s).
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.config.shutdown_timeout = timeout;
-        self
-    }
+        /// How long dropping the repository (sync API) or `shutdown` waits for queued
+        /// background snapshots (default 5 s).
+        pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+            self.config.shutdown_timeout = timeout;
+            self
+        }
 
-    /// The configured threshold.
-    pub fn threshold(&self) -> u64 {
-        self.config.threshold.get()
-    }
+        /// The configured threshold.
+        pub fn threshold(&self) -> u64 {
+            self.config.threshold.get()
+        }
 
-    /// The configured mode.
-    pub fn mode(&self) -> SnapshotMode {
-        self.config.mode
-    }
+        /// The configured mode.
+        pub fn mode(&self) -> SnapshotMode {
+            self.config.mode
+        }
 
-    /// The event store.
-    pub fn event_store(&self) -> &ES {
-        &self.events
-    }
+        /// The event store.
+        pub fn event_store(&self) -> &ES {
+            &self.events
+        }
 
-    /// The snapshot store, if any.
-    pub fn snapshot_store(&self) -> Option<&SS> {
-        self.snapshots.as_deref()
-    }
+        /// The snapshot store, if any.
+        pub fn snapshot_store(&self) -> Option<&SS> {
+            self.snapshots.as_deref()
+        }
 
-    /// The snapshot counters so far.
-    pub fn stats(&self) -> SnapshotStats {
-        self.counters.snapshot()
-    }
+        /// The snapshot counters so far.
+        pub fn stats(&self) -> SnapshotStats {
+            self.counters.snapshot()
+        }
     };
 }
 pub(crate) use settings_methods;
@@ -245,7 +245,12 @@ pub(crate) fn joint(snapshots: Option<StoreLocation>, events: Option<StoreLocati
 }
 
 /// Encodes the state as a snapshot at `version` with the current schema version.
-pub(crate) fn encode_snapshot<A: Aggregate, C: Codec>(codec: &C, id: Uuid, version: u64, state: &A) -> Result<Snapshot> {
+pub(crate) fn encode_snapshot<A: Aggregate, C: Codec>(
+    codec: &C,
+    id: Uuid,
+    version: u64,
+    state: &A,
+) -> Result<Snapshot> {
     Ok(Snapshot {
         aggregate_id: id,
         aggregate_type: A::TYPE.to_owned(),
@@ -343,7 +348,12 @@ pub(crate) fn load_span<A: Aggregate>(id: Uuid) -> tracing::Span {
 }
 
 /// Whether a finished load owes a repair snapshot (rule 3, self-repair after a miss).
-pub(crate) fn repair_due<A: Aggregate>(config: &Config, has_store: bool, outcome: &LoadOutcome, schema: Option<u32>) -> bool {
+pub(crate) fn repair_due<A: Aggregate>(
+    config: &Config,
+    has_store: bool,
+    outcome: &LoadOutcome,
+    schema: Option<u32>,
+) -> bool {
     match outcome.snapshot {
         SnapshotUse::Discarded(reason) if outcome.version > 0 && has_store => {
             policy::repair_after_miss(reason, config.mode, schema, A::SCHEMA_VERSION)
@@ -402,7 +412,13 @@ pub(crate) fn save_span<A: Aggregate>(id: Uuid, before: u64) -> tracing::Span {
 }
 
 /// Finishes a save: the span field, the DEBUG line and the outcome.
-pub(crate) fn finish_save<A: Aggregate>(span: &tracing::Span, id: Uuid, before: u64, after: u64, snapshot: SnapshotAction) -> SaveOutcome {
+pub(crate) fn finish_save<A: Aggregate>(
+    span: &tracing::Span,
+    id: Uuid,
+    before: u64,
+    after: u64,
+    snapshot: SnapshotAction,
+) -> SaveOutcome {
     span.record("version", after);
     debug!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, from = before, version = after,
            snapshot = ?snapshot, "saved");
@@ -501,7 +517,11 @@ impl Tally {
                 let message = format!("writing a batch of {} snapshots failed: {e}", ids.len());
                 for &id in ids {
                     counters.record_failure();
-                    let failed = Err(Error::Store { backend: "snapshot batch", message: message.clone(), source: None });
+                    let failed = Err(Error::Store {
+                        backend: "snapshot batch",
+                        message: message.clone(),
+                        source: None,
+                    });
                     progress(self.record::<A>(id, failed));
                 }
             }

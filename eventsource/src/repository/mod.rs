@@ -126,7 +126,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     fn rebuild(&self, id: Uuid) -> Result<(A, LoadOutcome, Option<u32>)> {
         let snapshots = self.snapshots.as_deref();
         let joint = core::joint(snapshots.and_then(SnapshotStore::location), self.events.location());
-        let mut m = LoadMachine::<A, SS::Codec, ES::Codec>::new(id, self.events.codec(), snapshots.map(SnapshotStore::codec), joint);
+        let mut m = LoadMachine::<A, SS::Codec, ES::Codec>::new(
+            id,
+            self.events.codec(),
+            snapshots.map(SnapshotStore::codec),
+            joint,
+        );
         loop {
             match m.next_step() {
                 LoadStep::ReadJoint => {
@@ -165,7 +170,13 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         let batch = core::encode_batch(root, self.events.codec())?;
         let after = self.events.append(id, A::TYPE, before, &batch)?;
         root.mark_committed(after);
-        let snapshot = if policy::snapshot_due(self.snapshots.is_some(), self.config.mode, before, after, self.config.threshold) {
+        let snapshot = if policy::snapshot_due(
+            self.snapshots.is_some(),
+            self.config.mode,
+            before,
+            after,
+            self.config.threshold,
+        ) {
             self.take_snapshot(id, after, root.state())
         } else {
             SnapshotAction::None
@@ -212,9 +223,9 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         };
         match self.config.mode {
             SnapshotMode::Background => {
-                let bg = self.background.get_or_init(|| {
-                    Background::start(Arc::clone(store), Arc::clone(&self.counters), &self.config)
-                });
+                let bg = self
+                    .background
+                    .get_or_init(|| Background::start(Arc::clone(store), Arc::clone(&self.counters), &self.config));
                 core::queued(&self.counters, bg.push(snapshot), id)
             }
             SnapshotMode::Sync | SnapshotMode::Manual => {
@@ -232,7 +243,9 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// threads). One failure never stops the batch; the report says which failed and why.
     pub fn prepopulate(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
         let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
-        let workers = std::thread::available_parallelism().map_or(1, usize::from).min(ids.len().max(1));
+        let workers = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(ids.len().max(1));
         let next = AtomicUsize::new(0);
         let tally = Tally::new(ids.len());
         std::thread::scope(|scope| {
@@ -244,7 +257,10 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
                     };
                     let (mut loaded, mut snapshots) = (Vec::new(), Vec::new());
                     for &id in chunk {
-                        match self.load(id).and_then(|root| core::explicit_snapshot(&root, store.codec())) {
+                        match self
+                            .load(id)
+                            .and_then(|root| core::explicit_snapshot(&root, store.codec()))
+                        {
                             Ok(snapshot) => {
                                 loaded.push(id);
                                 snapshots.push(snapshot);
@@ -264,7 +280,11 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// Pre-populates snapshots of every aggregate of this type with more than
     /// `min_events` events, most events first (the reference guide's "prioritize
     /// high-event aggregates").
-    pub fn prepopulate_by_event_count(&self, min_events: u64, progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
+    pub fn prepopulate_by_event_count(
+        &self,
+        min_events: u64,
+        progress: impl Fn(Progress) + Sync,
+    ) -> Result<PrepopulateReport> {
         let ids: Vec<Uuid> = self
             .events
             .aggregates_by_event_count(A::TYPE, min_events)?

@@ -259,7 +259,10 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
         let plan = policy::plan_load(self.header, A::SCHEMA_VERSION, A::UPCAST_FROM, None);
         let (LoadPlan::UseSnapshot { version, .. }, Some(s), Some(codec)) = (plan, &stored, self.snapshot_codec) else {
             match plan {
-                LoadPlan::Replay { reason: MissReason::AheadOfStream, .. } => self.ahead_of_stream(),
+                LoadPlan::Replay {
+                    reason: MissReason::AheadOfStream,
+                    ..
+                } => self.ahead_of_stream(),
                 LoadPlan::Replay { reason, .. } => self.replay_from_start(reason),
                 LoadPlan::UseSnapshot { .. } => self.replay_from_start(MissReason::Missing),
             }

@@ -311,47 +311,109 @@ mod tests {
 
     #[test]
     fn plan_uses_current_schema_snapshot() {
-        let plan = plan_load(Some(SnapshotHeader { version: 10, schema_version: 2 }), 2, &[], Some(12));
-        assert_eq!(plan, LoadPlan::UseSnapshot { version: 10, schema_version: 2 });
+        let plan = plan_load(
+            Some(SnapshotHeader {
+                version: 10,
+                schema_version: 2,
+            }),
+            2,
+            &[],
+            Some(12),
+        );
+        assert_eq!(
+            plan,
+            LoadPlan::UseSnapshot {
+                version: 10,
+                schema_version: 2
+            }
+        );
     }
 
     #[test]
     fn plan_upcasts_only_with_complete_chain() {
-        let h = Some(SnapshotHeader { version: 10, schema_version: 1 });
-        assert_eq!(plan_load(h, 3, &[1, 2], None), LoadPlan::UseSnapshot { version: 10, schema_version: 1 });
+        let h = Some(SnapshotHeader {
+            version: 10,
+            schema_version: 1,
+        });
+        assert_eq!(
+            plan_load(h, 3, &[1, 2], None),
+            LoadPlan::UseSnapshot {
+                version: 10,
+                schema_version: 1
+            }
+        );
         assert_eq!(
             plan_load(h, 3, &[2], None),
-            LoadPlan::Replay { reason: MissReason::SchemaMismatch, delete_snapshot: false }
+            LoadPlan::Replay {
+                reason: MissReason::SchemaMismatch,
+                delete_snapshot: false
+            }
         );
     }
 
     #[test]
     fn plan_ignores_newer_schema() {
-        let h = Some(SnapshotHeader { version: 10, schema_version: 3 });
+        let h = Some(SnapshotHeader {
+            version: 10,
+            schema_version: 3,
+        });
         assert_eq!(
             plan_load(h, 2, &[1], None),
-            LoadPlan::Replay { reason: MissReason::SchemaMismatch, delete_snapshot: false }
+            LoadPlan::Replay {
+                reason: MissReason::SchemaMismatch,
+                delete_snapshot: false
+            }
         );
-        assert!(!repair_after_miss(MissReason::SchemaMismatch, SnapshotMode::Sync, Some(3), 2));
-        assert!(repair_after_miss(MissReason::SchemaMismatch, SnapshotMode::Sync, Some(1), 2));
-        assert!(!repair_after_miss(MissReason::SchemaMismatch, SnapshotMode::Manual, Some(1), 2));
+        assert!(!repair_after_miss(
+            MissReason::SchemaMismatch,
+            SnapshotMode::Sync,
+            Some(3),
+            2
+        ));
+        assert!(repair_after_miss(
+            MissReason::SchemaMismatch,
+            SnapshotMode::Sync,
+            Some(1),
+            2
+        ));
+        assert!(!repair_after_miss(
+            MissReason::SchemaMismatch,
+            SnapshotMode::Manual,
+            Some(1),
+            2
+        ));
     }
 
     #[test]
     fn plan_deletes_snapshot_ahead_of_stream() {
-        let h = Some(SnapshotHeader { version: 10, schema_version: 1 });
+        let h = Some(SnapshotHeader {
+            version: 10,
+            schema_version: 1,
+        });
         assert_eq!(
             plan_load(h, 1, &[], Some(9)),
-            LoadPlan::Replay { reason: MissReason::AheadOfStream, delete_snapshot: true }
+            LoadPlan::Replay {
+                reason: MissReason::AheadOfStream,
+                delete_snapshot: true
+            }
         );
-        assert_eq!(plan_load(h, 1, &[], Some(10)), LoadPlan::UseSnapshot { version: 10, schema_version: 1 });
+        assert_eq!(
+            plan_load(h, 1, &[], Some(10)),
+            LoadPlan::UseSnapshot {
+                version: 10,
+                schema_version: 1
+            }
+        );
     }
 
     #[test]
     fn plan_without_snapshot_replays() {
         assert_eq!(
             plan_load(None, 1, &[], Some(3)),
-            LoadPlan::Replay { reason: MissReason::Missing, delete_snapshot: false }
+            LoadPlan::Replay {
+                reason: MissReason::Missing,
+                delete_snapshot: false
+            }
         );
     }
 }

@@ -72,9 +72,18 @@ impl<C: Codec> EventStore for InMemoryEventStore<C> {
         &self.codec
     }
 
-    fn append(&self, aggregate_id: Uuid, aggregate_type: &str, expected_version: u64, events: &[NewEvent]) -> Result<u64> {
+    fn append(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        expected_version: u64,
+        events: &[NewEvent],
+    ) -> Result<u64> {
         // Encode metadata before taking the lock: nothing below can fail half way.
-        let metadata = events.iter().map(|e| e.metadata.to_json()).collect::<Result<Vec<_>>>()?;
+        let metadata = events
+            .iter()
+            .map(|e| e.metadata.to_json())
+            .collect::<Result<Vec<_>>>()?;
         let mut guard = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let inner = &mut *guard;
         let key = (aggregate_type.to_owned(), aggregate_id);
@@ -247,9 +256,7 @@ impl<C: Codec> SnapshotStore for InMemorySnapshotStore<C> {
     fn delete_snapshots_by_type(&self, aggregate_type: &str, schema_version_below: Option<u32>) -> Result<u64> {
         let mut guard = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let before = guard.len();
-        guard.retain(|(t, _), s| {
-            t != aggregate_type || schema_version_below.is_some_and(|n| s.schema_version >= n)
-        });
+        guard.retain(|(t, _), s| t != aggregate_type || schema_version_below.is_some_and(|n| s.schema_version >= n));
         Ok((before - guard.len()) as u64)
     }
 }

@@ -9,10 +9,10 @@
 
 pub mod memory;
 pub mod monitor;
-#[cfg(feature = "sqlite")]
-pub mod sqlite;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 use std::sync::Arc;
 
@@ -161,7 +161,13 @@ impl<T: EventStore> EventStore for Arc<T> {
         (**self).codec()
     }
 
-    fn append(&self, aggregate_id: Uuid, aggregate_type: &str, expected_version: u64, events: &[NewEvent]) -> Result<u64> {
+    fn append(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        expected_version: u64,
+        events: &[NewEvent],
+    ) -> Result<u64> {
         (**self).append(aggregate_id, aggregate_type, expected_version, events)
     }
 
@@ -197,7 +203,12 @@ impl<T: EventStore> EventStore for Arc<T> {
         (**self).location()
     }
 
-    fn read_with_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str, visitor: &mut dyn JointVisitor) -> Result<bool> {
+    fn read_with_snapshot(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        visitor: &mut dyn JointVisitor,
+    ) -> Result<bool> {
         (**self).read_with_snapshot(aggregate_id, aggregate_type, visitor)
     }
 }

@@ -46,9 +46,5 @@ pub trait SnapshotMonitor {
 
     /// Aggregates of a type with more than `min_events` events and their event counts,
     /// most first (the guide's "prioritize high-event aggregates").
-    fn aggregates_by_event_count(
-        &self,
-        aggregate_type: &str,
-        min_events: u64,
-    ) -> Result<Vec<(Uuid, u64)>>;
+    fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>>;
 }

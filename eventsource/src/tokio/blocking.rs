@@ -229,12 +229,24 @@ impl<S: store::EventStore> EventStore for Blocking<S> {
         self.0.codec()
     }
 
-    fn append(&self, id: Uuid, ty: &str, expected: u64, events: &[NewEvent]) -> impl Future<Output = Result<u64>> + Send {
+    fn append(
+        &self,
+        id: Uuid,
+        ty: &str,
+        expected: u64,
+        events: &[NewEvent],
+    ) -> impl Future<Output = Result<u64>> + Send {
         let (ty, events) = (ty.to_owned(), events.to_vec());
         run(&self.0, move |s| s.append(id, &ty, expected, &events))
     }
 
-    fn read_stream(&self, id: Uuid, ty: &str, after: u64, visit: &mut Visit<'_>) -> impl Future<Output = Result<()>> + Send {
+    fn read_stream(
+        &self,
+        id: Uuid,
+        ty: &str,
+        after: u64,
+        visit: &mut Visit<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
         let store = Arc::clone(&self.0);
         let owned_ty = ty.to_owned();
         async move {
@@ -249,7 +261,13 @@ impl<S: store::EventStore> EventStore for Blocking<S> {
         }
     }
 
-    fn replay_stream(&self, id: Uuid, ty: &str, after: u64, visit: &mut VisitReplay<'_>) -> impl Future<Output = Result<()>> + Send {
+    fn replay_stream(
+        &self,
+        id: Uuid,
+        ty: &str,
+        after: u64,
+        visit: &mut VisitReplay<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
         let store = Arc::clone(&self.0);
         let ty = ty.to_owned();
         async move {
@@ -268,7 +286,11 @@ impl<S: store::EventStore> EventStore for Blocking<S> {
         run(&self.0, move |s| s.stream_version(id, &ty))
     }
 
-    fn aggregates_by_event_count(&self, ty: &str, min_events: u64) -> impl Future<Output = Result<Vec<(Uuid, u64)>>> + Send {
+    fn aggregates_by_event_count(
+        &self,
+        ty: &str,
+        min_events: u64,
+    ) -> impl Future<Output = Result<Vec<(Uuid, u64)>>> + Send {
         let ty = ty.to_owned();
         run(&self.0, move |s| s.aggregates_by_event_count(&ty, min_events))
     }
@@ -277,7 +299,12 @@ impl<S: store::EventStore> EventStore for Blocking<S> {
         self.0.location()
     }
 
-    fn read_with_snapshot(&self, id: Uuid, ty: &str, visitor: &mut dyn SendJointVisitor) -> impl Future<Output = Result<bool>> + Send {
+    fn read_with_snapshot(
+        &self,
+        id: Uuid,
+        ty: &str,
+        visitor: &mut dyn SendJointVisitor,
+    ) -> impl Future<Output = Result<bool>> + Send {
         let store = Arc::clone(&self.0);
         let reader_ty = ty.to_owned();
         async move {
@@ -291,7 +318,13 @@ impl<S: store::EventStore> EventStore for Blocking<S> {
             // One visitor, two roles: the snapshot decision and the events.
             let visitor = std::sync::Mutex::new(visitor);
             let lock = || visitor.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            drain(rx, handle, |s| lock().snapshot(s), |r: &OwnedReplay| lock().event(&r.view())).await
+            drain(
+                rx,
+                handle,
+                |s| lock().snapshot(s),
+                |r: &OwnedReplay| lock().event(&r.view()),
+            )
+            .await
         }
     }
 }

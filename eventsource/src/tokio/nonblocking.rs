@@ -28,15 +28,33 @@ impl<S: store::EventStore + NonBlocking> EventStore for S {
         store::EventStore::codec(self)
     }
 
-    fn append(&self, id: Uuid, ty: &str, expected: u64, events: &[NewEvent]) -> impl Future<Output = Result<u64>> + Send {
+    fn append(
+        &self,
+        id: Uuid,
+        ty: &str,
+        expected: u64,
+        events: &[NewEvent],
+    ) -> impl Future<Output = Result<u64>> + Send {
         std::future::ready(store::EventStore::append(self, id, ty, expected, events))
     }
 
-    fn read_stream(&self, id: Uuid, ty: &str, after: u64, visit: &mut Visit<'_>) -> impl Future<Output = Result<()>> + Send {
+    fn read_stream(
+        &self,
+        id: Uuid,
+        ty: &str,
+        after: u64,
+        visit: &mut Visit<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
         std::future::ready(store::EventStore::read_stream(self, id, ty, after, &mut |r| visit(r)))
     }
 
-    fn replay_stream(&self, id: Uuid, ty: &str, after: u64, visit: &mut VisitReplay<'_>) -> impl Future<Output = Result<()>> + Send {
+    fn replay_stream(
+        &self,
+        id: Uuid,
+        ty: &str,
+        after: u64,
+        visit: &mut VisitReplay<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
         std::future::ready(store::EventStore::replay_stream(self, id, ty, after, &mut |r| visit(r)))
     }
 
@@ -44,7 +62,11 @@ impl<S: store::EventStore + NonBlocking> EventStore for S {
         std::future::ready(store::EventStore::stream_version(self, id, ty))
     }
 
-    fn aggregates_by_event_count(&self, ty: &str, min_events: u64) -> impl Future<Output = Result<Vec<(Uuid, u64)>>> + Send {
+    fn aggregates_by_event_count(
+        &self,
+        ty: &str,
+        min_events: u64,
+    ) -> impl Future<Output = Result<Vec<(Uuid, u64)>>> + Send {
         std::future::ready(store::EventStore::aggregates_by_event_count(self, ty, min_events))
     }
 
@@ -52,7 +74,12 @@ impl<S: store::EventStore + NonBlocking> EventStore for S {
         store::EventStore::location(self)
     }
 
-    fn read_with_snapshot(&self, id: Uuid, ty: &str, visitor: &mut dyn SendJointVisitor) -> impl Future<Output = Result<bool>> + Send {
+    fn read_with_snapshot(
+        &self,
+        id: Uuid,
+        ty: &str,
+        visitor: &mut dyn SendJointVisitor,
+    ) -> impl Future<Output = Result<bool>> + Send {
         std::future::ready(store::EventStore::read_with_snapshot(self, id, ty, visitor))
     }
 }

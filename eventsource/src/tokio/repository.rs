@@ -105,7 +105,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     async fn rebuild(&self, id: Uuid) -> Result<(A, LoadOutcome, Option<u32>)> {
         let snapshots = self.snapshots.as_deref();
         let joint = core::joint(snapshots.and_then(SnapshotStore::location), self.events.location());
-        let mut m = LoadMachine::<A, SS::Codec, ES::Codec>::new(id, self.events.codec(), snapshots.map(SnapshotStore::codec), joint);
+        let mut m = LoadMachine::<A, SS::Codec, ES::Codec>::new(
+            id,
+            self.events.codec(),
+            snapshots.map(SnapshotStore::codec),
+            joint,
+        );
         loop {
             match m.next_step() {
                 LoadStep::ReadJoint => {
@@ -120,7 +125,9 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
                     m.snapshot_read(result);
                 }
                 LoadStep::ReadEvents { after } => {
-                    self.events.replay_stream(id, A::TYPE, after, &mut |r| m.event(r)).await?;
+                    self.events
+                        .replay_stream(id, A::TYPE, after, &mut |r| m.event(r))
+                        .await?;
                     m.events_done();
                 }
                 LoadStep::DeleteSnapshot => {
@@ -151,12 +158,24 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
             let batch = core::encode_batch(root, self.events.codec())?;
             let after = self.events.append(id, A::TYPE, before, &batch).await?;
             root.mark_committed(after);
-            let snapshot = if policy::snapshot_due(self.snapshots.is_some(), self.config.mode, before, after, self.config.threshold) {
+            let snapshot = if policy::snapshot_due(
+                self.snapshots.is_some(),
+                self.config.mode,
+                before,
+                after,
+                self.config.threshold,
+            ) {
                 self.take_snapshot(id, after, root.state()).await
             } else {
                 SnapshotAction::None
             };
-            Ok(core::finish_save::<A>(&tracing::Span::current(), id, before, after, snapshot))
+            Ok(core::finish_save::<A>(
+                &tracing::Span::current(),
+                id,
+                before,
+                after,
+                snapshot,
+            ))
         }
         .instrument(span)
         .await
@@ -167,7 +186,10 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     pub async fn create_snapshot(&self, root: &AggregateRoot<A>) -> Result<SnapshotWrite> {
         let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let snapshot = core::explicit_snapshot(root, store.codec())?;
-        let result = store.save_snapshot(&snapshot).instrument(core::snapshot_span(&snapshot, "explicit")).await;
+        let result = store
+            .save_snapshot(&snapshot)
+            .instrument(core::snapshot_span(&snapshot, "explicit"))
+            .await;
         self.counters.record_write(&result);
         result
     }
@@ -211,12 +233,19 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         match self.config.mode {
             SnapshotMode::Background => {
                 let bg = self.background.get_or_init(|| {
-                    Background::start(Arc::clone(store), Arc::clone(&self.counters), self.config.queue_capacity)
+                    Background::start(
+                        Arc::clone(store),
+                        Arc::clone(&self.counters),
+                        self.config.queue_capacity,
+                    )
                 });
                 core::queued(&self.counters, bg.push(snapshot), id)
             }
             SnapshotMode::Sync | SnapshotMode::Manual => {
-                let result = store.save_snapshot(&snapshot).instrument(core::snapshot_span(&snapshot, "sync")).await;
+                let result = store
+                    .save_snapshot(&snapshot)
+                    .instrument(core::snapshot_span(&snapshot, "sync"))
+                    .await;
                 core::written(&self.counters, result, &snapshot)
             }
         }
@@ -239,7 +268,11 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
                 };
                 let (mut loaded, mut snapshots) = (Vec::new(), Vec::new());
                 for &id in chunk {
-                    match self.load(id).await.and_then(|root| core::explicit_snapshot(&root, store.codec())) {
+                    match self
+                        .load(id)
+                        .await
+                        .and_then(|root| core::explicit_snapshot(&root, store.codec()))
+                    {
                         Ok(snapshot) => {
                             loaded.push(id);
                             snapshots.push(snapshot);
@@ -259,7 +292,11 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 
     /// Pre-populates snapshots of every aggregate of this type with more than
     /// `min_events` events, most events first.
-    pub async fn prepopulate_by_event_count(&self, min_events: u64, progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
+    pub async fn prepopulate_by_event_count(
+        &self,
+        min_events: u64,
+        progress: impl Fn(Progress) + Sync,
+    ) -> Result<PrepopulateReport> {
         let ids: Vec<Uuid> = self
             .events
             .aggregates_by_event_count(A::TYPE, min_events)

@@ -209,7 +209,10 @@ impl<'a> SnapshotBatch<'a> {
     /// aggregate.
     pub(crate) fn new(snapshots: &'a [Snapshot]) -> Result<Option<Self>> {
         let mut seen = HashSet::with_capacity(snapshots.len());
-        if !snapshots.iter().all(|s| seen.insert((s.aggregate_id, s.aggregate_type.as_str()))) {
+        if !snapshots
+            .iter()
+            .all(|s| seen.insert((s.aggregate_id, s.aggregate_type.as_str())))
+        {
             return Ok(None);
         }
         let mut batch = SnapshotBatch {

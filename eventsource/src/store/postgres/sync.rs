@@ -635,7 +635,11 @@ impl<C: Codec> SnapshotStore for PostgresSnapshotStore<C> {
         let Some(batch) = ops::SnapshotBatch::new(snapshots)? else {
             return snapshots.iter().map(|s| self.save_snapshot(s)).collect();
         };
-        let written = self.shared.pool.get()?.query(&sql::SNAPSHOT_UPSERT_BATCH, &batch.params())?;
+        let written = self
+            .shared
+            .pool
+            .get()?
+            .query(&sql::SNAPSHOT_UPSERT_BATCH, &batch.params())?;
         ops::batch_writes(snapshots, &written)
     }
 

@@ -43,12 +43,7 @@ pub(super) struct Encoded<'a> {
 impl<'a> Encoded<'a> {
     /// Checks that JSON output is UTF-8 (SQLite would store anything as `TEXT`, and the
     /// read side would then fail far from the cause).
-    pub(super) fn new(
-        bytes: &'a [u8],
-        format: Format,
-        codec: &'static str,
-        what: &str,
-    ) -> Result<Self> {
+    pub(super) fn new(bytes: &'a [u8], format: Format, codec: &'static str, what: &str) -> Result<Self> {
         if format == Format::Json {
             if let Err(e) = std::str::from_utf8(bytes) {
                 return Err(Error::Codec(CodecError::new(
@@ -178,15 +173,13 @@ impl<'r, 's> Columns<'r, 's> {
     /// A non-negative `INTEGER` column (versions, counts).
     pub(super) fn u64(&self, idx: usize, column: &str) -> Result<u64> {
         let v = self.i64(idx, column)?;
-        u64::try_from(v)
-            .map_err(|_| malformed(self.table, column, format_args!("negative value {v}")))
+        u64::try_from(v).map_err(|_| malformed(self.table, column, format_args!("negative value {v}")))
     }
 
     /// An `INTEGER` column holding a `u32` (schema and event versions).
     pub(super) fn u32(&self, idx: usize, column: &str) -> Result<u32> {
         let v = self.i64(idx, column)?;
-        u32::try_from(v)
-            .map_err(|_| malformed(self.table, column, format_args!("value {v} is not a u32")))
+        u32::try_from(v).map_err(|_| malformed(self.table, column, format_args!("value {v} is not a u32")))
     }
 
     /// A `TEXT` column, borrowed.
@@ -205,13 +198,7 @@ impl<'r, 's> Columns<'r, 's> {
     /// A UUID stored as text.
     pub(super) fn uuid(&self, idx: usize, column: &str) -> Result<Uuid> {
         let text = self.str(idx, column)?;
-        Uuid::parse_str(text).map_err(|e| {
-            malformed(
-                self.table,
-                column,
-                format_args!("`{text}` is not a UUID: {e}"),
-            )
-        })
+        Uuid::parse_str(text).map_err(|e| malformed(self.table, column, format_args!("`{text}` is not a UUID: {e}")))
     }
 
     /// A timestamp stored as RFC 3339 text.
@@ -229,9 +216,7 @@ impl<'r, 's> Columns<'r, 's> {
     /// Encoded bytes, borrowed: `TEXT` for the JSON format, `BLOB` for binary ones.
     pub(super) fn encoded(&self, idx: usize, column: &str, format: Format) -> Result<&'r [u8]> {
         match (self.value(idx, column)?, format) {
-            (ValueRef::Text(bytes), Format::Json) | (ValueRef::Blob(bytes), Format::Binary) => {
-                Ok(bytes)
-            }
+            (ValueRef::Text(bytes), Format::Json) | (ValueRef::Blob(bytes), Format::Binary) => Ok(bytes),
             (other, _) => Err(malformed(
                 self.table,
                 column,

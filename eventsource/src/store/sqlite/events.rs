@@ -6,9 +6,7 @@ use rusqlite::{params, Connection, Row, TransactionBehavior};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
-use super::convert::{
-    bound_to_i64, is_unique_violation, sql_error, to_i64, Columns, Encoded, UuidText,
-};
+use super::convert::{bound_to_i64, is_unique_violation, sql_error, to_i64, Columns, Encoded, UuidText};
 use super::{monitor, sql, SqliteEventStore, TARGET};
 use crate::codec::{Codec, Format};
 use crate::error::{Error, Result};
@@ -206,12 +204,10 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
             what: "event batch length",
             value: events.len().to_string(),
         })?;
-        let last = expected_version
-            .checked_add(count)
-            .ok_or_else(|| Error::OutOfRange {
-                what: "events.version",
-                value: format!("{expected_version} + {count}"),
-            })?;
+        let last = expected_version.checked_add(count).ok_or_else(|| Error::OutOfRange {
+            what: "events.version",
+            value: format!("{expected_version} + {count}"),
+        })?;
         to_i64(last, "events.version")?;
         if events.is_empty() {
             let actual = self.stream_version(aggregate_id, aggregate_type)?;
@@ -246,14 +242,7 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
             .collect::<Result<Vec<_>>>()?;
         let id = UuidText::new(aggregate_id);
         let result = self.db.pool.with(|conn| {
-            match insert_batch(
-                conn,
-                &id,
-                aggregate_id,
-                aggregate_type,
-                expected_version,
-                &rows,
-            ) {
+            match insert_batch(conn, &id, aggregate_id, aggregate_type, expected_version, &rows) {
                 Ok(()) => Ok(last),
                 Err(Failure::Other(e)) => Err(e),
                 Err(Failure::Unique(cause)) => Err(attribute(
@@ -289,9 +278,7 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
         self.db.pool.with(|conn| {
             let fail = |e| sql_error("reading a stream", e);
             let mut stmt = conn.prepare_cached(sql::READ_STREAM).map_err(fail)?;
-            let mut rows = stmt
-                .query(params![id, aggregate_type, after])
-                .map_err(fail)?;
+            let mut rows = stmt.query(params![id, aggregate_type, after]).map_err(fail)?;
             while let Some(row) = rows.next().map_err(fail)? {
                 visit(&event_record(
                     row,
@@ -327,16 +314,10 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
 
     fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
         let id = UuidText::new(aggregate_id);
-        self.db
-            .pool
-            .with(|conn| stream_version_on(conn, &id, aggregate_type))
+        self.db.pool.with(|conn| stream_version_on(conn, &id, aggregate_type))
     }
 
-    fn aggregates_by_event_count(
-        &self,
-        aggregate_type: &str,
-        min_events: u64,
-    ) -> Result<Vec<(Uuid, u64)>> {
+    fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
         monitor::aggregates_by_event_count(&self.db, aggregate_type, min_events)
     }
 

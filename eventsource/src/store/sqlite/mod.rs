@@ -312,16 +312,8 @@ impl<C: Codec> SqliteEventStore<C> {
 
     /// Opens the database file at `path` (or an SQLite `file:` URI) with `codec` and
     /// `options`.
-    pub fn open_with_options(
-        path: impl AsRef<Path>,
-        codec: C,
-        options: SqliteOptions,
-    ) -> Result<Self> {
-        let db = Database::open(
-            Target::File(path.as_ref().to_path_buf()),
-            C::FORMAT,
-            options,
-        )?;
+    pub fn open_with_options(path: impl AsRef<Path>, codec: C, options: SqliteOptions) -> Result<Self> {
+        let db = Database::open(Target::File(path.as_ref().to_path_buf()), C::FORMAT, options)?;
         Ok(Self { db, codec })
     }
 
@@ -362,16 +354,8 @@ impl<C: Codec> SqliteSnapshotStore<C> {
 
     /// Opens the database file at `path` (or an SQLite `file:` URI) with `codec` and
     /// `options`.
-    pub fn open_with_options(
-        path: impl AsRef<Path>,
-        codec: C,
-        options: SqliteOptions,
-    ) -> Result<Self> {
-        let db = Database::open(
-            Target::File(path.as_ref().to_path_buf()),
-            C::FORMAT,
-            options,
-        )?;
+    pub fn open_with_options(path: impl AsRef<Path>, codec: C, options: SqliteOptions) -> Result<Self> {
+        let db = Database::open(Target::File(path.as_ref().to_path_buf()), C::FORMAT, options)?;
         Ok(Self { db, codec })
     }
 

@@ -20,9 +20,7 @@ pub(super) fn aggregates_by_event_count(
     let min = bound_to_i64(min_events);
     db.pool.with(|conn| {
         let fail = |e| sql_error("counting events per aggregate", e);
-        let mut stmt = conn
-            .prepare_cached(sql::AGGREGATES_BY_EVENT_COUNT)
-            .map_err(fail)?;
+        let mut stmt = conn.prepare_cached(sql::AGGREGATES_BY_EVENT_COUNT).map_err(fail)?;
         let mut rows = stmt.query(params![aggregate_type, min]).map_err(fail)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(fail)? {
@@ -74,11 +72,7 @@ impl<C: Codec> SnapshotMonitor for SqliteSnapshotStore<C> {
         })
     }
 
-    fn aggregates_by_event_count(
-        &self,
-        aggregate_type: &str,
-        min_events: u64,
-    ) -> Result<Vec<(Uuid, u64)>> {
+    fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
         aggregates_by_event_count(&self.db, aggregate_type, min_events)
     }
 }

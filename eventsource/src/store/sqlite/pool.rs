@@ -44,21 +44,16 @@ impl Opener {
         let conn = match &self.target {
             Target::File(path) => {
                 let flags = if self.options.is_read_only() {
-                    OpenFlags::SQLITE_OPEN_READ_ONLY
-                        | OpenFlags::SQLITE_OPEN_URI
-                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 } else {
                     OpenFlags::default()
                 };
-                Connection::open_with_flags(path, flags).map_err(|e| {
-                    sql_error(
-                        &format!("cannot open SQLite database `{}`", path.display()),
-                        e,
-                    )
-                })?
+                Connection::open_with_flags(path, flags)
+                    .map_err(|e| sql_error(&format!("cannot open SQLite database `{}`", path.display()), e))?
             }
-            Target::Memory => Connection::open_in_memory()
-                .map_err(|e| sql_error("cannot open an in-memory SQLite database", e))?,
+            Target::Memory => {
+                Connection::open_in_memory().map_err(|e| sql_error("cannot open an in-memory SQLite database", e))?
+            }
         };
         self.configure(&conn)?;
         Ok(conn)
@@ -92,12 +87,7 @@ impl Opener {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
-                Err(e) => {
-                    return Err(sql_error(
-                        "configuring the connection (journal_mode = WAL)",
-                        e,
-                    ))
-                }
+                Err(e) => return Err(sql_error("configuring the connection (journal_mode = WAL)", e)),
             }
         }
     }
@@ -177,21 +167,14 @@ impl Pool {
 
     /// Runs `f` with a connection of the pool.
     pub(super) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut lent = Lent {
-            pool: self,
-            conn: None,
-        };
+        let mut lent = Lent { pool: self, conn: None };
         let conn = lent.conn.insert(self.checkout()?);
         f(conn)
     }
 
     fn checkout(&self) -> Result<Connection> {
         // Waiting for a connection counts against the same budget as waiting for a lock.
-        let wait = self
-            .opener
-            .options
-            .get_busy_timeout()
-            .max(Duration::from_millis(100));
+        let wait = self.opener.options.get_busy_timeout().max(Duration::from_millis(100));
         let deadline = Instant::now() + wait;
         let mut state = self.lock();
         loop {

@@ -81,12 +81,8 @@ pub fn migrate(conn: &Connection, format: Format) -> Result<Vec<u32>> {
             ],
         )
         .map_err(|e| sql_error("recording a migration", e))?;
-        tx.commit().map_err(|e| {
-            sql_error(
-                &format!("committing migration {} ({})", m.version, m.name),
-                e,
-            )
-        })?;
+        tx.commit()
+            .map_err(|e| sql_error(&format!("committing migration {} ({})", m.version, m.name), e))?;
         debug!(target: TARGET, version = m.version, name = m.name, format = ?format, "applied migration");
         done.push(m.version);
     }
@@ -150,9 +146,7 @@ struct TableShape {
 fn shape(conn: &Connection, table: &str) -> rusqlite::Result<TableShape> {
     let mut stmt = conn.prepare_cached(sql::TABLE_COLUMNS)?;
     let columns = stmt
-        .query_map([table], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?
+        .query_map([table], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut stmt = conn.prepare_cached(sql::UNIQUE_INDEX_COLUMNS)?;
     let mut rows = stmt.query([table])?;
@@ -203,8 +197,7 @@ fn expected(format: Format) -> Result<Vec<(String, TableShape)>> {
 }
 
 fn compare(conn: &Connection, format: Format, missing: Missing) -> Result<()> {
-    let ddl_hint =
-        format!("`eventsource::get_schema(Schema::All, Backend::Sqlite, Format::{format:?})`");
+    let ddl_hint = format!("`eventsource::get_schema(Schema::All, Backend::Sqlite, Format::{format:?})`");
     for (table, want) in expected(format)? {
         if !table_exists(conn, &table)? {
             if missing == Missing::Allowed {
@@ -220,11 +213,7 @@ fn compare(conn: &Connection, format: Format, missing: Missing) -> Result<()> {
         }
         let have = shape(conn, &table).map_err(|e| sql_error("reading the schema", e))?;
         for (column, want_type) in &want.columns {
-            let Some((_, have_type)) = have
-                .columns
-                .iter()
-                .find(|(c, _)| c.eq_ignore_ascii_case(column))
-            else {
+            let Some((_, have_type)) = have.columns.iter().find(|(c, _)| c.eq_ignore_ascii_case(column)) else {
                 return Err(Error::SchemaMismatch {
                     problem: format!("column `{table}.{column}` is missing"),
                     fix: format!(
@@ -254,9 +243,10 @@ fn compare(conn: &Connection, format: Format, missing: Missing) -> Result<()> {
             }
         }
         for cols in &want.unique {
-            let present = have.unique.iter().any(|h| {
-                h.len() == cols.len() && h.iter().zip(cols).all(|(a, b)| a.eq_ignore_ascii_case(b))
-            });
+            let present = have
+                .unique
+                .iter()
+                .any(|h| h.len() == cols.len() && h.iter().zip(cols).all(|(a, b)| a.eq_ignore_ascii_case(b)));
             if !present {
                 return Err(Error::SchemaMismatch {
                     problem: format!("table `{table}` lacks the unique constraint on ({})", cols.join(", ")),

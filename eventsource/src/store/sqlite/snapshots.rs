@@ -32,7 +32,10 @@ impl<C: Codec> SnapshotStore for SqliteSnapshotStore<C> {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| sql_error("starting the snapshot batch", e))?;
-            let outcomes = snapshots.iter().map(|s| upsert::<C>(&tx, s)).collect::<Result<Vec<_>>>()?;
+            let outcomes = snapshots
+                .iter()
+                .map(|s| upsert::<C>(&tx, s))
+                .collect::<Result<Vec<_>>>()?;
             tx.commit().map_err(|e| sql_error("committing the snapshot batch", e))?;
             Ok(outcomes)
         })
@@ -70,11 +73,7 @@ impl<C: Codec> SnapshotStore for SqliteSnapshotStore<C> {
         Ok(deleted > 0)
     }
 
-    fn delete_snapshots_by_type(
-        &self,
-        aggregate_type: &str,
-        schema_version_below: Option<u32>,
-    ) -> Result<u64> {
+    fn delete_snapshots_by_type(&self, aggregate_type: &str, schema_version_below: Option<u32>) -> Result<u64> {
         let deleted = self.db.pool.with(|conn| {
             let fail = |e| sql_error("deleting snapshots by type", e);
             match schema_version_below {
@@ -117,9 +116,20 @@ fn upsert<C: Codec>(conn: &Connection, snapshot: &Snapshot) -> Result<SnapshotWr
     let fail = |e| sql_error("saving a snapshot", e);
     let mut stmt = conn.prepare_cached(sql::UPSERT_SNAPSHOT).map_err(fail)?;
     let changed = stmt
-        .execute(params![id, snapshot.aggregate_type, version, snapshot.schema_version, state, created_at])
+        .execute(params![
+            id,
+            snapshot.aggregate_type,
+            version,
+            snapshot.schema_version,
+            state,
+            created_at
+        ])
         .map_err(fail)?;
-    let outcome = if changed > 0 { SnapshotWrite::Written } else { SnapshotWrite::KeptExisting };
+    let outcome = if changed > 0 {
+        SnapshotWrite::Written
+    } else {
+        SnapshotWrite::KeptExisting
+    };
     debug!(target: TARGET, aggregate_type = %snapshot.aggregate_type, aggregate_id = %snapshot.aggregate_id,
            version = snapshot.version, schema_version = snapshot.schema_version, outcome = ?outcome,
            "save_snapshot");

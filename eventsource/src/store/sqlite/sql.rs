@@ -9,8 +9,7 @@
 // ---------------------------------------------------------------------------------------
 
 /// Whether a table exists.
-pub(super) const TABLE_EXISTS: &str =
-    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)";
+pub(super) const TABLE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)";
 
 /// The migrations recorded as applied.
 pub(super) const APPLIED_MIGRATIONS: &str =
@@ -135,8 +134,7 @@ pub(super) const SNAPSHOT_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM snapshots
      WHERE aggregate_id = ?1 AND aggregate_type = ?2)";
 
 /// Deletes one aggregate's snapshot.
-pub(super) const DELETE_SNAPSHOT: &str =
-    "DELETE FROM snapshots WHERE aggregate_id = ?1 AND aggregate_type = ?2";
+pub(super) const DELETE_SNAPSHOT: &str = "DELETE FROM snapshots WHERE aggregate_id = ?1 AND aggregate_type = ?2";
 
 /// Deletes every snapshot of a type.
 pub(super) const DELETE_SNAPSHOTS_BY_TYPE: &str = "DELETE FROM snapshots WHERE aggregate_type = ?1";

@@ -12,9 +12,7 @@ fn plan(conn: &Connection, statement: &str) -> Vec<String> {
     let count = stmt.parameter_count();
     let params: Vec<String> = (0..count).map(|i| i.to_string()).collect();
     let rows = stmt
-        .query_map(rusqlite::params_from_iter(params.iter()), |r| {
-            r.get::<_, String>(3)
-        })
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get::<_, String>(3))
         .expect("plan rows");
     rows.collect::<rusqlite::Result<Vec<_>>>().expect("plan")
 }
@@ -30,10 +28,7 @@ fn joint_read_streams_without_sorting_the_events() {
     let conn = migrated();
     let plan = plan(&conn, sql::READ_WITH_SNAPSHOT);
     let text = plan.join("\n");
-    assert!(
-        text.contains("MERGE"),
-        "expected a merge of the two arms:\n{text}"
-    );
+    assert!(text.contains("MERGE"), "expected a merge of the two arms:\n{text}");
     // The events arm must come straight from the unique index, in version order.
     assert!(
         plan.iter()
@@ -51,10 +46,7 @@ fn stream_reads_use_the_unique_index() {
     let conn = migrated();
     for statement in [sql::READ_STREAM, sql::STREAM_VERSION] {
         let text = plan(&conn, statement).join("\n");
-        assert!(
-            text.contains("USING") && text.contains("INDEX"),
-            "{statement}:\n{text}"
-        );
+        assert!(text.contains("USING") && text.contains("INDEX"), "{statement}:\n{text}");
         assert!(!text.contains("TEMP B-TREE"), "{statement}:\n{text}");
     }
 }
@@ -84,21 +76,15 @@ fn every_statement_prepares_against_the_migrated_schema() {
         sql::COVERAGE,
         sql::STALE_SNAPSHOTS,
     ] {
-        conn.prepare(statement)
-            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        conn.prepare(statement).unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
 }
 
 #[test]
 fn migrate_twice_applies_once() {
     let conn = Connection::open_in_memory().expect("open");
-    assert_eq!(
-        super::migrate(&conn, Format::Binary).expect("first"),
-        vec![1, 2]
-    );
-    assert!(super::migrate(&conn, Format::Binary)
-        .expect("second")
-        .is_empty());
+    assert_eq!(super::migrate(&conn, Format::Binary).expect("first"), vec![1, 2]);
+    assert!(super::migrate(&conn, Format::Binary).expect("second").is_empty());
     super::check_schema(&conn, Format::Binary).expect("binary schema");
     assert!(matches!(
         super::check_schema(&conn, Format::Json),
