@@ -30,8 +30,8 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use super::conn::{
-    bound_to_i64, check_schema_name, is_fatal, location, options_with_search_path, store_error, Connector, PgOptions,
-    BACKEND, TARGET,
+    bound_to_i64, check_schema_name, is_fatal, location, session_options, store_error, Connector, PgOptions, BACKEND,
+    TARGET,
 };
 use super::migrate;
 use super::ops::{self, AppendBatch, AppendOutcome, Header, SnapshotRow};
@@ -293,9 +293,9 @@ impl Shared {
     fn open(mut config: postgres::Config, format: Format, options: &PgOptions) -> Result<Arc<Self>> {
         if let Some(schema) = options.get_schema() {
             check_schema_name(schema)?;
-            let with_path = options_with_search_path(config.get_options(), schema);
-            config.options(&with_path);
         }
+        let session = session_options(config.get_options(), options.get_schema());
+        config.options(&session);
         let pool = Pool {
             connector: Connector::new(options.get_tls()),
             format,
