@@ -56,7 +56,7 @@
 //!
 //! ## Sync or async, and which backend
 //!
-//! [`AggregateRepository`] is the sync API; [`tokio::AggregateRepository`] (feature
+//! [`AggregateRepository`] is the sync API; `tokio::AggregateRepository` (feature
 //! `tokio`) has the same methods as `async fn`s and the same rules. Stores: in memory
 //! ([`InMemoryEventStore`], [`InMemorySnapshotStore`]), SQLite (feature `sqlite`, the
 //! embedded default: `SqliteEventStore`, `SqliteSnapshotStore`; the async API runs them on

@@ -16,7 +16,7 @@ pub fn format(ts: &DateTime<Utc>) -> String {
 
 /// Parses RFC 3339 (any offset, normalised to UTC, truncated to the microsecond).
 ///
-/// Our own format ([`format`]) takes a fast path that reads the digits in place; anything
+/// Our own format ([`format()`](fn@format)) takes a fast path that reads the digits in place; anything
 /// else goes through chrono's general parser.
 pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     parse_canonical(text).or_else(|| {

@@ -527,7 +527,7 @@ impl<C: Codec> SnapshotStore for AsyncPostgresSnapshotStore<C> {
         Ok(ops::snapshot_write(n))
     }
 
-    /// One statement for the whole batch ([`sql::SNAPSHOT_UPSERT_BATCH`]): atomic, one
+    /// One statement for the whole batch (`INSERT ... SELECT FROM unnest(...)`): atomic, one
     /// round trip, one commit.
     async fn save_snapshots(&self, snapshots: &[Snapshot]) -> Result<Vec<SnapshotWrite>> {
         if snapshots.is_empty() {

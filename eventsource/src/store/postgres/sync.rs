@@ -626,7 +626,7 @@ impl<C: Codec> SnapshotStore for PostgresSnapshotStore<C> {
         Ok(ops::snapshot_write(n))
     }
 
-    /// One statement for the whole batch ([`sql::SNAPSHOT_UPSERT_BATCH`]): atomic, one
+    /// One statement for the whole batch (`INSERT ... SELECT FROM unnest(...)`): atomic, one
     /// round trip, one commit.
     fn save_snapshots(&self, snapshots: &[Snapshot]) -> Result<Vec<SnapshotWrite>> {
         if snapshots.is_empty() {
