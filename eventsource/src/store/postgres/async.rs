@@ -203,19 +203,6 @@ impl Shared {
     }
 }
 
-fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
-    url.parse::<tokio_postgres::Config>()
-        .map_err(|e| Error::InvalidConfig(format!("invalid PostgreSQL connection string: {e}")))
-}
-
-#[cfg(feature = "postgres-tls")]
-fn tls_options(config: &mut tokio_postgres::Config) -> Result<PgOptions> {
-    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Prefer {
-        config.ssl_mode(tokio_postgres::config::SslMode::Require);
-    }
-    Ok(PgOptions::new().tls(super::TlsMode::webpki_roots()?))
-}
-
 /// An async PostgreSQL [`EventStore`](crate::tokio::EventStore), pooled with
 /// deadpool-postgres.
 ///
@@ -258,8 +245,7 @@ impl AsyncPostgresEventStore<JsonCodec> {
     /// `prefer` (the default) becomes `require`.
     #[cfg(feature = "postgres-tls")]
     pub async fn connect_tls(url: &str) -> Result<Self> {
-        let mut config = parse_url(url)?;
-        let options = tls_options(&mut config)?;
+        let (config, options) = super::conn::tls_config(url)?;
         Self::from_config(config, JsonCodec, options).await
     }
 }
@@ -267,7 +253,7 @@ impl AsyncPostgresEventStore<JsonCodec> {
 impl<C: Codec> AsyncPostgresEventStore<C> {
     /// Connects with a codec.
     pub async fn connect_with_codec(url: &str, codec: C) -> Result<Self> {
-        Self::from_config(parse_url(url)?, codec, PgOptions::new()).await
+        Self::from_config(super::conn::parse_url(url)?, codec, PgOptions::new()).await
     }
 
     /// Connects from a configured `tokio_postgres::Config`, with options (schema, pool,
@@ -446,32 +432,35 @@ impl<C: Codec> fmt::Debug for AsyncPostgresSnapshotStore<C> {
 impl AsyncPostgresSnapshotStore<JsonCodec> {
     /// Connects with the JSON codec, migrating and checking the schema.
     pub async fn connect(url: &str) -> Result<Self> {
-        Self::connect_with_codec(url, JsonCodec).await
+        AsyncPostgresEventStore::connect(url)
+            .await
+            .map(|events| events.snapshot_store())
     }
 
     /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
     /// `prefer` (the default) becomes `require`.
     #[cfg(feature = "postgres-tls")]
     pub async fn connect_tls(url: &str) -> Result<Self> {
-        let mut config = parse_url(url)?;
-        let options = tls_options(&mut config)?;
-        Self::from_config(config, JsonCodec, options).await
+        AsyncPostgresEventStore::connect_tls(url)
+            .await
+            .map(|events| events.snapshot_store())
     }
 }
 
 impl<C: Codec> AsyncPostgresSnapshotStore<C> {
     /// Connects with a codec.
     pub async fn connect_with_codec(url: &str, codec: C) -> Result<Self> {
-        Self::from_config(parse_url(url)?, codec, PgOptions::new()).await
+        AsyncPostgresEventStore::connect_with_codec(url, codec)
+            .await
+            .map(|events| events.snapshot_store())
     }
 
     /// Connects from a configured `tokio_postgres::Config`, with options (schema, pool,
     /// TLS).
     pub async fn from_config(config: tokio_postgres::Config, codec: C, options: PgOptions) -> Result<Self> {
-        Ok(Self {
-            shared: Shared::open(config, C::FORMAT, &options).await?,
-            codec,
-        })
+        AsyncPostgresEventStore::from_config(config, codec, options)
+            .await
+            .map(|events| events.snapshot_store())
     }
 
     /// An event store on the same pool and schema.

@@ -179,6 +179,24 @@ impl Connector {
     }
 }
 
+/// Parses a connection string (`host=... user=...` or `postgresql://...`); the sync stores
+/// convert the result into a `postgres::Config`.
+pub(crate) fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|e| Error::InvalidConfig(format!("invalid PostgreSQL connection string: {e}")))
+}
+
+/// `connect_tls`: the parsed string with `sslmode` `prefer` (the default) raised to
+/// `require`, and rustls with Mozilla's roots.
+#[cfg(feature = "postgres-tls")]
+pub(crate) fn tls_config(url: &str) -> Result<(tokio_postgres::Config, PgOptions)> {
+    let mut config = parse_url(url)?;
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Prefer {
+        config.ssl_mode(tokio_postgres::config::SslMode::Require);
+    }
+    Ok((config, PgOptions::new().tls(TlsMode::webpki_roots()?)))
+}
+
 /// Quotes an SQL identifier (`"name"`, inner quotes doubled).
 pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

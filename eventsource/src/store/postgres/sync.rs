@@ -317,16 +317,12 @@ impl Shared {
 }
 
 fn parse_url(url: &str) -> Result<postgres::Config> {
-    url.parse::<postgres::Config>()
-        .map_err(|e| Error::InvalidConfig(format!("invalid PostgreSQL connection string: {e}")))
+    super::conn::parse_url(url).map(postgres::Config::from)
 }
 
 #[cfg(feature = "postgres-tls")]
-fn tls_options(config: &mut postgres::Config) -> Result<PgOptions> {
-    if config.get_ssl_mode() == postgres::config::SslMode::Prefer {
-        config.ssl_mode(postgres::config::SslMode::Require);
-    }
-    Ok(PgOptions::new().tls(super::TlsMode::webpki_roots()?))
+fn tls_config(url: &str) -> Result<(postgres::Config, PgOptions)> {
+    super::conn::tls_config(url).map(|(config, options)| (postgres::Config::from(config), options))
 }
 
 /// A sync PostgreSQL [`EventStore`].
@@ -373,8 +369,7 @@ impl PostgresEventStore<JsonCodec> {
     /// `prefer` (the default) becomes `require`.
     #[cfg(feature = "postgres-tls")]
     pub fn connect_tls(url: &str) -> Result<Self> {
-        let mut config = parse_url(url)?;
-        let options = tls_options(&mut config)?;
+        let (config, options) = tls_config(url)?;
         Self::from_config(config, JsonCodec, options)
     }
 }
@@ -544,31 +539,26 @@ impl<C: Codec> fmt::Debug for PostgresSnapshotStore<C> {
 impl PostgresSnapshotStore<JsonCodec> {
     /// Connects with the JSON codec, migrating and checking the schema.
     pub fn connect(url: &str) -> Result<Self> {
-        Self::connect_with_codec(url, JsonCodec)
+        PostgresEventStore::connect(url).map(|events| events.snapshot_store())
     }
 
     /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
     /// `prefer` (the default) becomes `require`.
     #[cfg(feature = "postgres-tls")]
     pub fn connect_tls(url: &str) -> Result<Self> {
-        let mut config = parse_url(url)?;
-        let options = tls_options(&mut config)?;
-        Self::from_config(config, JsonCodec, options)
+        PostgresEventStore::connect_tls(url).map(|events| events.snapshot_store())
     }
 }
 
 impl<C: Codec> PostgresSnapshotStore<C> {
     /// Connects with a codec.
     pub fn connect_with_codec(url: &str, codec: C) -> Result<Self> {
-        Self::from_config(parse_url(url)?, codec, PgOptions::new())
+        PostgresEventStore::connect_with_codec(url, codec).map(|events| events.snapshot_store())
     }
 
     /// Connects from a configured `postgres::Config`, with options (schema, pool, TLS).
     pub fn from_config(config: postgres::Config, codec: C, options: PgOptions) -> Result<Self> {
-        Ok(Self {
-            shared: Shared::open(config, C::FORMAT, &options)?,
-            codec,
-        })
+        PostgresEventStore::from_config(config, codec, options).map(|events| events.snapshot_store())
     }
 
     /// An event store on the same pool and schema.

@@ -336,33 +336,31 @@ impl SqliteSnapshotStore<JsonCodec> {
     /// Opens (creating if needed) the database file at `path` with the JSON codec and the
     /// default options, and migrates it.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with_codec(path, JsonCodec)
+        SqliteEventStore::open(path).map(|events| events.snapshot_store())
     }
 
     /// A fresh private in-memory database with the JSON codec. To share it with an event
     /// store, use [`SqliteSnapshotStore::from_event_store`].
     pub fn open_in_memory() -> Result<Self> {
-        Self::open_in_memory_with_codec(JsonCodec)
+        SqliteEventStore::open_in_memory().map(|events| events.snapshot_store())
     }
 }
 
 impl<C: Codec> SqliteSnapshotStore<C> {
     /// Opens the database file at `path` with `codec` and the default options.
     pub fn open_with_codec(path: impl AsRef<Path>, codec: C) -> Result<Self> {
-        Self::open_with_options(path, codec, SqliteOptions::default())
+        SqliteEventStore::open_with_codec(path, codec).map(|events| events.snapshot_store())
     }
 
     /// Opens the database file at `path` (or an SQLite `file:` URI) with `codec` and
     /// `options`.
     pub fn open_with_options(path: impl AsRef<Path>, codec: C, options: SqliteOptions) -> Result<Self> {
-        let db = Database::open(Target::File(path.as_ref().to_path_buf()), C::FORMAT, options)?;
-        Ok(Self { db, codec })
+        SqliteEventStore::open_with_options(path, codec, options).map(|events| events.snapshot_store())
     }
 
     /// A fresh private in-memory database with `codec`.
     pub fn open_in_memory_with_codec(codec: C) -> Result<Self> {
-        let db = Database::open(Target::Memory, C::FORMAT, SqliteOptions::default())?;
-        Ok(Self { db, codec })
+        SqliteEventStore::open_in_memory_with_codec(codec).map(|events| events.snapshot_store())
     }
 
     /// A snapshot store on the event store's database and pool (and codec): the
