@@ -2,6 +2,8 @@
 //! `shared/bench/WORKLOAD.md`, in three schema generations.
 #![allow(dead_code)]
 
+pub mod invariants;
+
 use eventsource::{Aggregate, Apply, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
