@@ -6,6 +6,7 @@
 
 use std::fmt::Debug;
 
+use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
 use uuid::Uuid;
 
@@ -120,12 +121,20 @@ impl<F, T: From<F>> UpcastFrom<F> for T {
 ///
 /// [`record`](Self::record) applies an event to the state at once and keeps it for the next
 /// save; snapshots are taken from this state, never rebuilt by applying the batch again.
+///
+/// Each recorded event gets its id (a UUID v7) and its time when it is recorded, not when
+/// it is saved: a save retried after a lost reply sends the very same events, so the store
+/// can tell "already committed" from a real conflict and a command is never applied twice
+/// (see [`SaveOutcome::already_committed`](crate::SaveOutcome::already_committed)).
 #[derive(Debug)]
 pub struct AggregateRoot<A: Aggregate> {
     id: Uuid,
     committed_version: u64,
     state: A,
     uncommitted: Vec<A::Event>,
+    /// Id and time of each uncommitted event, fixed when it was recorded.
+    uncommitted_ids: Vec<Uuid>,
+    uncommitted_at: Vec<DateTime<Utc>>,
     metadata: Metadata,
 }
 
@@ -142,6 +151,8 @@ impl<A: Aggregate> AggregateRoot<A> {
             committed_version: version,
             state,
             uncommitted: Vec::new(),
+            uncommitted_ids: Vec::new(),
+            uncommitted_at: Vec::new(),
             metadata: Metadata::default(),
         }
     }
@@ -166,11 +177,14 @@ impl<A: Aggregate> AggregateRoot<A> {
         &self.state
     }
 
-    /// Records an event: applies it to the state now and keeps it for the next save.
+    /// Records an event: applies it to the state now and keeps it for the next save, with
+    /// an event id and an occurrence time fixed now (they survive retried saves).
     pub fn record(&mut self, event: impl Into<A::Event>) {
         let event = event.into();
         self.state.apply_event(&event);
         self.uncommitted.push(event);
+        self.uncommitted_ids.push(Uuid::now_v7());
+        self.uncommitted_at.push(crate::time::now());
     }
 
     /// Runs a command against the state and records the events it returns. On error
@@ -192,6 +206,18 @@ impl<A: Aggregate> AggregateRoot<A> {
         &self.uncommitted
     }
 
+    /// The ids of the events recorded since the last load or save, in the same order as
+    /// [`uncommitted_events`](Self::uncommitted_events). Fixed when each event was recorded:
+    /// the ids a successful save stores.
+    pub fn uncommitted_event_ids(&self) -> &[Uuid] {
+        &self.uncommitted_ids
+    }
+
+    /// When each uncommitted event was recorded (its `occurred_at`), in the same order.
+    pub fn uncommitted_event_times(&self) -> &[DateTime<Utc>] {
+        &self.uncommitted_at
+    }
+
     /// Metadata attached to every event of the next save (correlation, causation, actor,
     /// tenant, free key/values). Cleared after a successful save.
     pub fn metadata_mut(&mut self) -> &mut Metadata {
@@ -207,6 +233,8 @@ impl<A: Aggregate> AggregateRoot<A> {
     /// successful append).
     pub fn mark_committed(&mut self, new_version: u64) {
         self.uncommitted.clear();
+        self.uncommitted_ids.clear();
+        self.uncommitted_at.clear();
         self.metadata = Metadata::default();
         self.committed_version = new_version;
     }

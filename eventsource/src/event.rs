@@ -77,11 +77,24 @@ pub struct NewEvent {
 impl NewEvent {
     /// Encodes a domain event with `codec`, with a fresh UUID v7 id, occurring now.
     pub fn encode<E: EventSet, C: Codec>(event: &E, codec: &C, metadata: &Metadata) -> Result<Self> {
+        Self::encode_as(event, Uuid::now_v7(), crate::time::now(), codec, metadata)
+    }
+
+    /// Encodes a domain event with `codec` under a given id and occurrence time (those of
+    /// an event recorded on an [`AggregateRoot`](crate::AggregateRoot), so that a retried
+    /// save sends the same ids).
+    pub fn encode_as<E: EventSet, C: Codec>(
+        event: &E,
+        event_id: Uuid,
+        occurred_at: DateTime<Utc>,
+        codec: &C,
+        metadata: &Metadata,
+    ) -> Result<Self> {
         Ok(NewEvent {
-            event_id: Uuid::now_v7(),
+            event_id,
             event_type: event.event_type().to_owned(),
             event_version: event.event_version(),
-            occurred_at: crate::time::now(),
+            occurred_at,
             payload: event.encode_payload(codec)?,
             metadata: metadata.clone(),
         })

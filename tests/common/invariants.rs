@@ -62,10 +62,16 @@ where
     ES: EventStore + Clone,
     SS: SnapshotStore,
 {
-    let via_snapshot = repo.load(id).unwrap_or_else(|e| panic!("load of {id} through snapshot: {e}"));
+    let via_snapshot = repo
+        .load(id)
+        .unwrap_or_else(|e| panic!("load of {id} through snapshot: {e}"));
     let full = AggregateRepository::<A, ES, NoSnapshotStore>::new(replay.clone())
         .load(id)
         .unwrap_or_else(|e| panic!("full replay of {id}: {e}"));
     assert_eq!(via_snapshot.version(), full.version(), "versions differ for {id}");
-    assert_eq!(via_snapshot.state(), full.state(), "snapshot load differs from full replay for {id}");
+    assert_eq!(
+        via_snapshot.state(),
+        full.state(),
+        "snapshot load differs from full replay for {id}"
+    );
 }

@@ -25,7 +25,7 @@ macro_rules! conformance_suite {
             manual_mode_writes_only_on_request, background_mode_captures_state_at_save,
             background_queue_drops_and_counts, no_snapshot_store_replays, delete_snapshots_by_type_is_strict,
             prepopulate_snapshots_every_aggregate, invariants_hold_under_injected_failures,
-            save_snapshots_applies_the_rule_to_each);
+            save_snapshots_applies_the_rule_to_each, lost_reply_after_commit_is_recognised);
     };
     (@each sync $module:ident $factory:expr; $($name:ident),* $(,)?) => {
         mod $module {
@@ -76,7 +76,7 @@ pub mod sync_api {
 
     use eventsource::Codec;
 
-    use super::support::Faulty;
+    use super::support::{Faulty, LostReply};
     use crate::common::{expected_order, item, Order, OrderCreated, OrderNoUpcast, OrderV1, Shipped};
 
     include!("suite.rs");
@@ -103,7 +103,7 @@ pub mod async_api {
 
     use eventsource::Codec;
 
-    use super::support::Faulty;
+    use super::support::{Faulty, LostReply};
     use crate::common::{expected_order, item, Order, OrderCreated, OrderNoUpcast, OrderV1, Shipped};
 
     include!("suite.rs");

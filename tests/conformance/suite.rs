@@ -627,3 +627,50 @@ api_fn! { pub fn save_snapshots_applies_the_rule_to_each<ES: EventStore, SS: Sna
     assert_eq!(aw!(ss.get_snapshot(c, "Order")).expect("get").map(|s| s.version), Some(3));
     assert!(aw!(ss.save_snapshots(&[])).expect("empty").is_empty());
 }}
+
+api_fn! { pub fn lost_reply_after_commit_is_recognised<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    // The append commits, then its reply is lost. Retrying the save (the same root) finds
+    // its own events at the expected positions: success, reported as already committed,
+    // nothing stored twice, and the snapshot the save owed is taken.
+    let lossy = Arc::new(LostReply::new(Arc::clone(&es)));
+    let repo = AggregateRepository::<Order, _>::new(Arc::clone(&lossy))
+        .with_snapshot_store(Arc::clone(&ss))
+        .snapshot_threshold(4)
+        .expect("threshold");
+    let id = Uuid::now_v7();
+    let mut root = aw!(repo.load_or_create(id)).expect("load_or_create");
+    root.record(OrderCreated { customer_id: id });
+    root.record(item(1));
+    aw!(repo.save(&mut root)).expect("first save");
+    root.record(item(2));
+    root.record(item(3));
+    let ids = root.uncommitted_event_ids().to_vec();
+    assert_eq!(ids.len(), 2);
+    lossy.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let lost = aw!(repo.save(&mut root));
+    assert!(matches!(lost, Err(Error::Store { .. })), "the lost reply is an error: {lost:?}");
+    assert_eq!(root.uncommitted_event_ids(), &ids[..], "ids survive a failed save");
+    let retried = aw!(repo.save(&mut root)).expect("retry of the same save succeeds");
+    assert!(retried.already_committed, "{retried:?}");
+    assert_eq!((retried.version, retried.appended), (4, 2));
+    assert_eq!(retried.snapshot, SnapshotAction::Written, "the owed snapshot is taken");
+    assert!(root.uncommitted_events().is_empty());
+    let stored = aw!(read_all(&*es, id, 0));
+    assert_eq!(stored.len(), 4, "the batch is stored once");
+    assert_eq!(stored[2].event_id, ids[0]);
+    assert_eq!(stored[3].event_id, ids[1]);
+    // The next command goes on from there, and a real conflict is still a conflict.
+    let mut other = aw!(repo.load(id)).expect("load");
+    root.record(item(4));
+    other.record(item(5));
+    let saved = aw!(repo.save(&mut root)).expect("save after retry");
+    assert_eq!((saved.version, saved.already_committed), (5, false));
+    match aw!(repo.save(&mut other)) {
+        Err(Error::Conflict { .. }) => {}
+        other => panic!("a different writer's batch is a conflict, got {other:?}"),
+    }
+    let loaded = aw!(repo.load(id)).expect("load");
+    let mut expected = expected_order(id, 4);
+    expected.customer_id = Some(id);
+    assert_eq!(loaded.state(), &expected);
+}}

@@ -111,3 +111,92 @@ impl<S: eventsource::tokio::SnapshotStore> eventsource::tokio::SnapshotStore for
         self.inner.delete_snapshots_by_type(aggregate_type, below).await
     }
 }
+
+/// An event store whose next append, once armed, commits and then reports a lost
+/// connection: the reply of a committed append lost on the way back.
+pub struct LostReply<E> {
+    pub inner: E,
+    pub armed: AtomicBool,
+}
+
+impl<E> LostReply<E> {
+    pub fn new(inner: E) -> Self {
+        Self {
+            inner,
+            armed: AtomicBool::new(false),
+        }
+    }
+
+    fn lost(&self, committed: Result<u64>) -> Result<u64> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            committed?;
+            return Err(Error::Store {
+                backend: "lost-reply",
+                message: "injected: the append committed, then the connection was lost".into(),
+                source: None,
+            });
+        }
+        committed
+    }
+}
+
+impl<E: eventsource::EventStore> eventsource::EventStore for LostReply<E> {
+    type Codec = E::Codec;
+
+    fn codec(&self) -> &Self::Codec {
+        self.inner.codec()
+    }
+
+    fn append(&self, id: Uuid, ty: &str, expected: u64, events: &[eventsource::NewEvent]) -> Result<u64> {
+        self.lost(self.inner.append(id, ty, expected, events))
+    }
+
+    fn read_stream(
+        &self,
+        id: Uuid,
+        ty: &str,
+        after: u64,
+        visit: &mut dyn FnMut(&eventsource::EventRecord<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.inner.read_stream(id, ty, after, visit)
+    }
+
+    fn stream_version(&self, id: Uuid, ty: &str) -> Result<u64> {
+        self.inner.stream_version(id, ty)
+    }
+
+    fn aggregates_by_event_count(&self, ty: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
+        self.inner.aggregates_by_event_count(ty, min_events)
+    }
+}
+
+impl<E: eventsource::tokio::EventStore> eventsource::tokio::EventStore for LostReply<E> {
+    type Codec = E::Codec;
+
+    fn codec(&self) -> &Self::Codec {
+        self.inner.codec()
+    }
+
+    async fn append(&self, id: Uuid, ty: &str, expected: u64, events: &[eventsource::NewEvent]) -> Result<u64> {
+        let committed = self.inner.append(id, ty, expected, events).await;
+        self.lost(committed)
+    }
+
+    async fn read_stream(
+        &self,
+        id: Uuid,
+        ty: &str,
+        after: u64,
+        visit: &mut eventsource::tokio::Visit<'_>,
+    ) -> Result<()> {
+        self.inner.read_stream(id, ty, after, visit).await
+    }
+
+    async fn stream_version(&self, id: Uuid, ty: &str) -> Result<u64> {
+        self.inner.stream_version(id, ty).await
+    }
+
+    async fn aggregates_by_event_count(&self, ty: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
+        self.inner.aggregates_by_event_count(ty, min_events).await
+    }
+}

@@ -38,6 +38,10 @@ pub struct SaveOutcome {
     pub appended: u64,
     /// What happened about a snapshot.
     pub snapshot: SnapshotAction,
+    /// The batch was found already committed: an earlier attempt of this very save (same
+    /// event ids at the same stream positions) committed, but its reply was lost. Nothing
+    /// was written twice; the save is reported as the success it was.
+    pub already_committed: bool,
 }
 
 /// The snapshot side of a save (or of the repair after a load).
@@ -265,8 +269,36 @@ pub(crate) fn encode_snapshot<A: Aggregate, C: Codec>(
 pub(crate) fn encode_batch<A: Aggregate, C: Codec>(root: &AggregateRoot<A>, codec: &C) -> Result<Vec<NewEvent>> {
     root.uncommitted_events()
         .iter()
-        .map(|e| NewEvent::encode(e, codec, root.metadata()))
+        .zip(root.uncommitted_event_ids())
+        .zip(root.uncommitted_event_times())
+        .map(|((e, &id), &at)| NewEvent::encode_as(e, id, at, codec, root.metadata()))
         .collect()
+}
+
+/// Whether an append error may mean that this very batch is already stored (a retry of a
+/// save whose first attempt committed but whose reply was lost): then the shells read the
+/// stream after the expected version and ask [`already_committed`].
+pub(crate) fn may_be_committed(error: &Error) -> bool {
+    matches!(error, Error::Conflict { .. } | Error::DuplicateEvent { .. })
+}
+
+/// Whether the events stored right after the expected version (`stored`, their ids in
+/// stream order, at least as many as the batch when they are there) are exactly the batch.
+pub(crate) fn already_committed(batch: &[NewEvent], stored: &[Uuid]) -> bool {
+    !batch.is_empty() && stored.len() >= batch.len() && batch.iter().zip(stored).all(|(b, s)| b.event_id == *s)
+}
+
+/// Collects up to `n` event ids from a stream read (the visitor of the already-committed check).
+pub(crate) fn collect_ids(
+    ids: &mut Vec<Uuid>,
+    n: usize,
+) -> impl FnMut(&crate::event::EventRecord<'_>) -> Result<()> + Send + '_ {
+    move |r| {
+        if ids.len() < n {
+            ids.push(r.event_id);
+        }
+        Ok(())
+    }
 }
 
 /// Checks `create_snapshot`'s preconditions (rule 6) and encodes the snapshot.
@@ -418,15 +450,28 @@ pub(crate) fn finish_save<A: Aggregate>(
     before: u64,
     after: u64,
     snapshot: SnapshotAction,
+    already_committed: bool,
 ) -> SaveOutcome {
     span.record("version", after);
     debug!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, from = before, version = after,
-           snapshot = ?snapshot, "saved");
+           snapshot = ?snapshot, already_committed, "saved");
     SaveOutcome {
         version: after,
-        appended: after - before,
+        appended: after.saturating_sub(before),
         snapshot,
+        already_committed,
     }
+}
+
+/// The stream version after appending `batch` at `before`, checked.
+pub(crate) fn version_after(before: u64, batch: &[NewEvent]) -> Result<u64> {
+    u64::try_from(batch.len())
+        .ok()
+        .and_then(|n| before.checked_add(n))
+        .ok_or_else(|| Error::OutOfRange {
+            what: "stream version",
+            value: format!("{before} + {}", batch.len()),
+        })
 }
 
 /// The outcome of a save with nothing to append.
@@ -435,6 +480,7 @@ pub(crate) fn nothing_to_save(version: u64) -> SaveOutcome {
         version,
         appended: 0,
         snapshot: SnapshotAction::None,
+        already_committed: false,
     }
 }
 
@@ -535,5 +581,60 @@ impl Tally {
             succeeded: done - failed.len(),
             failed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(n: usize) -> Vec<NewEvent> {
+        (0..n)
+            .map(|_| NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type: "E".into(),
+                event_version: 1,
+                occurred_at: crate::time::now(),
+                payload: Vec::new(),
+                metadata: crate::Metadata::default(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn already_committed_needs_every_id_in_order() {
+        let b = batch(3);
+        let ids: Vec<Uuid> = b.iter().map(|e| e.event_id).collect();
+        assert!(already_committed(&b, &ids));
+        // More events after ours: still ours at the expected positions.
+        let mut longer = ids.clone();
+        longer.push(Uuid::now_v7());
+        assert!(already_committed(&b, &longer));
+        // Fewer, reordered, or another writer's: not ours.
+        assert!(!already_committed(&b, &ids[..2]));
+        assert!(!already_committed(&b, &[ids[1], ids[0], ids[2]]));
+        assert!(!already_committed(&b, &[Uuid::now_v7(), ids[1], ids[2]]));
+        assert!(!already_committed(&[], &ids));
+    }
+
+    #[test]
+    fn only_conflicts_and_duplicates_may_be_committed() {
+        assert!(may_be_committed(&Error::DuplicateEvent { event_id: Uuid::nil() }));
+        assert!(may_be_committed(&Error::Conflict {
+            aggregate_type: "T".into(),
+            aggregate_id: Uuid::nil(),
+            expected: 1,
+            actual: 3,
+        }));
+        assert!(!may_be_committed(&Error::NoSnapshotStore));
+    }
+
+    #[test]
+    fn version_after_is_checked() {
+        assert_eq!(version_after(3, &batch(2)).ok(), Some(5));
+        assert!(matches!(
+            version_after(u64::MAX, &batch(1)),
+            Err(Error::OutOfRange { .. })
+        ));
     }
 }

@@ -159,6 +159,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     ///
     /// On [`Error::Conflict`] nothing is written and the aggregate keeps its recorded
     /// events; reload and retry the command.
+    ///
+    /// Saves are exactly-once: the recorded events keep their ids across attempts, so
+    /// calling `save` again after an error that left the outcome unknown (a lost reply, a
+    /// dropped connection) either appends the batch or finds it already committed and
+    /// returns success with [`SaveOutcome::already_committed`] set. Never reload and
+    /// re-run the command after such an error; retry the save.
     pub fn save(&self, root: &mut AggregateRoot<A>) -> Result<SaveOutcome> {
         let before = root.committed_version();
         if root.uncommitted_events().is_empty() {
@@ -168,7 +174,20 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         let span = core::save_span::<A>(id, before);
         let _enter = span.enter();
         let batch = core::encode_batch(root, self.events.codec())?;
-        let after = self.events.append(id, A::TYPE, before, &batch)?;
+        let (after, already_committed) = match self.events.append(id, A::TYPE, before, &batch) {
+            Ok(after) => (after, false),
+            Err(e) if core::may_be_committed(&e) => {
+                // A retry of a save whose reply was lost finds its own events stored.
+                let mut ids = Vec::with_capacity(batch.len());
+                self.events
+                    .read_stream(id, A::TYPE, before, &mut core::collect_ids(&mut ids, batch.len()))?;
+                if !core::already_committed(&batch, &ids) {
+                    return Err(e);
+                }
+                (core::version_after(before, &batch)?, true)
+            }
+            Err(e) => return Err(e),
+        };
         root.mark_committed(after);
         let snapshot = if policy::snapshot_due(
             self.snapshots.is_some(),
@@ -181,7 +200,14 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         } else {
             SnapshotAction::None
         };
-        Ok(core::finish_save::<A>(&span, id, before, after, snapshot))
+        Ok(core::finish_save::<A>(
+            &span,
+            id,
+            before,
+            after,
+            snapshot,
+            already_committed,
+        ))
     }
 
     /// Writes a snapshot of the aggregate now, whatever the mode and threshold. Errors are

@@ -156,7 +156,21 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         let span = core::save_span::<A>(id, before);
         async {
             let batch = core::encode_batch(root, self.events.codec())?;
-            let after = self.events.append(id, A::TYPE, before, &batch).await?;
+            let (after, already_committed) = match self.events.append(id, A::TYPE, before, &batch).await {
+                Ok(after) => (after, false),
+                Err(e) if core::may_be_committed(&e) => {
+                    // A retry of a save whose reply was lost finds its own events stored.
+                    let mut ids = Vec::with_capacity(batch.len());
+                    self.events
+                        .read_stream(id, A::TYPE, before, &mut core::collect_ids(&mut ids, batch.len()))
+                        .await?;
+                    if !core::already_committed(&batch, &ids) {
+                        return Err(e);
+                    }
+                    (core::version_after(before, &batch)?, true)
+                }
+                Err(e) => return Err(e),
+            };
             root.mark_committed(after);
             let snapshot = if policy::snapshot_due(
                 self.snapshots.is_some(),
@@ -175,6 +189,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
                 before,
                 after,
                 snapshot,
+                already_committed,
             ))
         }
         .instrument(span)
