@@ -10,6 +10,9 @@ pub struct CodecError {
     pub codec: &'static str,
     /// What went wrong, as the codec reported it.
     pub message: String,
+    /// Where in the value the problem is (`lines[2].price`), when the codec can tell: set
+    /// for a float JSON cannot represent. Empty for the value itself.
+    pub path: Option<Box<str>>,
 }
 
 impl CodecError {
@@ -18,7 +21,30 @@ impl CodecError {
         Self {
             codec,
             message: message.to_string(),
+            path: None,
         }
+    }
+
+    /// A float the codec cannot represent (`value` is `NaN`, `inf` or `-inf`) at `path`.
+    pub fn non_finite(codec: &'static str, path: String, value: &str) -> Self {
+        let at = if path.is_empty() {
+            "as the value".to_owned()
+        } else {
+            format!("at `{path}`")
+        };
+        Self {
+            codec,
+            message: format!(
+                "cannot represent the float {value} {at}: JSON has no NaN or infinity \
+                 (keep such values out of events and state, or use the bincode codec)"
+            ),
+            path: Some(path.into_boxed_str()),
+        }
+    }
+
+    /// Whether this is a float the codec cannot represent (NaN or an infinity in JSON).
+    pub fn is_non_finite_float(&self) -> bool {
+        self.path.is_some()
     }
 }
 
@@ -83,9 +109,9 @@ pub enum Error {
         version: u64,
         /// The event type column of the bad event.
         event_type: String,
-        /// What went wrong.
+        /// What went wrong (boxed: keeps [`Error`] small on every happy path).
         #[source]
-        source: EventDecodeError,
+        source: Box<EventDecodeError>,
     },
     /// A stream read from a store is not numbered 1, 2, 3, ... without gaps.
     #[error("corrupt stream {aggregate_type} {aggregate_id}: expected version {expected}, found {found}")]
@@ -159,6 +185,16 @@ pub enum Error {
     /// Waiting for background work did not finish in time.
     #[error("timed out after {0:?} waiting for background snapshot writes")]
     Timeout(std::time::Duration),
+    /// A recorded event could not be encoded (for example a NaN in a field with the JSON
+    /// codec: `source.path` names the field). The save wrote nothing.
+    #[error("cannot encode event {event_type}: {source}")]
+    EventEncode {
+        /// The event type.
+        event_type: String,
+        /// What went wrong.
+        #[source]
+        source: CodecError,
+    },
 }
 
 impl Error {

@@ -95,7 +95,10 @@ impl NewEvent {
             event_type: event.event_type().to_owned(),
             event_version: event.event_version(),
             occurred_at,
-            payload: event.encode_payload(codec)?,
+            payload: event.encode_payload(codec).map_err(|source| Error::EventEncode {
+                event_type: event.event_type().to_owned(),
+                source,
+            })?,
             metadata: metadata.clone(),
         })
     }
@@ -208,7 +211,7 @@ impl StoredEvent {
             aggregate_id: self.aggregate_id,
             version: self.version,
             event_type: self.event_type.clone(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(Envelope {
             event_id: self.event_id,

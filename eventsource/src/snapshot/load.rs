@@ -141,7 +141,7 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
             Phase::Start if self.joint => LoadStep::ReadJoint,
             Phase::Start => LoadStep::GetSnapshot,
             Phase::SnapshotTail | Phase::Replay => LoadStep::ReadEvents {
-                after: self.anchor.map_or(self.next_version, |a| a) - 1,
+                after: self.anchor.map_or(self.next_version, |a| a).saturating_sub(1),
             },
             Phase::Delete => LoadStep::DeleteSnapshot,
             Phase::Done => LoadStep::Done,
@@ -213,11 +213,11 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
                 aggregate_id: self.id,
                 version: record.version,
                 event_type: record.event_type.to_owned(),
-                source,
+                source: Box::new(source),
             })?;
         self.state.apply_event(&event);
-        self.next_version += 1;
-        self.replayed += 1;
+        self.next_version = self.next_version.saturating_add(1);
+        self.replayed = self.replayed.saturating_add(1);
         Ok(())
     }
 
@@ -245,7 +245,7 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
         let outcome = LoadOutcome {
             snapshot,
             events_replayed: self.replayed,
-            version: self.next_version - 1,
+            version: self.next_version.saturating_sub(1),
             repaired: false,
         };
         (self.state, outcome, schema)
@@ -287,7 +287,10 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
                 return self.replay_from_start(MissReason::DecodeFailed);
             }
         }
-        self.next_version = version + 1;
+        let Some(next) = version.checked_add(1) else {
+            return self.ahead_of_stream();
+        };
+        self.next_version = next;
         self.anchor = Some(version);
         self.phase = Phase::SnapshotTail;
     }

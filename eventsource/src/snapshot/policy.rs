@@ -131,8 +131,12 @@ pub fn plan_load(
             delete_snapshot: false,
         };
     };
-    // A snapshot at version 0 holds no event: it is bogus whatever the stream.
-    if s.version == 0 || stream_version.is_some_and(|stream| ahead_of_stream(s.version, stream)) {
+    // A snapshot at version 0 holds no event, and no stream reaches u64::MAX (the SQL
+    // stores keep versions in signed columns): either is bogus whatever the stream.
+    if s.version == 0
+        || s.version == u64::MAX
+        || stream_version.is_some_and(|stream| ahead_of_stream(s.version, stream))
+    {
         return LoadPlan::Replay {
             reason: MissReason::AheadOfStream,
             delete_snapshot: true,
@@ -156,7 +160,7 @@ pub fn plan_load(
 /// Rule 5: a snapshot at `snapshot_version` is beyond a stream whose last event is
 /// `stream_version`. A snapshot at version 0 is never valid either.
 pub fn ahead_of_stream(snapshot_version: u64, stream_version: u64) -> bool {
-    snapshot_version > stream_version || snapshot_version == 0
+    snapshot_version > stream_version || snapshot_version == 0 || snapshot_version == u64::MAX
 }
 
 /// Whether `upcast_from` (the schema versions with a declared upcast step) holds every step

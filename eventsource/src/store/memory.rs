@@ -118,7 +118,7 @@ impl<C: Codec> EventStore for InMemoryEventStore<C> {
                 metadata,
             });
         }
-        Ok(expected_version + events.len() as u64)
+        Ok(actual.saturating_add(events.len() as u64))
     }
 
     fn read_stream(
