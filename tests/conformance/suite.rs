@@ -144,6 +144,8 @@ api_fn! { pub fn metadata_and_timestamps_round_trip<ES: EventStore, SS: Snapshot
     let repo = repo::<Order, _, _>(&es, &ss, 100);
     let id = Uuid::now_v7();
     let mut root = aw!(repo.load_or_create(id)).expect("load");
+    // An event occurs when it is recorded (its time survives a retried save).
+    let before = eventsource::time::now();
     root.record(OrderCreated { customer_id: id });
     let meta = root.metadata_mut();
     meta.correlation_id = Some(Uuid::now_v7());
@@ -152,7 +154,6 @@ api_fn! { pub fn metadata_and_timestamps_round_trip<ES: EventStore, SS: Snapshot
     meta.tenant_id = Some("acme".into());
     meta.extra.insert("source".into(), "test".into());
     let sent = root.metadata().clone();
-    let before = eventsource::time::now();
     aw!(repo.save(&mut root)).expect("save");
     let after = eventsource::time::now();
     let stored = aw!(read_all(&*es, id, 0));
