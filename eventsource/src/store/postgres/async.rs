@@ -12,7 +12,7 @@ use std::fmt;
 use std::pin::pin;
 use std::sync::Arc;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType};
 use futures_util::TryStreamExt;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Statement};
@@ -20,8 +20,8 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use super::conn::{
-    bound_to_i64, check_schema_name, is_fatal, location, session_options, store_error, Connector, PgOptions, BACKEND,
-    TARGET,
+    bound_to_i64, check_schema_name, classify, connect_timed_out, location, session_options, setup_timeout,
+    store_error, Connector, Failure, PgOptions, BACKEND, TARGET,
 };
 use super::migrate;
 use super::ops::{self, AppendBatch, AppendOutcome, Header, SnapshotRow};
@@ -35,11 +35,44 @@ use crate::store::monitor::{Coverage, StaleSnapshot};
 use crate::store::StoreLocation;
 use crate::tokio::{EventStore, SendJointVisitor, SnapshotStore, Visit, VisitReplay};
 
+/// Runs an operation (an expression using `$lease: &mut Lease`) on a pooled client; after
+/// a connection-level failure once more on a fresh client, after a stale-statement failure
+/// once more on the same client (its statement cache dropped). The async twin of the sync
+/// pool's `run` (a macro, as the operation's future borrows the lease); the retry decision
+/// is [`Failure::retryable`], shared with it.
+macro_rules! run {
+    ($shared:expr, |$lease:ident| $op:expr) => {{
+        let shared: &Shared = $shared;
+        let mut lease = Lease::get(shared).await?;
+        let first = {
+            let $lease = &mut lease;
+            $op.await
+        };
+        match first {
+            Ok(v) => Ok(v),
+            Err(error) => match lease.retry.take() {
+                None => Err(error),
+                Some(failure) => {
+                    debug!(target: TARGET, ?failure, error = %error, "retrying once");
+                    if failure == Failure::Connection {
+                        drop(lease);
+                        lease = Lease::fresh(shared).await?;
+                    }
+                    let $lease = &mut lease;
+                    $op.await
+                }
+            },
+        }
+    }};
+}
+
 /// A pooled client on loan; taken out of the pool on drop when it broke.
 struct Lease {
     obj: Option<Object>,
     format: Format,
     broken: bool,
+    /// Why the last statement failed, when the operation may be run once more.
+    retry: Option<Failure>,
 }
 
 fn lost() -> Error {
@@ -63,22 +96,64 @@ impl Drop for Lease {
 
 impl Lease {
     async fn get(shared: &Shared) -> Result<Self> {
-        let obj = shared.pool.get().await.map_err(|e| Error::Store {
-            backend: BACKEND,
-            message: format!("get a pooled connection: {e}"),
-            source: Some(Box::new(e)),
-        })?;
+        let obj = shared.pool.get().await.map_err(|e| shared.pool_error(e))?;
         Ok(Lease {
             obj: Some(obj),
             format: shared.format,
             broken: false,
+            retry: None,
         })
     }
 
-    fn fail(&mut self, what: &str, e: tokio_postgres::Error) -> Error {
-        if is_fatal(&e) {
-            self.broken = true;
+    /// A client known to be alive, for the retry after a connection-level failure (the
+    /// idle ones may have died with the one that failed, before their connection task
+    /// noticed): a newly created one, or an idle one that answers an empty query. Dead ones
+    /// are taken out of the pool on the way; at most `pool size + 1` tries.
+    async fn fresh(shared: &Shared) -> Result<Self> {
+        let tries = shared.pool.status().max_size + 1;
+        let mut last = None;
+        for _ in 0..tries {
+            let obj = shared.pool.get().await.map_err(|e| shared.pool_error(e))?;
+            if Object::metrics(&obj).recycle_count == 0 {
+                return Ok(Lease {
+                    obj: Some(obj),
+                    format: shared.format,
+                    broken: false,
+                    retry: None,
+                });
+            }
+            match obj.simple_query("").await {
+                Ok(_) => {
+                    return Ok(Lease {
+                        obj: Some(obj),
+                        format: shared.format,
+                        broken: false,
+                        retry: None,
+                    })
+                }
+                Err(e) => {
+                    warn!(target: TARGET, "discarding a dead pooled PostgreSQL connection");
+                    drop(Object::take(obj));
+                    last = Some(store_error("check a pooled connection", e));
+                }
+            }
         }
+        Err(last.unwrap_or_else(lost))
+    }
+
+    fn fail(&mut self, what: &str, e: tokio_postgres::Error) -> Error {
+        let failure = classify(&e);
+        match failure {
+            Failure::Connection => self.broken = true,
+            Failure::StaleStatement => {
+                if let Some(obj) = self.obj.as_ref() {
+                    debug!(target: TARGET, code = ?e.code(), "dropping the connection's prepared statements");
+                    obj.statement_cache.clear();
+                }
+            }
+            Failure::Statement => {}
+        }
+        self.retry = failure.retryable().then_some(failure);
         store_error(what, e)
     }
 
@@ -122,15 +197,24 @@ impl Lease {
             Err(e) => return Err(self.fail(stmt.name, e)),
         };
         let mut stream = pin!(stream);
+        let mut delivered = false;
         loop {
             match stream.try_next().await {
                 Ok(Some(row)) => {
                     if !f(&row)? {
                         return Ok(());
                     }
+                    delivered = true;
                 }
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(self.fail(stmt.name, e)),
+                Err(e) => {
+                    let error = self.fail(stmt.name, e);
+                    if delivered {
+                        // The visitor has seen rows: running the read again would repeat them.
+                        self.retry = None;
+                    }
+                    return Err(error);
+                }
             }
         }
     }
@@ -150,6 +234,7 @@ impl Lease {
 struct Shared {
     pool: Pool,
     format: Format,
+    connect_timeout: std::time::Duration,
     location: StoreLocation,
 }
 
@@ -164,12 +249,25 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// The error of a failed checkout; a connection setup past its timeout says so.
+    fn pool_error(&self, e: PoolError) -> Error {
+        if let PoolError::Timeout(TimeoutType::Create) = e {
+            return connect_timed_out(self.connect_timeout);
+        }
+        Error::Store {
+            backend: BACKEND,
+            message: format!("get a pooled connection: {e}"),
+            source: Some(Box::new(e)),
+        }
+    }
+
     async fn open(mut config: tokio_postgres::Config, format: Format, options: &PgOptions) -> Result<Arc<Self>> {
         if let Some(schema) = options.get_schema() {
             check_schema_name(schema)?;
         }
         let session = session_options(config.get_options(), options.get_schema());
         config.options(session);
+        let connect_timeout = setup_timeout(options, config.get_connect_timeout().copied());
         let hosts = config.get_hosts().to_vec();
         let ports = config.get_ports().to_vec();
         let manager_config = ManagerConfig {
@@ -183,13 +281,14 @@ impl Shared {
         let pool = Pool::builder(manager)
             .max_size(options.get_pool_size())
             .wait_timeout(Some(options.get_checkout_timeout()))
-            .create_timeout(Some(options.get_checkout_timeout()))
+            .create_timeout(Some(connect_timeout))
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| Error::InvalidConfig(format!("PostgreSQL pool: {e}")))?;
         let mut shared = Shared {
             pool,
             format,
+            connect_timeout,
             location: StoreLocation(String::new()),
         };
         let info = {
@@ -279,15 +378,38 @@ impl<C: Codec> AsyncPostgresEventStore<C> {
     }
 }
 
+/// One attempt of an append: the statement, then what its outcome needs read.
+async fn append(lease: &mut Lease, batch: &AppendBatch<'_>) -> Result<u64> {
+    let result = lease.execute(&sql::APPEND, &batch.params()).await;
+    match batch.outcome(result) {
+        AppendOutcome::Appended(version) => {
+            debug!(target: TARGET, aggregate_type = batch.aggregate_type, aggregate_id = %batch.aggregate_id,
+                   events = batch.ids.len(), version, "appended");
+            Ok(version)
+        }
+        AppendOutcome::Conflict => {
+            let actual = lease.stream_version(batch.aggregate_id, batch.aggregate_type).await?;
+            Err(batch.conflict(actual))
+        }
+        AppendOutcome::DuplicateEvent => {
+            let found = lease
+                .query_first(&sql::EXISTING_EVENT_ID, &[&batch.ids])
+                .await?
+                .map(|row| rows::event_id(&row))
+                .transpose()?;
+            Err(batch.duplicate(found))
+        }
+        AppendOutcome::Failed(e) => Err(e),
+    }
+}
+
 async fn aggregates_by_event_count(shared: &Shared, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
     let min = bound_to_i64(min_events);
-    Lease::get(shared)
-        .await?
-        .query(&sql::AGGREGATES_BY_EVENT_COUNT, &[&aggregate_type, &min])
-        .await?
-        .iter()
-        .map(rows::aggregate_count)
-        .collect()
+    run!(shared, |lease| lease
+        .query(&sql::AGGREGATES_BY_EVENT_COUNT, &[&aggregate_type, &min]))?
+    .iter()
+    .map(rows::aggregate_count)
+    .collect()
 }
 
 impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
@@ -304,34 +426,13 @@ impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
         expected_version: u64,
         events: &[NewEvent],
     ) -> Result<u64> {
-        let mut lease = Lease::get(&self.shared).await?;
         if events.is_empty() {
-            let actual = lease.stream_version(aggregate_id, aggregate_type).await?;
+            let actual = run!(&self.shared, |lease| lease.stream_version(aggregate_id, aggregate_type))?;
             return ops::check_empty_append(aggregate_id, aggregate_type, expected_version, actual);
         }
         let metadata = ops::encode_metadata(events)?;
         let batch = AppendBatch::new(aggregate_id, aggregate_type, expected_version, events, &metadata)?;
-        let result = lease.execute(&sql::APPEND, &batch.params()).await;
-        match batch.outcome(result) {
-            AppendOutcome::Appended(version) => {
-                debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, events = events.len(), version,
-                       "appended");
-                Ok(version)
-            }
-            AppendOutcome::Conflict => {
-                let actual = lease.stream_version(aggregate_id, aggregate_type).await?;
-                Err(batch.conflict(actual))
-            }
-            AppendOutcome::DuplicateEvent => {
-                let found = lease
-                    .query_first(&sql::EXISTING_EVENT_ID, &[&batch.ids])
-                    .await?
-                    .map(|row| rows::event_id(&row))
-                    .transpose()?;
-                Err(batch.duplicate(found))
-            }
-            AppendOutcome::Failed(e) => Err(e),
-        }
+        run!(&self.shared, |lease| append(lease, &batch))
     }
 
     async fn read_stream(
@@ -342,13 +443,14 @@ impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
         visit: &mut Visit<'_>,
     ) -> Result<()> {
         let after = bound_to_i64(after_version);
-        let mut lease = Lease::get(&self.shared).await?;
-        lease
-            .for_each_row(&sql::READ_STREAM, &[&aggregate_id, &aggregate_type, &after], |row| {
+        run!(&self.shared, |lease| lease.for_each_row(
+            &sql::READ_STREAM,
+            &[&aggregate_id, &aggregate_type, &after],
+            |row| {
                 visit(&rows::event(row, aggregate_id, aggregate_type)?)?;
                 Ok(true)
-            })
-            .await
+            }
+        ))
     }
 
     /// Reads only `version`, `event_type` and `payload`, streaming the rows.
@@ -360,20 +462,18 @@ impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
         visit: &mut VisitReplay<'_>,
     ) -> Result<()> {
         let after = bound_to_i64(after_version);
-        let mut lease = Lease::get(&self.shared).await?;
-        lease
-            .for_each_row(&sql::REPLAY_STREAM, &[&aggregate_id, &aggregate_type, &after], |row| {
+        run!(&self.shared, |lease| lease.for_each_row(
+            &sql::REPLAY_STREAM,
+            &[&aggregate_id, &aggregate_type, &after],
+            |row| {
                 visit(&rows::replay_event(row)?)?;
                 Ok(true)
-            })
-            .await
+            }
+        ))
     }
 
     async fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
-        Lease::get(&self.shared)
-            .await?
-            .stream_version(aggregate_id, aggregate_type)
-            .await
+        run!(&self.shared, |lease| lease.stream_version(aggregate_id, aggregate_type))
     }
 
     async fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
@@ -390,22 +490,36 @@ impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
         aggregate_type: &str,
         visitor: &mut dyn SendJointVisitor,
     ) -> Result<bool> {
-        let mut lease = Lease::get(&self.shared).await?;
-        let mut header = Header::Pending;
-        lease
-            .for_each_row(&sql::JOINT_READ, &[&aggregate_id, &aggregate_type], |row| {
-                if header == Header::Pending {
-                    let Some(decoded) = header.decode(row, aggregate_id, aggregate_type) else {
-                        return Ok(false);
-                    };
-                    return visitor.snapshot(decoded.snapshot);
-                }
-                visitor.event(&rows::replay_event(row)?)?;
-                Ok(true)
-            })
-            .await?;
-        Ok(header == Header::Asked)
+        run!(&self.shared, |lease| joint_read(
+            lease,
+            aggregate_id,
+            aggregate_type,
+            &mut *visitor
+        ))
     }
+}
+
+/// One attempt of a joint read: the header row to the visitor's `snapshot`, then the events.
+async fn joint_read(
+    lease: &mut Lease,
+    aggregate_id: Uuid,
+    aggregate_type: &str,
+    visitor: &mut dyn SendJointVisitor,
+) -> Result<bool> {
+    let mut header = Header::Pending;
+    lease
+        .for_each_row(&sql::JOINT_READ, &[&aggregate_id, &aggregate_type], |row| {
+            if header == Header::Pending {
+                let Some(decoded) = header.decode(row, aggregate_id, aggregate_type) else {
+                    return Ok(false);
+                };
+                return visitor.snapshot(decoded.snapshot);
+            }
+            visitor.event(&rows::replay_event(row)?)?;
+            Ok(true)
+        })
+        .await?;
+    Ok(header == Header::Asked)
 }
 
 /// An async PostgreSQL [`SnapshotStore`](crate::tokio::SnapshotStore), with the monitoring
@@ -473,10 +587,7 @@ impl<C: Codec> AsyncPostgresSnapshotStore<C> {
 
     /// Snapshot coverage per aggregate type (the guide's coverage query).
     pub async fn coverage(&self) -> Result<Vec<Coverage>> {
-        Lease::get(&self.shared)
-            .await?
-            .query(&sql::COVERAGE, &[])
-            .await?
+        run!(&self.shared, |lease| lease.query(&sql::COVERAGE, &[]))?
             .iter()
             .map(rows::coverage)
             .collect()
@@ -485,10 +596,7 @@ impl<C: Codec> AsyncPostgresSnapshotStore<C> {
     /// Snapshots more than `min_events_since` events behind their stream, worst first.
     pub async fn stale_snapshots(&self, min_events_since: u64) -> Result<Vec<StaleSnapshot>> {
         let bound = bound_to_i64(min_events_since);
-        Lease::get(&self.shared)
-            .await?
-            .query(&sql::STALE_SNAPSHOTS, &[&bound])
-            .await?
+        run!(&self.shared, |lease| lease.query(&sql::STALE_SNAPSHOTS, &[&bound]))?
             .iter()
             .map(rows::stale_snapshot)
             .collect()
@@ -509,10 +617,8 @@ impl<C: Codec> SnapshotStore for AsyncPostgresSnapshotStore<C> {
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotWrite> {
         let row = SnapshotRow::new(snapshot)?;
-        let n = Lease::get(&self.shared)
-            .await?
-            .execute(&sql::SNAPSHOT_UPSERT, &row.params())
-            .await?;
+        let n = run!(&self.shared, |lease| lease
+            .execute(&sql::SNAPSHOT_UPSERT, &row.params()))?;
         Ok(ops::snapshot_write(n))
     }
 
@@ -529,43 +635,33 @@ impl<C: Codec> SnapshotStore for AsyncPostgresSnapshotStore<C> {
             }
             return Ok(outcomes);
         };
-        let written = Lease::get(&self.shared)
-            .await?
-            .query(&sql::SNAPSHOT_UPSERT_BATCH, &batch.params())
-            .await?;
+        let written = run!(&self.shared, |lease| lease
+            .query(&sql::SNAPSHOT_UPSERT_BATCH, &batch.params()))?;
         ops::batch_writes(snapshots, &written)
     }
 
     async fn get_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<Option<Snapshot>> {
-        Lease::get(&self.shared)
-            .await?
-            .query_first(&sql::SNAPSHOT_GET, &[&aggregate_id, &aggregate_type])
-            .await?
-            .map(|row| rows::snapshot(&row, aggregate_id, aggregate_type))
-            .transpose()
+        run!(&self.shared, |lease| lease
+            .query_first(&sql::SNAPSHOT_GET, &[&aggregate_id, &aggregate_type]))?
+        .map(|row| rows::snapshot(&row, aggregate_id, aggregate_type))
+        .transpose()
     }
 
     async fn delete_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool> {
-        let n = Lease::get(&self.shared)
-            .await?
-            .execute(&sql::SNAPSHOT_DELETE, &[&aggregate_id, &aggregate_type])
-            .await?;
+        let n = run!(&self.shared, |lease| lease
+            .execute(&sql::SNAPSHOT_DELETE, &[&aggregate_id, &aggregate_type]))?;
         Ok(n > 0)
     }
 
     async fn delete_snapshots_by_type(&self, aggregate_type: &str, schema_version_below: Option<u32>) -> Result<u64> {
         let bound = ops::schema_bound(schema_version_below);
-        Lease::get(&self.shared)
-            .await?
-            .execute(&sql::SNAPSHOTS_DELETE_BY_TYPE, &[&aggregate_type, &bound])
-            .await
+        run!(&self.shared, |lease| lease
+            .execute(&sql::SNAPSHOTS_DELETE_BY_TYPE, &[&aggregate_type, &bound]))
     }
 
     async fn snapshot_exists(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool> {
-        match Lease::get(&self.shared)
-            .await?
-            .query_first(&sql::SNAPSHOT_EXISTS, &[&aggregate_id, &aggregate_type])
-            .await?
+        match run!(&self.shared, |lease| lease
+            .query_first(&sql::SNAPSHOT_EXISTS, &[&aggregate_id, &aggregate_type]))?
         {
             Some(row) => rows::flag(&row, "snapshots"),
             None => Ok(false),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tokio_postgres::config::Host;
-use tokio_postgres::error::{DbError, SqlState};
+use tokio_postgres::error::SqlState;
 
 use crate::error::{Error, Result};
 use crate::store::StoreLocation;
@@ -31,6 +31,7 @@ pub struct PgOptions {
     schema: Option<String>,
     pool_size: usize,
     checkout_timeout: Duration,
+    connect_timeout: Option<Duration>,
     migrate: bool,
     tls: TlsMode,
 }
@@ -41,6 +42,7 @@ impl Default for PgOptions {
             schema: None,
             pool_size: 8,
             checkout_timeout: Duration::from_secs(30),
+            connect_timeout: None,
             migrate: true,
             tls: TlsMode::Disable,
         }
@@ -74,6 +76,18 @@ impl PgOptions {
         self
     }
 
+    /// How long opening one connection may take, from the TCP connect to the server's
+    /// "ready" (TLS, authentication, startup included), on both APIs. A server that accepts
+    /// the connection and never answers fails the open (or the operation that needed a new
+    /// connection) with [`Error::Store`] after this long.
+    ///
+    /// Without it, the connection string's `connect_timeout` (seconds) applies to the whole
+    /// setup when it has one, else the [checkout timeout](Self::checkout_timeout).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
     /// Whether to apply pending migrations on connect (default `true`). Without, the store
     /// only checks the schema, for databases whose DDL is applied by a DBA.
     pub fn migrate(mut self, migrate: bool) -> Self {
@@ -100,6 +114,11 @@ impl PgOptions {
     /// The configured checkout timeout.
     pub fn get_checkout_timeout(&self) -> Duration {
         self.checkout_timeout
+    }
+
+    /// The connect timeout set with [`connect_timeout`](Self::connect_timeout), if any.
+    pub fn get_connect_timeout(&self) -> Option<Duration> {
+        self.connect_timeout
     }
 
     /// Whether the store migrates on connect.
@@ -272,24 +291,79 @@ pub(crate) fn location(info: &ServerInfo, hosts: &[Host], ports: &[u16]) -> Stor
     ))
 }
 
-/// Whether an error means the connection is unusable and must not go back to the pool:
-/// anything that is not an error reported by the server (I/O, closed, protocol, and the
-/// rare parameter encoding failure, where a reconnect costs little), and server errors that
-/// end the session (connection exceptions, administrator shutdown, `FATAL`).
-pub(crate) fn is_fatal(e: &tokio_postgres::Error) -> bool {
-    match e.as_db_error() {
-        None => true,
-        Some(db) => db_error_is_fatal(db),
+/// What a failed statement means for its connection and its operation: the one
+/// classification both the sync and the async stores use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The connection is unusable: closed, I/O, anything that is not an error reported by
+    /// the server (where a reconnect costs little), SQLSTATE class 08 (connection
+    /// exception), 57P01 (`admin_shutdown`, `pg_terminate_backend`), 57P02
+    /// (`crash_shutdown`), 57P03 (`cannot_connect_now`), or a `FATAL` / `PANIC`. The
+    /// connection is discarded, never returned to the pool; the operation may run once
+    /// more on a fresh connection.
+    Connection,
+    /// The connection's prepared statements no longer fit the server: 0A000 (a cached plan
+    /// whose result type changed, after an `ALTER TABLE`) or 26000 (the prepared statement
+    /// is gone, after a `DISCARD ALL` by a pooler). The connection's statement cache is
+    /// dropped; the operation may run once more on the same connection.
+    StaleStatement,
+    /// The statement's own error (a constraint, bad data...): the connection stays good and
+    /// the error is the operation's answer.
+    Statement,
+}
+
+impl Failure {
+    /// Whether the operation may be run once more after this failure.
+    pub(crate) fn retryable(self) -> bool {
+        self != Failure::Statement
     }
 }
 
-fn db_error_is_fatal(db: &DbError) -> bool {
-    let code = db.code().code();
-    code.starts_with("08")
-        || *db.code() == SqlState::ADMIN_SHUTDOWN
-        || *db.code() == SqlState::CRASH_SHUTDOWN
-        || *db.code() == SqlState::CANNOT_CONNECT_NOW
-        || matches!(db.severity(), "FATAL" | "PANIC")
+/// Classifies a driver error (see [`Failure`]).
+pub(crate) fn classify(e: &tokio_postgres::Error) -> Failure {
+    if e.is_closed() {
+        return Failure::Connection;
+    }
+    match e.as_db_error() {
+        None => Failure::Connection,
+        Some(db) => classify_db(db.code(), db.severity()),
+    }
+}
+
+fn classify_db(code: &SqlState, severity: &str) -> Failure {
+    if code.code().starts_with("08")
+        || *code == SqlState::ADMIN_SHUTDOWN
+        || *code == SqlState::CRASH_SHUTDOWN
+        || *code == SqlState::CANNOT_CONNECT_NOW
+        || matches!(severity, "FATAL" | "PANIC")
+    {
+        Failure::Connection
+    } else if *code == SqlState::FEATURE_NOT_SUPPORTED || *code == SqlState::INVALID_SQL_STATEMENT_NAME {
+        Failure::StaleStatement
+    } else {
+        Failure::Statement
+    }
+}
+
+/// How long opening one connection may take: [`PgOptions::connect_timeout`], else the
+/// connection string's `connect_timeout`, else the checkout timeout.
+pub(crate) fn setup_timeout(options: &PgOptions, from_string: Option<Duration>) -> Duration {
+    options
+        .get_connect_timeout()
+        .or(from_string)
+        .unwrap_or_else(|| options.get_checkout_timeout())
+}
+
+/// The error of a connection whose setup did not finish in time.
+pub(crate) fn connect_timed_out(timeout: Duration) -> Error {
+    Error::Store {
+        backend: BACKEND,
+        message: format!(
+            "connect: the PostgreSQL server did not complete the connection setup within {timeout:?} \
+             (raise PgOptions::connect_timeout or the connection string's connect_timeout if it is slow)"
+        ),
+        source: None,
+    }
 }
 
 /// An [`Error::Store`] saying what failed, with the server's message when there is one.
@@ -409,6 +483,40 @@ mod tests {
             }
             other => panic!("expected a rustls mode, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn failures_are_classified_once_for_both_apis() {
+        let fatal = |code: &SqlState| classify_db(code, "FATAL");
+        let error = |code: &SqlState| classify_db(code, "ERROR");
+        assert_eq!(fatal(&SqlState::ADMIN_SHUTDOWN), Failure::Connection);
+        assert_eq!(error(&SqlState::ADMIN_SHUTDOWN), Failure::Connection);
+        assert_eq!(error(&SqlState::CRASH_SHUTDOWN), Failure::Connection);
+        assert_eq!(error(&SqlState::CANNOT_CONNECT_NOW), Failure::Connection);
+        assert_eq!(error(&SqlState::CONNECTION_FAILURE), Failure::Connection);
+        assert_eq!(error(&SqlState::PROTOCOL_VIOLATION), Failure::Connection);
+        assert_eq!(error(&SqlState::FEATURE_NOT_SUPPORTED), Failure::StaleStatement);
+        assert_eq!(error(&SqlState::INVALID_SQL_STATEMENT_NAME), Failure::StaleStatement);
+        assert_eq!(error(&SqlState::UNIQUE_VIOLATION), Failure::Statement);
+        assert_eq!(error(&SqlState::QUERY_CANCELED), Failure::Statement);
+        assert!(Failure::Connection.retryable() && Failure::StaleStatement.retryable());
+        assert!(!Failure::Statement.retryable());
+    }
+
+    #[test]
+    fn the_setup_timeout_prefers_the_option_then_the_string() {
+        let base = PgOptions::new().checkout_timeout(Duration::from_secs(7));
+        assert_eq!(setup_timeout(&base, None), Duration::from_secs(7));
+        assert_eq!(
+            setup_timeout(&base, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        let set = base.connect_timeout(Duration::from_millis(500));
+        assert_eq!(set.get_connect_timeout(), Some(Duration::from_millis(500)));
+        assert_eq!(
+            setup_timeout(&set, Some(Duration::from_secs(3))),
+            Duration::from_millis(500)
+        );
     }
 
     #[test]

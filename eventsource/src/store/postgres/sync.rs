@@ -20,7 +20,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator;
@@ -30,8 +31,8 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use super::conn::{
-    bound_to_i64, check_schema_name, is_fatal, location, session_options, store_error, Connector, PgOptions, BACKEND,
-    TARGET,
+    bound_to_i64, check_schema_name, classify, connect_timed_out, location, session_options, setup_timeout,
+    store_error, Connector, Failure, PgOptions, BACKEND, TARGET,
 };
 use super::migrate;
 use super::ops::{self, AppendBatch, AppendOutcome, Header, SnapshotRow};
@@ -62,8 +63,20 @@ struct Pool {
     format: Format,
     max_size: usize,
     timeout: Duration,
+    connect_timeout: Duration,
+    /// Connection attempts still running on their helper thread after their caller gave up.
+    stalled: Arc<AtomicUsize>,
     state: Mutex<PoolState>,
     available: Condvar,
+}
+
+/// Counts a connect thread as stalled until it ends.
+struct Stalled(Arc<AtomicUsize>);
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Pool {
@@ -71,13 +84,57 @@ impl Pool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Opens a connection within the connect timeout. The `postgres` crate bounds only the
+    /// TCP connect, so the setup runs on a helper thread and the caller waits at most
+    /// `connect_timeout`; an attempt that answers later is closed at once. At most
+    /// `max_size` such attempts may still hang; past that, connecting fails at once.
     fn connect(&self) -> Result<Conn> {
-        let client = match &self.connector {
-            Connector::Plain => self.config.connect(NoTls),
-            #[cfg(feature = "postgres-tls")]
-            Connector::Rustls(tls) => self.config.connect(tls.clone()),
+        if self.stalled.load(Ordering::SeqCst) >= self.max_size {
+            return Err(Error::Store {
+                backend: BACKEND,
+                message: format!(
+                    "connect: {} earlier connection attempts to the PostgreSQL server are still unanswered",
+                    self.max_size
+                ),
+                source: None,
+            });
         }
-        .map_err(|e| store_error("connect", e))?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        let config = self.config.clone();
+        let connector = self.connector.clone();
+        self.stalled.fetch_add(1, Ordering::SeqCst);
+        let stalled = Stalled(Arc::clone(&self.stalled));
+        std::thread::Builder::new()
+            .name("eventsource-pg-connect".into())
+            .spawn(move || {
+                let _stalled = stalled;
+                let client = match &connector {
+                    Connector::Plain => config.connect(NoTls),
+                    #[cfg(feature = "postgres-tls")]
+                    Connector::Rustls(tls) => config.connect(tls.clone()),
+                };
+                // After a timeout nobody listens: the late client is dropped (closed) here.
+                let _ = tx.send(client);
+            })
+            .map_err(|e| Error::Store {
+                backend: BACKEND,
+                message: format!("connect: cannot start the connect thread: {e}"),
+                source: Some(Box::new(e)),
+            })?;
+        let client = match rx.recv_timeout(self.connect_timeout) {
+            Ok(client) => client.map_err(|e| store_error("connect", e))?,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                warn!(target: TARGET, timeout = ?self.connect_timeout, "PostgreSQL connection setup timed out");
+                return Err(connect_timed_out(self.connect_timeout));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Error::Store {
+                    backend: BACKEND,
+                    message: "connect: the connect thread ended without an answer".into(),
+                    source: None,
+                })
+            }
+        };
         debug!(target: TARGET, "opened a PostgreSQL connection");
         Ok(Conn {
             client,
@@ -87,44 +144,85 @@ impl Pool {
 
     /// Takes a client: an idle one, a new one, or the first one given back in time.
     fn get(&self) -> Result<Lease<'_>> {
+        self.checkout(true)
+    }
+
+    /// Takes a newly opened client (for the retry after a connection-level failure: the
+    /// idle ones may have died with the one that failed). At capacity, the least recently
+    /// used idle client is closed to make room.
+    fn get_fresh(&self) -> Result<Lease<'_>> {
+        self.checkout(false)
+    }
+
+    fn checkout(&self, reuse: bool) -> Result<Lease<'_>> {
         let deadline = Instant::now() + self.timeout;
         let mut state = self.lock();
         loop {
-            while let Some(conn) = state.idle.pop() {
+            while reuse {
+                let Some(conn) = state.idle.pop() else { break };
                 if conn.client.is_closed() {
                     state.open = state.open.saturating_sub(1);
                     continue;
                 }
                 return Ok(Lease::new(self, conn));
             }
-            if state.open < self.max_size {
+            let evicted = if state.open < self.max_size {
                 state.open += 1;
-                drop(state);
-                return match self.connect() {
-                    Ok(conn) => Ok(Lease::new(self, conn)),
-                    Err(e) => {
-                        self.release_slot();
-                        Err(e)
-                    }
-                };
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::Store {
-                    backend: BACKEND,
-                    message: format!(
-                        "no PostgreSQL connection became free within {:?} (pool size {})",
-                        self.timeout, self.max_size
-                    ),
-                    source: None,
-                });
-            }
-            state = self
-                .available
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+                None
+            } else if !state.idle.is_empty() {
+                // The slot passes from the closed idle client to the new one.
+                Some(state.idle.remove(0))
+            } else {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(Error::Store {
+                        backend: BACKEND,
+                        message: format!(
+                            "no PostgreSQL connection became free within {:?} (pool size {})",
+                            self.timeout, self.max_size
+                        ),
+                        source: None,
+                    });
+                }
+                state = self
+                    .available
+                    .wait_timeout(state, deadline - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                continue;
+            };
+            drop(state);
+            drop(evicted);
+            return match self.connect() {
+                Ok(conn) => Ok(Lease::new(self, conn)),
+                Err(e) => {
+                    self.release_slot();
+                    Err(e)
+                }
+            };
         }
+    }
+
+    /// Runs an operation on a pooled client; after a connection-level failure once more on
+    /// a fresh client, after a stale-statement failure once more on the same client (its
+    /// statement cache dropped). The operation must be safe to repeat: every store
+    /// operation is (an append that had committed answers `Conflict` / `DuplicateEvent`,
+    /// which the repository recognises as its own batch).
+    fn run<T>(&self, mut op: impl FnMut(&mut Lease<'_>) -> Result<T>) -> Result<T> {
+        let mut lease = self.get()?;
+        let error = match op(&mut lease) {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let Some(failure) = lease.retry.take() else {
+            return Err(error);
+        };
+        debug!(target: TARGET, ?failure, error = %error, "retrying once");
+        if failure == Failure::Connection {
+            drop(lease);
+            lease = self.get_fresh()?;
+        }
+        op(&mut lease)
     }
 
     fn release_slot(&self) {
@@ -145,6 +243,8 @@ struct Lease<'p> {
     pool: &'p Pool,
     conn: Option<Conn>,
     broken: bool,
+    /// Why the last statement failed, when the operation may be run once more.
+    retry: Option<Failure>,
 }
 
 fn lost() -> Error {
@@ -176,16 +276,25 @@ impl<'p> Lease<'p> {
             pool,
             conn: Some(conn),
             broken: false,
+            retry: None,
         }
     }
 
     fn fail(&mut self, what: &str, e: tokio_postgres::Error) -> Error {
-        if is_fatal(&e) {
-            self.broken = true;
+        let failure = classify(&e);
+        match failure {
+            Failure::Connection => self.broken = true,
+            Failure::StaleStatement => {
+                if let Some(conn) = self.conn.as_mut() {
+                    debug!(target: TARGET, code = ?e.code(), "dropping the connection's prepared statements");
+                    conn.statements.clear();
+                }
+            }
+            Failure::Statement => {}
         }
+        self.retry = failure.retryable().then_some(failure);
         store_error(what, e)
     }
-
     /// The statement, prepared on this connection (once).
     fn statement(&mut self, stmt: &'static Stmt) -> Result<Statement> {
         let format = self.pool.format;
@@ -235,6 +344,7 @@ impl<'p> Lease<'p> {
         let statement = self.statement(stmt)?;
         let conn = self.conn.as_mut().ok_or_else(lost)?;
         let mut failure = None;
+        let mut delivered = false;
         let outcome = 'run: {
             let mut rows = match conn.client.query_raw(&statement, params.iter().copied()) {
                 Ok(rows) => rows,
@@ -246,7 +356,7 @@ impl<'p> Lease<'p> {
             loop {
                 match rows.next() {
                     Ok(Some(row)) => match f(&row) {
-                        Ok(true) => {}
+                        Ok(true) => delivered = true,
                         Ok(false) => break 'run Ok(()),
                         Err(e) => break 'run Err(e),
                     },
@@ -259,7 +369,14 @@ impl<'p> Lease<'p> {
             }
         };
         match failure {
-            Some(e) => Err(self.fail(stmt.name, e)),
+            Some(e) => {
+                let error = self.fail(stmt.name, e);
+                if delivered {
+                    // The visitor has seen rows: running the read again would repeat them.
+                    self.retry = None;
+                }
+                Err(error)
+            }
             None => outcome,
         }
     }
@@ -301,6 +418,8 @@ impl Shared {
             format,
             max_size: options.get_pool_size(),
             timeout: options.get_checkout_timeout(),
+            connect_timeout: setup_timeout(options, config.get_connect_timeout().copied()),
+            stalled: Arc::new(AtomicUsize::new(0)),
             state: Mutex::new(PoolState::default()),
             available: Condvar::new(),
             config,
@@ -411,33 +530,16 @@ impl<C: Codec> EventStore for PostgresEventStore<C> {
         expected_version: u64,
         events: &[NewEvent],
     ) -> Result<u64> {
-        let mut lease = self.shared.pool.get()?;
         if events.is_empty() {
-            let actual = lease.stream_version(aggregate_id, aggregate_type)?;
+            let actual = self
+                .shared
+                .pool
+                .run(|lease| lease.stream_version(aggregate_id, aggregate_type))?;
             return ops::check_empty_append(aggregate_id, aggregate_type, expected_version, actual);
         }
         let metadata = ops::encode_metadata(events)?;
         let batch = AppendBatch::new(aggregate_id, aggregate_type, expected_version, events, &metadata)?;
-        let result = lease.execute(&sql::APPEND, &batch.params());
-        match batch.outcome(result) {
-            AppendOutcome::Appended(version) => {
-                debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, events = events.len(), version,
-                       "appended");
-                Ok(version)
-            }
-            AppendOutcome::Conflict => {
-                let actual = lease.stream_version(aggregate_id, aggregate_type)?;
-                Err(batch.conflict(actual))
-            }
-            AppendOutcome::DuplicateEvent => {
-                let found = lease
-                    .query_first(&sql::EXISTING_EVENT_ID, &[&batch.ids])?
-                    .map(|row| rows::event_id(&row))
-                    .transpose()?;
-                Err(batch.duplicate(found))
-            }
-            AppendOutcome::Failed(e) => Err(e),
-        }
+        self.shared.pool.run(|lease| append(lease, &batch))
     }
 
     fn read_stream(
@@ -448,10 +550,11 @@ impl<C: Codec> EventStore for PostgresEventStore<C> {
         visit: &mut dyn FnMut(&EventRecord<'_>) -> Result<()>,
     ) -> Result<()> {
         let after = bound_to_i64(after_version);
-        let mut lease = self.shared.pool.get()?;
-        lease.for_each_row(&sql::READ_STREAM, &[&aggregate_id, &aggregate_type, &after], |row| {
-            visit(&rows::event(row, aggregate_id, aggregate_type)?)?;
-            Ok(true)
+        self.shared.pool.run(|lease| {
+            lease.for_each_row(&sql::READ_STREAM, &[&aggregate_id, &aggregate_type, &after], |row| {
+                visit(&rows::event(row, aggregate_id, aggregate_type)?)?;
+                Ok(true)
+            })
         })
     }
 
@@ -464,15 +567,18 @@ impl<C: Codec> EventStore for PostgresEventStore<C> {
         visit: &mut dyn FnMut(&ReplayEvent<'_>) -> Result<()>,
     ) -> Result<()> {
         let after = bound_to_i64(after_version);
-        let mut lease = self.shared.pool.get()?;
-        lease.for_each_row(&sql::REPLAY_STREAM, &[&aggregate_id, &aggregate_type, &after], |row| {
-            visit(&rows::replay_event(row)?)?;
-            Ok(true)
+        self.shared.pool.run(|lease| {
+            lease.for_each_row(&sql::REPLAY_STREAM, &[&aggregate_id, &aggregate_type, &after], |row| {
+                visit(&rows::replay_event(row)?)?;
+                Ok(true)
+            })
         })
     }
 
     fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
-        self.shared.pool.get()?.stream_version(aggregate_id, aggregate_type)
+        self.shared
+            .pool
+            .run(|lease| lease.stream_version(aggregate_id, aggregate_type))
     }
 
     fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
@@ -489,19 +595,44 @@ impl<C: Codec> EventStore for PostgresEventStore<C> {
         aggregate_type: &str,
         visitor: &mut dyn JointVisitor,
     ) -> Result<bool> {
-        let mut lease = self.shared.pool.get()?;
-        let mut header = Header::Pending;
-        lease.for_each_row(&sql::JOINT_READ, &[&aggregate_id, &aggregate_type], |row| {
-            if header == Header::Pending {
-                let Some(decoded) = header.decode(row, aggregate_id, aggregate_type) else {
-                    return Ok(false);
-                };
-                return visitor.snapshot(decoded.snapshot);
-            }
-            visitor.event(&rows::replay_event(row)?)?;
-            Ok(true)
-        })?;
-        Ok(header == Header::Asked)
+        self.shared.pool.run(|lease| {
+            let mut header = Header::Pending;
+            lease.for_each_row(&sql::JOINT_READ, &[&aggregate_id, &aggregate_type], |row| {
+                if header == Header::Pending {
+                    let Some(decoded) = header.decode(row, aggregate_id, aggregate_type) else {
+                        return Ok(false);
+                    };
+                    return visitor.snapshot(decoded.snapshot);
+                }
+                visitor.event(&rows::replay_event(row)?)?;
+                Ok(true)
+            })?;
+            Ok(header == Header::Asked)
+        })
+    }
+}
+
+/// One attempt of an append: the statement, then what its outcome needs read.
+fn append(lease: &mut Lease<'_>, batch: &AppendBatch<'_>) -> Result<u64> {
+    let result = lease.execute(&sql::APPEND, &batch.params());
+    match batch.outcome(result) {
+        AppendOutcome::Appended(version) => {
+            debug!(target: TARGET, aggregate_type = batch.aggregate_type, aggregate_id = %batch.aggregate_id,
+                   events = batch.ids.len(), version, "appended");
+            Ok(version)
+        }
+        AppendOutcome::Conflict => {
+            let actual = lease.stream_version(batch.aggregate_id, batch.aggregate_type)?;
+            Err(batch.conflict(actual))
+        }
+        AppendOutcome::DuplicateEvent => {
+            let found = lease
+                .query_first(&sql::EXISTING_EVENT_ID, &[&batch.ids])?
+                .map(|row| rows::event_id(&row))
+                .transpose()?;
+            Err(batch.duplicate(found))
+        }
+        AppendOutcome::Failed(e) => Err(e),
     }
 }
 
@@ -509,8 +640,7 @@ fn aggregates_by_event_count(shared: &Shared, aggregate_type: &str, min_events: 
     let min = bound_to_i64(min_events);
     shared
         .pool
-        .get()?
-        .query(&sql::AGGREGATES_BY_EVENT_COUNT, &[&aggregate_type, &min])?
+        .run(|lease| lease.query(&sql::AGGREGATES_BY_EVENT_COUNT, &[&aggregate_type, &min]))?
         .iter()
         .map(rows::aggregate_count)
         .collect()
@@ -576,8 +706,7 @@ impl<C: Codec> SnapshotMonitor for PostgresSnapshotStore<C> {
     fn coverage(&self) -> Result<Vec<Coverage>> {
         self.shared
             .pool
-            .get()?
-            .query(&sql::COVERAGE, &[])?
+            .run(|lease| lease.query(&sql::COVERAGE, &[]))?
             .iter()
             .map(rows::coverage)
             .collect()
@@ -589,8 +718,7 @@ impl<C: Codec> SnapshotMonitor for PostgresSnapshotStore<C> {
         let bound = bound_to_i64(min_events_since);
         self.shared
             .pool
-            .get()?
-            .query(&sql::STALE_SNAPSHOTS, &[&bound])?
+            .run(|lease| lease.query(&sql::STALE_SNAPSHOTS, &[&bound]))?
             .iter()
             .map(rows::stale_snapshot)
             .collect()
@@ -612,7 +740,10 @@ impl<C: Codec> SnapshotStore for PostgresSnapshotStore<C> {
 
     fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotWrite> {
         let row = SnapshotRow::new(snapshot)?;
-        let n = self.shared.pool.get()?.execute(&sql::SNAPSHOT_UPSERT, &row.params())?;
+        let n = self
+            .shared
+            .pool
+            .run(|lease| lease.execute(&sql::SNAPSHOT_UPSERT, &row.params()))?;
         Ok(ops::snapshot_write(n))
     }
 
@@ -628,16 +759,14 @@ impl<C: Codec> SnapshotStore for PostgresSnapshotStore<C> {
         let written = self
             .shared
             .pool
-            .get()?
-            .query(&sql::SNAPSHOT_UPSERT_BATCH, &batch.params())?;
+            .run(|lease| lease.query(&sql::SNAPSHOT_UPSERT_BATCH, &batch.params()))?;
         ops::batch_writes(snapshots, &written)
     }
 
     fn get_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<Option<Snapshot>> {
         self.shared
             .pool
-            .get()?
-            .query_first(&sql::SNAPSHOT_GET, &[&aggregate_id, &aggregate_type])?
+            .run(|lease| lease.query_first(&sql::SNAPSHOT_GET, &[&aggregate_id, &aggregate_type]))?
             .map(|row| rows::snapshot(&row, aggregate_id, aggregate_type))
             .transpose()
     }
@@ -646,8 +775,7 @@ impl<C: Codec> SnapshotStore for PostgresSnapshotStore<C> {
         let n = self
             .shared
             .pool
-            .get()?
-            .execute(&sql::SNAPSHOT_DELETE, &[&aggregate_id, &aggregate_type])?;
+            .run(|lease| lease.execute(&sql::SNAPSHOT_DELETE, &[&aggregate_id, &aggregate_type]))?;
         Ok(n > 0)
     }
 
@@ -655,16 +783,14 @@ impl<C: Codec> SnapshotStore for PostgresSnapshotStore<C> {
         let bound = ops::schema_bound(schema_version_below);
         self.shared
             .pool
-            .get()?
-            .execute(&sql::SNAPSHOTS_DELETE_BY_TYPE, &[&aggregate_type, &bound])
+            .run(|lease| lease.execute(&sql::SNAPSHOTS_DELETE_BY_TYPE, &[&aggregate_type, &bound]))
     }
 
     fn snapshot_exists(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool> {
         match self
             .shared
             .pool
-            .get()?
-            .query_first(&sql::SNAPSHOT_EXISTS, &[&aggregate_id, &aggregate_type])?
+            .run(|lease| lease.query_first(&sql::SNAPSHOT_EXISTS, &[&aggregate_id, &aggregate_type]))?
         {
             Some(row) => rows::flag(&row, "snapshots"),
             None => Ok(false),
