@@ -9,6 +9,8 @@
 //! not block).
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use eventsource::store::postgres::{async_driver, driver, PgOptions};
@@ -186,6 +188,77 @@ impl PgSchema {
             }
             0
         })
+    }
+}
+
+impl PgSchema {
+    /// Terminates, without waiting, every backend whose `application_name` is `app`;
+    /// returns how many were terminated.
+    pub fn kill_now(&self, app: &str) -> usize {
+        let app = app.to_owned();
+        self.with_client(move |c| {
+            c.query_one(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                &[&app],
+            )
+            .map(|row| row.get::<_, i64>(0) as usize)
+            .unwrap_or(0)
+        })
+    }
+
+    /// The server's TCP address (for a proxy in front of it), when it is reached over TCP
+    /// on a loopback address.
+    pub fn server_addr(&self) -> Option<std::net::SocketAddr> {
+        use std::net::ToSocketAddrs;
+        let config: driver::Config = self.url.parse().ok()?;
+        let host = match config.get_hosts().first()? {
+            driver::config::Host::Tcp(h) => h.clone(),
+            #[allow(unreachable_patterns)]
+            _ => return None,
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        (host.as_str(), port)
+            .to_socket_addrs()
+            .ok()?
+            .find(|a| a.ip().is_loopback())
+    }
+
+    /// A sync driver config that reaches the server through `addr` (a proxy), with the same
+    /// user, password and database, tagged with `application_name`.
+    pub fn config_via(&self, addr: std::net::SocketAddr, application_name: &str) -> driver::Config {
+        let base = self.config(application_name);
+        let mut config = driver::Config::new();
+        config.host(&addr.ip().to_string()).port(addr.port());
+        config.application_name(application_name);
+        if let Some(user) = base.get_user() {
+            config.user(user);
+        }
+        if let Some(password) = base.get_password() {
+            config.password(password);
+        }
+        if let Some(dbname) = base.get_dbname() {
+            config.dbname(dbname);
+        }
+        config
+    }
+
+    /// The async twin of [`config_via`](Self::config_via).
+    pub fn async_config_via(&self, addr: std::net::SocketAddr, application_name: &str) -> async_driver::Config {
+        let base = self.async_config(application_name);
+        let mut config = async_driver::Config::new();
+        config.host(addr.ip().to_string()).port(addr.port());
+        config.application_name(application_name);
+        if let Some(user) = base.get_user() {
+            config.user(user);
+        }
+        if let Some(password) = base.get_password() {
+            config.password(password);
+        }
+        if let Some(dbname) = base.get_dbname() {
+            config.dbname(dbname);
+        }
+        config
     }
 }
 

@@ -158,13 +158,14 @@ impl Pool {
         let deadline = Instant::now() + self.timeout;
         let mut state = self.lock();
         loop {
-            while reuse {
-                let Some(conn) = state.idle.pop() else { break };
-                if conn.client.is_closed() {
-                    state.open = state.open.saturating_sub(1);
-                    continue;
+            if reuse {
+                while let Some(conn) = state.idle.pop() {
+                    if conn.client.is_closed() {
+                        state.open = state.open.saturating_sub(1);
+                        continue;
+                    }
+                    return Ok(Lease::new(self, conn));
                 }
-                return Ok(Lease::new(self, conn));
             }
             let evicted = if state.open < self.max_size {
                 state.open += 1;
