@@ -310,28 +310,6 @@ macro_rules! checks {
             // The connection survives a malformed row.
             assert_eq!(aw!(es.stream_version(id, TYPE)).expect("version"), 2);
         }}
-
-        api_fn! { pub fn a_killed_connection_is_an_error_and_is_not_reused<ES: EventStore, SS: SnapshotStore>(es: &ES, ss: &SS, db: &PgSchema) {
-            let id = Uuid::now_v7();
-            aw!(es.append(id, TYPE, 0, &[new_event("ItemAdded", json(1))])).expect("append");
-            assert!(db.kill(&db.app("store"), false) >= 1, "the store's connections are found");
-            // Each pooled connection fails at most once, then is replaced.
-            let mut failures = 0;
-            for _ in 0..8 {
-                match aw!(es.stream_version(id, TYPE)) {
-                    Ok(v) => {
-                        assert_eq!(v, 1);
-                        break;
-                    }
-                    Err(Error::Store { backend: "postgres", .. }) => failures += 1,
-                    Err(other) => panic!("expected a store error, got {other:?}"),
-                }
-            }
-            assert!(failures <= 4, "pool of 4: {failures} failures");
-            assert_eq!(aw!(es.stream_version(id, TYPE)).expect("after recovery"), 1);
-            assert!(aw!(ss.get_snapshot(id, TYPE)).is_ok());
-            assert_eq!(aw!(es.append(id, TYPE, 1, &[new_event("ItemAdded", json(2))])).expect("append"), 2);
-        }}
     };
 }
 
@@ -399,7 +377,6 @@ run_checks!(
     delete_snapshots_by_type_is_strict,
     versions_out_of_range_are_errors,
     malformed_rows_are_typed_errors,
-    a_killed_connection_is_an_error_and_is_not_reused,
 );
 
 // ---- Backend-specific checks ---------------------------------------------------------
@@ -676,4 +653,146 @@ fn a_bad_url_or_an_unreachable_server_is_an_error() {
             other => panic!("expected a store error, got {other:?}"),
         }
     });
+}
+
+// ---- Connections that heal -----------------------------------------------------------
+
+/// Calls right after every pooled connection was terminated: each succeeds (the dead
+/// connection is discarded and the call runs once more on a fresh one).
+const CALLS_AFTER_KILL: usize = 8;
+
+#[test]
+fn after_every_pooled_connection_is_killed_the_next_call_succeeds_sync() {
+    use eventsource::{EventStore, SnapshotStore};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let db = pg_schema_or_skip!("after_every_pooled_connection_is_killed_the_next_call_succeeds_sync");
+    let (es, ss) = sync_stores(&db);
+    let id = Uuid::now_v7();
+    es.append(id, TYPE, 0, &[new_event("ItemAdded", json(1))]).expect("append");
+    // Four reads at once, each holding its connection until all four are in: four pooled
+    // connections (bounded wait).
+    let inside = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                es.read_stream(id, TYPE, 0, &mut |_| {
+                    inside.fetch_add(1, Ordering::SeqCst);
+                    for _ in 0..500 {
+                        if inside.load(Ordering::SeqCst) >= 4 {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Ok(())
+                })
+                .expect("concurrent read");
+            });
+        }
+    });
+    let killed = db.kill(&db.app("store"), false);
+    assert!(killed >= 2, "several pooled connections were terminated ({killed})");
+    for i in 0..CALLS_AFTER_KILL {
+        assert_eq!(
+            es.stream_version(id, TYPE).unwrap_or_else(|e| panic!("call {i} after the kill: {e}")),
+            1
+        );
+    }
+    assert!(ss.get_snapshot(id, TYPE).expect("snapshot read after the kill").is_none());
+    assert_eq!(es.append(id, TYPE, 1, &[new_event("ItemAdded", json(2))]).expect("append after the kill"), 2);
+    // And once more with every connection idle.
+    assert!(db.kill(&db.app("store"), false) >= 1);
+    assert_eq!(es.stream_version(id, TYPE).expect("the very next call"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_every_pooled_connection_is_killed_the_next_call_succeeds_async() {
+    use eventsource::tokio::{EventStore, SnapshotStore};
+    let db = pg_schema_or_skip!("after_every_pooled_connection_is_killed_the_next_call_succeeds_async");
+    let (es, ss) = async_stores(&db).await;
+    let id = Uuid::now_v7();
+    es.append(id, TYPE, 0, &[new_event("ItemAdded", json(1))]).await.expect("append");
+    // Four calls at once open four pooled connections.
+    let (a, b, c, d) = tokio::join!(
+        es.stream_version(id, TYPE),
+        es.stream_version(id, TYPE),
+        es.stream_version(id, TYPE),
+        es.stream_version(id, TYPE)
+    );
+    for r in [a, b, c, d] {
+        assert_eq!(r.expect("concurrent call"), 1);
+    }
+    let killed = db.kill(&db.app("store"), false);
+    assert!(killed >= 1, "pooled connections were terminated ({killed})");
+    for i in 0..CALLS_AFTER_KILL {
+        assert_eq!(
+            es.stream_version(id, TYPE).await.unwrap_or_else(|e| panic!("call {i} after the kill: {e}")),
+            1
+        );
+    }
+    assert!(ss.get_snapshot(id, TYPE).await.expect("snapshot read after the kill").is_none());
+    assert_eq!(
+        es.append(id, TYPE, 1, &[new_event("ItemAdded", json(2))]).await.expect("append after the kill"),
+        2
+    );
+    assert!(db.kill(&db.app("store"), false) >= 1);
+    assert_eq!(es.stream_version(id, TYPE).await.expect("the very next call"), 2);
+}
+
+/// A server that accepts TCP connections (the kernel completes the handshake into the
+/// listen backlog) and never says a word.
+fn silent_server() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    (listener, port)
+}
+
+/// The test's own bound on an open that should time out much sooner.
+const OPEN_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn assert_setup_timed_out(result: Result<impl std::fmt::Debug>, timeout: &str) {
+    match result {
+        Err(Error::Store {
+            backend: "postgres",
+            message,
+            ..
+        }) => assert!(
+            message.contains("did not complete the connection setup") && message.contains(timeout),
+            "{message}"
+        ),
+        other => panic!("expected a connect timeout, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_server_that_never_answers_fails_the_open_within_the_connect_timeout_sync() {
+    let (_listener, port) = silent_server();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let config: eventsource::store::postgres::driver::Config =
+            format!("host=127.0.0.1 port={port} user=postgres dbname=test").parse().expect("config");
+        let options = PgOptions::new().connect_timeout(std::time::Duration::from_millis(300));
+        let _ = tx.send(PostgresEventStore::from_config(config, JsonCodec, options).map(|_| ()));
+        // The connection string's connect_timeout bounds the whole setup too.
+        let url = format!("host=127.0.0.1 port={port} user=postgres dbname=test connect_timeout=1");
+        let _ = tx.send(PostgresEventStore::connect(&url).map(|_| ()));
+    });
+    assert_setup_timed_out(rx.recv_timeout(OPEN_BOUND).expect("the open returned"), "300ms");
+    assert_setup_timed_out(rx.recv_timeout(OPEN_BOUND).expect("the open returned"), "1s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_fails_the_open_within_the_connect_timeout_async() {
+    let (_listener, port) = silent_server();
+    let config: eventsource::store::postgres::async_driver::Config =
+        format!("host=127.0.0.1 port={port} user=postgres dbname=test").parse().expect("config");
+    let options = PgOptions::new().connect_timeout(std::time::Duration::from_millis(300));
+    let opened = tokio::time::timeout(OPEN_BOUND, AsyncPostgresEventStore::from_config(config, JsonCodec, options))
+        .await
+        .expect("the open returned");
+    assert_setup_timed_out(opened.map(|_| ()), "300ms");
+    let url = format!("host=127.0.0.1 port={port} user=postgres dbname=test connect_timeout=1");
+    let opened = tokio::time::timeout(OPEN_BOUND, AsyncPostgresEventStore::connect(&url))
+        .await
+        .expect("the open returned");
+    assert_setup_timed_out(opened.map(|_| ()), "1s");
 }
