@@ -40,12 +40,14 @@ const KILL_EVERY: Duration = Duration::from_millis(15);
 const TEST_BOUND: Duration = Duration::from_secs(240);
 
 type SyncRepo = AggregateRepository<Order, PostgresEventStore, PostgresSnapshotStore>;
-type AsyncRepo =
-    eventsource::tokio::AggregateRepository<Order, AsyncPostgresEventStore, AsyncPostgresSnapshotStore>;
+type AsyncRepo = eventsource::tokio::AggregateRepository<Order, AsyncPostgresEventStore, AsyncPostgresSnapshotStore>;
 
-/// The saves that returned `Ok`: per aggregate, (version after the save, its event ids).
+/// One save that returned `Ok`: the version after it and its event ids.
+type Ack = (u64, Vec<Uuid>);
+
+/// The saves that returned `Ok`, per aggregate.
 #[derive(Default)]
-struct Acks(Mutex<HashMap<Uuid, Vec<(u64, Vec<Uuid>)>>>);
+struct Acks(Mutex<HashMap<Uuid, Vec<Ack>>>);
 
 impl Acks {
     fn push(&self, id: Uuid, version: u64, ids: Vec<Uuid>) {
@@ -214,13 +216,17 @@ fn terminated_during_saves_sync(mode: SnapshotMode, test: &str) {
     });
     done.store(true, Ordering::SeqCst);
     let killed = kill.join().expect("killer");
-    repo.flush_timeout(Duration::from_secs(60)).expect("background snapshots drained");
+    repo.flush_timeout(Duration::from_secs(60))
+        .expect("background snapshots drained");
     assert!(killed > 0, "the fault happened: backends were terminated");
     assert!(acknowledged.load(Ordering::SeqCst) > 0, "some saves were acknowledged");
     assert_eq!(acks.count(), acknowledged.load(Ordering::SeqCst));
     verify(&db, &ids, &acks);
     if mode == SnapshotMode::Background {
-        assert!(db.scalar_i64("SELECT count(*) FROM snapshots") > 0, "background snapshots were written");
+        assert!(
+            db.scalar_i64("SELECT count(*) FROM snapshots") > 0,
+            "background snapshots were written"
+        );
     }
 }
 
@@ -276,7 +282,10 @@ async fn terminated_during_saves_async(mode: SnapshotMode, test: &str) {
     assert_eq!(acks.count(), acknowledged);
     verify(&db, &ids, &acks);
     if mode == SnapshotMode::Background {
-        assert!(db.scalar_i64("SELECT count(*) FROM snapshots") > 0, "background snapshots were written");
+        assert!(
+            db.scalar_i64("SELECT count(*) FROM snapshots") > 0,
+            "background snapshots were written"
+        );
     }
 }
 
@@ -439,7 +448,10 @@ fn sync_lost_reply_after_commit_is_already_committed() {
     proxy.arm();
     let outcome = repo.save(&mut root).expect("a save whose reply was lost succeeds");
     assert_eq!(proxy.dropped(), 1, "the reply was lost");
-    assert!(outcome.already_committed, "recognised as already committed: {outcome:?}");
+    assert!(
+        outcome.already_committed,
+        "recognised as already committed: {outcome:?}"
+    );
     assert_eq!(outcome.version, 3);
     assert_eq!(root.version(), 3);
     acks.push(id, outcome.version, ids.clone());
@@ -461,7 +473,8 @@ async fn async_lost_reply_after_commit_is_already_committed() {
         let es = AsyncPostgresEventStore::from_config(config, JsonCodec, db.options().pool_size(1))
             .await
             .expect("open via proxy");
-        let repo = eventsource::tokio::AggregateRepository::<Order, _>::new(es.clone()).with_snapshot_store(es.snapshot_store());
+        let repo = eventsource::tokio::AggregateRepository::<Order, _>::new(es.clone())
+            .with_snapshot_store(es.snapshot_store());
         let id = Uuid::now_v7();
         let acks = Acks::default();
         let mut root = repo.load_or_create(id).await.expect("new");
@@ -479,7 +492,10 @@ async fn async_lost_reply_after_commit_is_already_committed() {
             .await
             .expect("a save whose reply was lost succeeds");
         assert_eq!(proxy.dropped(), 1, "the reply was lost");
-        assert!(outcome.already_committed, "recognised as already committed: {outcome:?}");
+        assert!(
+            outcome.already_committed,
+            "recognised as already committed: {outcome:?}"
+        );
         assert_eq!(outcome.version, 3);
         acks.push(id, outcome.version, ids.clone());
         let stored = common_pg::off_runtime(|| {

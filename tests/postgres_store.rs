@@ -668,7 +668,8 @@ fn after_every_pooled_connection_is_killed_the_next_call_succeeds_sync() {
     let db = pg_schema_or_skip!("after_every_pooled_connection_is_killed_the_next_call_succeeds_sync");
     let (es, ss) = sync_stores(&db);
     let id = Uuid::now_v7();
-    es.append(id, TYPE, 0, &[new_event("ItemAdded", json(1))]).expect("append");
+    es.append(id, TYPE, 0, &[new_event("ItemAdded", json(1))])
+        .expect("append");
     // Four reads at once, each holding its connection until all four are in: four pooled
     // connections (bounded wait).
     let inside = AtomicUsize::new(0);
@@ -693,12 +694,20 @@ fn after_every_pooled_connection_is_killed_the_next_call_succeeds_sync() {
     assert!(killed >= 2, "several pooled connections were terminated ({killed})");
     for i in 0..CALLS_AFTER_KILL {
         assert_eq!(
-            es.stream_version(id, TYPE).unwrap_or_else(|e| panic!("call {i} after the kill: {e}")),
+            es.stream_version(id, TYPE)
+                .unwrap_or_else(|e| panic!("call {i} after the kill: {e}")),
             1
         );
     }
-    assert!(ss.get_snapshot(id, TYPE).expect("snapshot read after the kill").is_none());
-    assert_eq!(es.append(id, TYPE, 1, &[new_event("ItemAdded", json(2))]).expect("append after the kill"), 2);
+    assert!(ss
+        .get_snapshot(id, TYPE)
+        .expect("snapshot read after the kill")
+        .is_none());
+    assert_eq!(
+        es.append(id, TYPE, 1, &[new_event("ItemAdded", json(2))])
+            .expect("append after the kill"),
+        2
+    );
     // And once more with every connection idle.
     assert!(db.kill(&db.app("store"), false) >= 1);
     assert_eq!(es.stream_version(id, TYPE).expect("the very next call"), 2);
@@ -710,7 +719,9 @@ async fn after_every_pooled_connection_is_killed_the_next_call_succeeds_async() 
     let db = pg_schema_or_skip!("after_every_pooled_connection_is_killed_the_next_call_succeeds_async");
     let (es, ss) = async_stores(&db).await;
     let id = Uuid::now_v7();
-    es.append(id, TYPE, 0, &[new_event("ItemAdded", json(1))]).await.expect("append");
+    es.append(id, TYPE, 0, &[new_event("ItemAdded", json(1))])
+        .await
+        .expect("append");
     // Four calls at once open four pooled connections.
     let (a, b, c, d) = tokio::join!(
         es.stream_version(id, TYPE),
@@ -725,13 +736,21 @@ async fn after_every_pooled_connection_is_killed_the_next_call_succeeds_async() 
     assert!(killed >= 1, "pooled connections were terminated ({killed})");
     for i in 0..CALLS_AFTER_KILL {
         assert_eq!(
-            es.stream_version(id, TYPE).await.unwrap_or_else(|e| panic!("call {i} after the kill: {e}")),
+            es.stream_version(id, TYPE)
+                .await
+                .unwrap_or_else(|e| panic!("call {i} after the kill: {e}")),
             1
         );
     }
-    assert!(ss.get_snapshot(id, TYPE).await.expect("snapshot read after the kill").is_none());
+    assert!(ss
+        .get_snapshot(id, TYPE)
+        .await
+        .expect("snapshot read after the kill")
+        .is_none());
     assert_eq!(
-        es.append(id, TYPE, 1, &[new_event("ItemAdded", json(2))]).await.expect("append after the kill"),
+        es.append(id, TYPE, 1, &[new_event("ItemAdded", json(2))])
+            .await
+            .expect("append after the kill"),
         2
     );
     assert!(db.kill(&db.app("store"), false) >= 1);
@@ -769,7 +788,9 @@ fn a_server_that_never_answers_fails_the_open_within_the_connect_timeout_sync() 
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let config: eventsource::store::postgres::driver::Config =
-            format!("host=127.0.0.1 port={port} user=postgres dbname=test").parse().expect("config");
+            format!("host=127.0.0.1 port={port} user=postgres dbname=test")
+                .parse()
+                .expect("config");
         let options = PgOptions::new().connect_timeout(std::time::Duration::from_millis(300));
         let _ = tx.send(PostgresEventStore::from_config(config, JsonCodec, options).map(|_| ()));
         // The connection string's connect_timeout bounds the whole setup too.
@@ -784,11 +805,16 @@ fn a_server_that_never_answers_fails_the_open_within_the_connect_timeout_sync() 
 async fn a_server_that_never_answers_fails_the_open_within_the_connect_timeout_async() {
     let (_listener, port) = silent_server();
     let config: eventsource::store::postgres::async_driver::Config =
-        format!("host=127.0.0.1 port={port} user=postgres dbname=test").parse().expect("config");
+        format!("host=127.0.0.1 port={port} user=postgres dbname=test")
+            .parse()
+            .expect("config");
     let options = PgOptions::new().connect_timeout(std::time::Duration::from_millis(300));
-    let opened = tokio::time::timeout(OPEN_BOUND, AsyncPostgresEventStore::from_config(config, JsonCodec, options))
-        .await
-        .expect("the open returned");
+    let opened = tokio::time::timeout(
+        OPEN_BOUND,
+        AsyncPostgresEventStore::from_config(config, JsonCodec, options),
+    )
+    .await
+    .expect("the open returned");
     assert_setup_timed_out(opened.map(|_| ()), "300ms");
     let url = format!("host=127.0.0.1 port={port} user=postgres dbname=test connect_timeout=1");
     let opened = tokio::time::timeout(OPEN_BOUND, AsyncPostgresEventStore::connect(&url))

@@ -112,7 +112,12 @@ fn connection(client: TcpStream, server: TcpStream, shared: &Arc<Shared>) -> Vec
             s.set_read_timeout(Some(TICK))?;
             s.set_nodelay(true)?;
         }
-        Ok([client.try_clone()?, server.try_clone()?, client.try_clone()?, server.try_clone()?])
+        Ok([
+            client.try_clone()?,
+            server.try_clone()?,
+            client.try_clone()?,
+            server.try_clone()?,
+        ])
     };
     let Ok([c_read, s_write, c_write, s_read]) = setup() else {
         return Vec::new();

@@ -6,7 +6,12 @@
 //! round trip. Connections are recycled with the fast method (a closed client is never
 //! reused); a client whose operation failed with a connection-level error is taken out of
 //! the pool at once (`Object::take`), so a connection killed under it is not handed out
-//! again.
+//! again, and the operation runs once more on a client known to be alive (`Lease::fresh`:
+//! a new one, or an idle one that answers an empty query, since the idle ones may have
+//! died too before their connection task noticed). After a stale-statement error the
+//! client's statement cache is cleared and the operation runs once more on it (`run!`).
+//! deadpool's create timeout is the connect timeout, so a server that never answers fails
+//! the checkout in time.
 
 use std::fmt;
 use std::pin::pin;

@@ -14,7 +14,7 @@ pub(crate) const BACKEND: &str = "postgres";
 /// The tracing target of the PostgreSQL stores.
 pub(crate) const TARGET: &str = "eventsource::store::postgres";
 
-/// How the stores connect: schema, pool size, waiting, migrations and TLS.
+/// How the stores connect: schema, pool size, waiting, connect timeout, migrations and TLS.
 ///
 /// ```
 /// use std::time::Duration;
@@ -23,8 +23,10 @@ pub(crate) const TARGET: &str = "eventsource::store::postgres";
 /// let options = PgOptions::new()
 ///     .schema("orders")              // every statement runs in schema `orders`
 ///     .pool_size(16)                 // at most 16 connections per store
-///     .checkout_timeout(Duration::from_secs(5));
+///     .checkout_timeout(Duration::from_secs(5))
+///     .connect_timeout(Duration::from_secs(3)); // a server that never answers: an error in 3 s
 /// assert_eq!(options.get_schema(), Some("orders"));
+/// assert_eq!(options.get_connect_timeout(), Some(Duration::from_secs(3)));
 /// ```
 #[derive(Debug, Clone)]
 pub struct PgOptions {

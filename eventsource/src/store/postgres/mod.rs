@@ -29,9 +29,9 @@
 //! `postgresql://` URL; `from_config` a configured `postgres::Config` (sync) or
 //! `tokio_postgres::Config` (async) and [`PgOptions`]: a schema (every connection starts
 //! with `search_path` set to it, through the startup `options`, so no statement names a
-//! schema and a pooled connection cannot lose it), the pool size, the checkout timeout,
-//! whether to migrate, and TLS ([`TlsMode`]; rustls, behind the `postgres-tls` feature,
-//! with `connect_tls(url)` for the common case). Opening applies pending migrations from
+//! schema and a pooled connection cannot lose it), the pool size, the checkout and
+//! connect timeouts, whether to migrate, and TLS ([`TlsMode`]; rustls, behind the
+//! `postgres-tls` feature, with `connect_tls(url)` for the common case). Opening applies pending migrations from
 //! `migrations/postgres` in one transaction under an advisory lock, so concurrent first
 //! connects queue instead of failing, then checks the tables, column types (`JSONB` or
 //! `BYTEA` bodies, per codec) and constraints through `information_schema`, failing with
@@ -44,12 +44,43 @@
 //! one of our own (a mutex of idle clients and a condvar; see `sync.rs` for why not
 //! r2d2), the async one is deadpool-postgres. Both keep prepared statements per
 //! connection, so each statement is parsed once per connection and then runs in one round
-//! trip, and both discard a connection whose operation failed at the connection level (a
-//! killed backend, a server restart): the operation returns
-//! [`Error::Store`](crate::Error::Store), the next one gets a fresh connection. Nothing is
-//! retried behind your back: a connection lost while an append's commit was on the wire
-//! leaves its outcome unknown, and retrying the same events then answers
-//! [`Error::DuplicateEvent`](crate::Error::DuplicateEvent) if it had landed.
+//! trip.
+//!
+//! ## Connections that heal
+//!
+//! One classification of driver errors, shared by both APIs, decides what a failure means:
+//!
+//! - **Connection-level** (the connection closed, an I/O error, SQLSTATE class `08`,
+//!   `57P01` admin shutdown as after `pg_terminate_backend`, `57P02`, `57P03`, any `FATAL`):
+//!   the connection is discarded, never returned to the pool, and the operation runs **once
+//!   more on a fresh connection** (a newly opened one; on the async pool, a new one or an
+//!   idle one that answers an empty query). So after a server restart, or after every
+//!   pooled connection was terminated, the very next call succeeds.
+//! - **Stale statement** (`0A000` "cached plan must not change result type", after a
+//!   compatible `ALTER TABLE` such as widening `event_type`; `26000`, a prepared statement
+//!   gone after a pooler's `DISCARD ALL`): the connection's statement cache is dropped and
+//!   the operation runs once more on it, re-preparing its statements.
+//! - Anything else (a constraint, bad data) is the operation's answer; the connection stays.
+//!
+//! Every operation of these stores is safe to run twice. A read that has already handed
+//! rows to its visitor is not repeated (the error is returned). An append is: its event ids
+//! are fixed when the events are recorded, so if the first attempt had committed before the
+//! connection was lost, the second answers [`Error::Conflict`](crate::Error::Conflict) (or
+//! [`Error::DuplicateEvent`](crate::Error::DuplicateEvent)), and the repository recognises
+//! its own batch at the expected positions and reports success with
+//! [`SaveOutcome::already_committed`](crate::SaveOutcome::already_committed). A snapshot
+//! upsert run twice keeps the same row; a delete run twice may report that it deleted
+//! nothing. If the second attempt fails too, its error is returned: call `save` again with
+//! the same aggregate (see the reliability guide).
+//!
+//! Opening a connection is bounded on both APIs by [`PgOptions::connect_timeout`], else the
+//! connection string's `connect_timeout` (for the whole setup, not only the TCP connect),
+//! else the checkout timeout: a server that accepts the connection and never answers fails
+//! the open, or the operation that needed a new connection, with
+//! [`Error::Store`](crate::Error::Store) naming the timeout. (The sync driver bounds only
+//! the TCP connect, so the sync pool runs each setup on a short-lived helper thread; an
+//! attempt that answers after its caller gave up is closed, and at most `pool_size` such
+//! attempts may hang at once before connecting fails immediately.)
 //!
 //! The sync stores drive each connection on the `postgres` crate's private runtime: call
 //! them from plain threads (or `spawn_blocking`), never from inside an async task. The

@@ -5,10 +5,17 @@
 //! A `Mutex` over idle clients plus a `Condvar`: an operation takes the most recently used
 //! idle client (or opens one while fewer than `pool_size` are open, or waits up to
 //! `checkout_timeout`), runs, and gives it back. A client whose operation failed with a
-//! connection-level error (I/O, closed, `FATAL`, administrator shutdown) or that reports
-//! itself closed is dropped instead, and its slot freed: a dead connection is never handed
-//! out twice. Each client keeps its prepared statements, so a statement is parsed once per
-//! connection and every later execution is one round trip.
+//! connection-level error (see `conn::Failure`: I/O, closed, class 08, `FATAL`,
+//! administrator shutdown) or that reports itself closed is dropped instead, and its slot
+//! freed: a dead connection is never handed out twice. The operation then runs once more
+//! on a newly opened client (closing the least recently used idle one when the pool is
+//! full, as the idle ones may have died with it); after a stale-statement error it runs
+//! once more on the same client with its statement cache dropped (`Pool::run`). Each
+//! client keeps its prepared statements, so a statement is parsed once per connection and
+//! every later execution is one round trip.
+//!
+//! Opening a client is bounded by the connect timeout: the `postgres` crate bounds only
+//! the TCP connect, so the setup runs on a helper thread the caller waits for.
 //!
 //! Why not r2d2-postgres: it pins its own `postgres` version, starts a maintenance thread
 //! per pool, and has no room for the per-connection statement cache we need anyway; the
