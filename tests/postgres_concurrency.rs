@@ -270,9 +270,12 @@ fn stored_ids(db: &PgSchema, ids: &[Uuid]) -> i64 {
     })
 }
 
+/// An append whose connection is killed (while it waits on a lock, so nothing committed)
+/// runs once more on a fresh connection; when that attempt is killed too, the error is
+/// returned and nothing of the batch is stored.
 #[test]
-fn a_connection_killed_mid_append_writes_nothing_sync() {
-    let db = pg_schema_or_skip!("a_connection_killed_mid_append_writes_nothing_sync");
+fn a_connection_killed_mid_append_twice_writes_nothing_sync() {
+    let db = pg_schema_or_skip!("a_connection_killed_mid_append_twice_writes_nothing_sync");
     let app = db.app("killed");
     let es = PostgresEventStore::from_config(db.config(&app), JsonCodec, db.options().pool_size(2)).expect("open");
     let id = Uuid::now_v7();
@@ -281,7 +284,10 @@ fn a_connection_killed_mid_append_writes_nothing_sync() {
     let locker = Locker::hold(&db);
     let result = std::thread::scope(|s| {
         let append = s.spawn(|| es.append(id, "Order", 3, &doomed));
-        assert_eq!(db.kill(&app, true), 1, "the append was waiting on the lock");
+        let first = db.kill_pids(&app, true, &[]);
+        assert_eq!(first.len(), 1, "the append was waiting on the lock");
+        let second = db.kill_pids(&app, true, &first);
+        assert_eq!(second.len(), 1, "its one retry, on a fresh connection, waited too");
         append.join().expect("append thread")
     });
     drop(locker);
@@ -294,14 +300,36 @@ fn a_connection_killed_mid_append_writes_nothing_sync() {
     let ids: Vec<Uuid> = doomed.iter().map(|e| e.event_id).collect();
     assert_eq!(stored_ids(&db, &ids), 0, "no partial batch");
     assert_eq!(es.stream_version(id, "Order").expect("version"), 3);
-    // The dead connection was discarded: the same batch goes in now.
+    // The dead connections were discarded: the same batch goes in now.
     assert_eq!(es.append(id, "Order", 3, &doomed).expect("retry"), 53);
 }
 
+#[test]
+fn a_connection_killed_mid_append_is_retried_once_sync() {
+    let db = pg_schema_or_skip!("a_connection_killed_mid_append_is_retried_once_sync");
+    let app = db.app("killed");
+    let es = PostgresEventStore::from_config(db.config(&app), JsonCodec, db.options().pool_size(2)).expect("open");
+    let id = Uuid::now_v7();
+    es.append(id, "Order", 0, &batch(3)).expect("first batch");
+    let retried = batch(50);
+    let locker = Locker::hold(&db);
+    let result = std::thread::scope(|s| {
+        let append = s.spawn(|| es.append(id, "Order", 3, &retried));
+        let first = db.kill_pids(&app, true, &[]);
+        assert_eq!(first.len(), 1, "the append was waiting on the lock");
+        // Its retry runs on a fresh connection; let it through.
+        drop(locker);
+        append.join().expect("append thread")
+    });
+    assert_eq!(result.expect("the retried append"), 53);
+    let ids: Vec<Uuid> = retried.iter().map(|e| e.event_id).collect();
+    assert_eq!(stored_ids(&db, &ids), 50, "the batch once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_killed_mid_append_writes_nothing_async() {
+async fn a_connection_killed_mid_append_twice_writes_nothing_async() {
     use eventsource::tokio::EventStore as _;
-    let db = pg_schema_or_skip!("a_connection_killed_mid_append_writes_nothing_async");
+    let db = pg_schema_or_skip!("a_connection_killed_mid_append_twice_writes_nothing_async");
     let app = db.app("killed");
     let es = AsyncPostgresEventStore::from_config(db.async_config(&app), JsonCodec, db.options().pool_size(2))
         .await
@@ -314,8 +342,14 @@ async fn a_connection_killed_mid_append_writes_nothing_async() {
         let (es, doomed) = (es.clone(), doomed.clone());
         tokio::spawn(async move { es.append(id, "Order", 3, &doomed).await })
     };
-    assert_eq!(db.kill(&app, true), 1, "the append was waiting on the lock");
-    let result = append.await.expect("append task");
+    let first = db.kill_pids(&app, true, &[]);
+    assert_eq!(first.len(), 1, "the append was waiting on the lock");
+    let second = db.kill_pids(&app, true, &first);
+    assert_eq!(second.len(), 1, "its one retry, on a fresh connection, waited too");
+    let result = tokio::time::timeout(Duration::from_secs(60), append)
+        .await
+        .expect("bounded")
+        .expect("append task");
     drop(locker);
     match result {
         Err(Error::Store {

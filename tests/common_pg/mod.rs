@@ -161,32 +161,42 @@ impl PgSchema {
     /// of them is in the given state (`active`, `idle`...) and waiting on a lock when
     /// `waiting_on_lock`; returns how many were terminated.
     pub fn kill(&self, app: &str, waiting_on_lock: bool) -> usize {
+        self.kill_pids(app, waiting_on_lock, &[]).len()
+    }
+
+    /// Like [`kill`](Self::kill), ignoring the backends in `except` (already terminated ones
+    /// that may not have exited yet); returns the pids terminated.
+    pub fn kill_pids(&self, app: &str, waiting_on_lock: bool, except: &[i32]) -> Vec<i32> {
         let app = app.to_owned();
+        let except = except.to_vec();
         self.with_client(move |c| {
             for _ in 0..500 {
                 let rows = c
                     .query(
                         "SELECT pid FROM pg_stat_activity
                          WHERE application_name = $1
-                           AND ($2 = FALSE OR wait_event_type = 'Lock')",
-                        &[&app, &waiting_on_lock],
+                           AND ($2 = FALSE OR wait_event_type = 'Lock')
+                           AND pid <> ALL($3)",
+                        &[&app, &waiting_on_lock, &except],
                     )
                     .expect("pg_stat_activity");
                 if !rows.is_empty() {
-                    let mut killed = 0;
+                    let mut killed = Vec::new();
                     for row in rows {
                         let pid: i32 = row.get(0);
                         let ok: bool = c
                             .query_one("SELECT pg_terminate_backend($1)", &[&pid])
                             .expect("terminate")
                             .get(0);
-                        killed += usize::from(ok);
+                        if ok {
+                            killed.push(pid);
+                        }
                     }
                     return killed;
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            0
+            Vec::new()
         })
     }
 }
