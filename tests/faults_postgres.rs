@@ -29,7 +29,7 @@ use uuid::Uuid;
 const TYPE: &str = "Order";
 const WRITERS: usize = 4;
 const AGGREGATES: usize = 3;
-const SAVES_PER_WRITER: usize = 12;
+const SAVES_PER_WRITER: usize = 25;
 /// Attempts of one save (the same recorded events) after errors of unknown outcome.
 const SAVE_TRIES: usize = 6;
 /// Rounds of one command (reload, record, save) after conflicts.
