@@ -165,6 +165,12 @@ fn check_read_only_dir(root: &Path, prepared: &Prepared, directory_is_read_only:
         }
         x => panic!("expected a store error naming WAL mode, got {x:?}"),
     }
+    // The same through an SQLite URI asking for a read-only open.
+    let uri = format!("file:{}?mode=ro", without.display());
+    match SqliteEventStore::open(&uri) {
+        Err(Error::Store { message, .. }) => assert!(message.contains("is in WAL mode"), "{message}"),
+        x => panic!("expected a store error naming WAL mode, got {x:?}"),
+    }
     // The fix it names works: immutable reads the checkpointed main file.
     let store = open(&without, immutable()).expect("immutable open");
     assert_eq!(read_ids(&store, prepared.id), prepared.ids);
@@ -257,7 +263,7 @@ fn checked_on_a_read_only_mount(work: &Path) -> bool {
         }
     };
     if !output.contains(READY) {
-        eprintln!("no read-only mount here:\n{output}");
+        eprintln!("no tmpfs mount in a private mount namespace here:\n{output}");
         return false;
     }
     assert!(
@@ -282,15 +288,16 @@ fn read_only_mount_child() {
         println!("cannot mount a tmpfs here");
         return;
     }
+    // From here on the mechanism is available: any failure fails the parent test.
+    println!("{READY}");
     let prepared = prepare(&mnt);
-    if !run("mount", &["-o", "remount,ro", mnt_text]) {
-        println!("cannot remount read-only here");
-        return;
-    }
+    assert!(
+        run("mount", &["-o", "remount,ro", mnt_text]),
+        "cannot remount the tmpfs read-only"
+    );
     for dir in ["with", "without"] {
         assert!(!can_create_in(&mnt.join(dir)), "the remount left {dir} writable");
     }
-    println!("{READY}");
     check_read_only_dir(&mnt, &prepared, true);
     println!("{CHECKED}");
 }

@@ -221,6 +221,8 @@ impl SqliteOptions {
     /// writer closed cleanly and deleted them) the open fails with [`Error::Store`]
     /// naming that reason and the fixes, one of which is [`SqliteOptions::immutable`]. See
     /// the [module docs](self#read-only-databases).
+    ///
+    /// A `file:` URI with `mode=ro` or `immutable=1` opens read-only whatever this says.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self
@@ -292,6 +294,11 @@ fn file_location(path: &Path) -> StoreLocation {
 
 impl Database {
     fn open(target: Target, format: Format, options: SqliteOptions) -> Result<Arc<Self>> {
+        // A `file:` URI with `mode=ro` (or `immutable=1`) is a read-only open, options or not.
+        let options = match &target {
+            Target::File(path) if readonly::uri_asks_read_only(path) => options.read_only(true),
+            _ => options,
+        };
         let opener = Opener { target, options };
         let conn = opener.open()?;
         let applied = if opener.options.is_read_only() {
@@ -310,7 +317,12 @@ impl Database {
         };
         check_schema(&conn, format)?;
         let location = match &opener.target {
-            Target::File(path) => file_location(path),
+            Target::File(path) => {
+                if opener.options.is_immutable() {
+                    readonly::warn_if_wal_has_frames(path);
+                }
+                file_location(path)
+            }
             Target::Memory => StoreLocation(format!("sqlite::memory:{}", uuid::Uuid::new_v4())),
         };
         debug!(target: TARGET, location = %location.0, format = ?format, migrations_applied = ?applied,

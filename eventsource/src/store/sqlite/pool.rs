@@ -78,9 +78,6 @@ impl Opener {
         conn.busy_timeout(self.options.get_busy_timeout()).map_err(explain)?;
         conn.query_row(sql::FIRST_READ, [], |r| r.get::<_, i64>(0))
             .map_err(explain)?;
-        if immutable {
-            readonly::warn_if_wal_has_frames(path);
-        }
         self.configure(&conn)?;
         Ok(conn)
     }

@@ -7,7 +7,7 @@
 //! writer closed cleanly has neither file (the last connection deletes them), so on a
 //! read-only file system SQLite answers a bare "unable to open database file". This
 //! module turns that into the reason and the fix, reading only the database header and
-//! the directory listing: nothing is written.
+//! whether the two files exist: nothing is written.
 
 use std::path::{Path, PathBuf};
 
@@ -88,6 +88,24 @@ pub(super) fn database_file(target: &Path) -> PathBuf {
         None => path,
     };
     path_from_bytes(percent_decode(path))
+}
+
+/// Whether `target` is an SQLite `file:` URI that asks for a read-only connection
+/// (`mode=ro`, or `immutable` set).
+pub(super) fn uri_asks_read_only(target: &Path) -> bool {
+    let text = target.to_string_lossy();
+    let Some(uri) = text.strip_prefix("file:") else {
+        return false;
+    };
+    let query = uri.split('#').next().unwrap_or_default();
+    let Some((_, query)) = query.split_once('?') else {
+        return false;
+    };
+    query.split('&').any(|param| match param.split_once('=') {
+        Some(("mode", "ro")) => true,
+        Some(("immutable", value)) => ["1", "yes", "true", "on"].iter().any(|v| value.eq_ignore_ascii_case(v)),
+        _ => false,
+    })
 }
 
 /// The `file:` URI that opens `target` immutable (`immutable=1`): SQLite then takes no
@@ -225,6 +243,26 @@ mod tests {
             PathBuf::from("/x/y.db")
         );
         assert_eq!(database_file(Path::new("file:/x/100%")), PathBuf::from("/x/100%"));
+    }
+
+    #[test]
+    fn read_only_uris_are_recognised() {
+        for uri in [
+            "file:a.db?mode=ro",
+            "file:/a.db?cache=private&mode=ro#x",
+            "file:a.db?immutable=1",
+        ] {
+            assert!(uri_asks_read_only(Path::new(uri)), "{uri}");
+        }
+        for target in [
+            "a.db",
+            "file:a.db",
+            "file:a.db?mode=rw",
+            "file:a.db#?mode=ro",
+            "file:a.db?immutable=0",
+        ] {
+            assert!(!uri_asks_read_only(Path::new(target)), "{target}");
+        }
     }
 
     #[test]
