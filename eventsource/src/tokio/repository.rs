@@ -26,10 +26,12 @@ use crate::store::NoSnapshotStore;
 ///
 /// In [`SnapshotMode::Background`], `save` returns without waiting for the snapshot write:
 /// the state is encoded at save time and pushed to a bounded queue (one pending snapshot
-/// per aggregate, the newest) drained by a tokio task; what the queue cannot take is
-/// dropped and counted. `flush().await` waits for the queue, `shutdown(timeout).await`
-/// drains it within a timeout. Dropping the repository lets the task finish what is queued
-/// while the runtime runs.
+/// per aggregate, the newest) drained by a worker thread with its own small tokio runtime,
+/// so the worker lives as long as the repository, whichever runtime `save` is called from
+/// (a runtime that ends takes no snapshot with it); what the queue cannot take is dropped
+/// and counted. `flush().await` waits for the queue, `shutdown(timeout).await` drains it
+/// within a timeout. Dropping the repository lets the worker finish what is queued while
+/// the process runs.
 pub struct AggregateRepository<A: Aggregate, ES: EventStore, SS: SnapshotStore = NoSnapshotStore> {
     events: ES,
     snapshots: Option<Arc<SS>>,
@@ -209,13 +211,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         result
     }
 
-    /// Waits until every queued background snapshot is written (or failed).
+    /// Waits until every queued background snapshot is written (or failed);
+    /// [`Error::WorkerStopped`] at once when the background worker is gone (see
+    /// [`crate::AggregateRepository::flush`]).
     pub async fn flush(&self) -> Result<()> {
         match self.background.get() {
-            Some(bg) => {
-                bg.wait_idle().await;
-                Ok(())
-            }
+            Some(bg) => bg.wait_idle().await,
             None => Ok(()),
         }
     }
@@ -230,7 +231,8 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 
     /// Stops the background worker after draining its queue, waiting at most `timeout`.
     /// Snapshots still queued then are dropped and counted, and so are later background
-    /// snapshots.
+    /// snapshots. [`Error::Timeout`] when the queue did not drain in time,
+    /// [`Error::WorkerStopped`] (at once) when the worker is gone.
     pub async fn shutdown(&self, timeout: Duration) -> Result<()> {
         match self.background.get() {
             Some(bg) => bg.shutdown(timeout).await,
