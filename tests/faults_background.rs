@@ -262,13 +262,20 @@ fn sync_a_killed_worker_makes_flush_and_shutdown_fail_at_once() {
     let mut orders: Vec<Tracked> = (0..4).map(|_| Tracked::new(5)).collect();
     for o in &mut orders {
         let action = o.save_with(|r| repo.save(r).map(|s| s.snapshot));
-        assert!(matches!(action, SnapshotAction::Queued | SnapshotAction::Dropped), "{action:?}");
+        assert!(
+            matches!(action, SnapshotAction::Queued | SnapshotAction::Dropped),
+            "{action:?}"
+        );
     }
     assert!(matches!(repo.flush_timeout(BOUND), Err(Error::WorkerStopped)));
     // No timeout of its own, and still no wait.
     let flushing = Arc::clone(&repo);
     assert!(matches!(bounded(move || flushing.flush()), Err(Error::WorkerStopped)));
-    assert_eq!(store.panics.load(Ordering::SeqCst), 1, "the first write killed the worker");
+    assert_eq!(
+        store.panics.load(Ordering::SeqCst),
+        1,
+        "the first write killed the worker"
+    );
     let stats = repo.stats();
     // The killing write failed; everything else queued was dropped and counted.
     assert_eq!((stats.failures, stats.writes, stats.dropped), (1, 0, 3), "{stats:?}");
@@ -282,7 +289,10 @@ fn sync_a_killed_worker_makes_flush_and_shutdown_fail_at_once() {
     }
     assert_eq!(repo.stats().dropped, 3 + 4);
     let stopping = Arc::clone(&repo);
-    assert!(matches!(bounded(move || stopping.shutdown(BOUND)), Err(Error::WorkerStopped)));
+    assert!(matches!(
+        bounded(move || stopping.shutdown(BOUND)),
+        Err(Error::WorkerStopped)
+    ));
     assert!(logs().contains("background snapshot worker stopped"));
     for o in &orders {
         o.assert_invariants(&events, &store);
@@ -363,7 +373,11 @@ async fn async_a_killed_worker_makes_flush_and_shutdown_fail_at_once() {
     let flushed = tokio::time::timeout(BOUND, repo.flush()).await.expect("flush returns");
     assert!(matches!(flushed, Err(Error::WorkerStopped)), "{flushed:?}");
     assert!(matches!(repo.flush_timeout(BOUND).await, Err(Error::WorkerStopped)));
-    assert_eq!(store.panics.load(Ordering::SeqCst), 1, "the first write killed the worker");
+    assert_eq!(
+        store.panics.load(Ordering::SeqCst),
+        1,
+        "the first write killed the worker"
+    );
     let stats = repo.stats();
     assert_eq!((stats.failures, stats.writes, stats.dropped), (1, 0, 3), "{stats:?}");
 

@@ -179,7 +179,12 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
-    /// The background snapshot worker is gone (the repository is shutting down).
+    /// The background snapshot worker is gone: it stopped abnormally (a panic it could
+    /// not contain; a panicking snapshot store is contained and counted as a failure) or
+    /// could not be started. Returned at once, never after a wait, by `flush`,
+    /// `flush_timeout` and `shutdown`; the snapshots it held, and every later background
+    /// snapshot, are dropped and counted in `SnapshotStats::dropped`. Saves and loads are
+    /// unaffected.
     #[error("background snapshot worker stopped")]
     WorkerStopped,
     /// Waiting for background work did not finish in time.

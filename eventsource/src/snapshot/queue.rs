@@ -1,7 +1,7 @@
 //! The background-mode queue: bounded, one pending snapshot per aggregate.
 //!
 //! Pure data structure, no threads or I/O: the sync shell drives it from a worker thread,
-//! the async shell from a tokio task.
+//! the async shell from a worker thread running its own tokio runtime.
 //!
 //! - `push` of an aggregate that already has a pending snapshot replaces it when the new
 //!   one is newer (coalescing): only the latest state of an aggregate is worth writing.
