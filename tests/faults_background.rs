@@ -402,3 +402,95 @@ async fn async_a_killed_worker_makes_flush_and_shutdown_fail_at_once() {
         );
     }
 }
+
+/// One tick; `poison` makes the state's `Serialize` panic until a later tick clears it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, eventsource::DomainEvent)]
+struct Ticked {
+    poison: bool,
+}
+
+/// A state whose encoding panics while it is poisoned (a `Serialize` impl with a bug).
+#[derive(Debug, Default, Clone, PartialEq, serde::Deserialize, eventsource::Aggregate)]
+#[aggregate(type = "Fragile", events(Ticked))]
+struct Fragile {
+    ticks: u64,
+    poisoned: bool,
+}
+
+impl eventsource::Apply<Ticked> for Fragile {
+    fn apply(&mut self, e: &Ticked) {
+        self.ticks += 1;
+        self.poisoned = e.poison;
+    }
+}
+
+impl serde::Serialize for Fragile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        assert!(!self.poisoned, "injected Serialize panic");
+        let mut st = s.serialize_struct("Fragile", 2)?;
+        st.serialize_field("ticks", &self.ticks)?;
+        st.serialize_field("poisoned", &self.poisoned)?;
+        st.end()
+    }
+}
+
+fn ticks(root: &mut AggregateRoot<Fragile>, n: u64, poison_last: bool) {
+    for i in 1..=n {
+        root.record(Ticked {
+            poison: poison_last && i == n,
+        });
+    }
+}
+
+/// The events are committed before the snapshot is encoded: a state whose encoding panics
+/// costs the snapshot (a counted failure), never the save. Sync and async share the code.
+#[test]
+fn a_panic_while_encoding_the_snapshot_never_fails_the_save() {
+    logs();
+    let (events, snapshots) = (InMemoryEventStore::new(), InMemorySnapshotStore::new());
+    for mode in [SnapshotMode::Background, SnapshotMode::Sync] {
+        let repo = AggregateRepository::<Fragile, _>::new(events.clone())
+            .with_snapshot_store(snapshots.clone())
+            .snapshot_threshold(3)
+            .expect("threshold")
+            .snapshot_mode(mode);
+        let mut root = AggregateRoot::<Fragile>::new(Uuid::now_v7());
+        let mut ack = Acknowledged::default();
+        ticks(&mut root, 4, true);
+        ack.event_ids.extend(root.uncommitted_event_ids());
+        let saved = repo.save(&mut root).expect("the save stands");
+        assert_eq!(saved.snapshot, SnapshotAction::Failed, "{mode:?}");
+        assert_eq!(repo.stats().failures, 1, "{mode:?}");
+        assert!(logs().contains(&format!("aggregate_id={}", root.id())));
+        // Cured by the next event: the next crossing snapshots again.
+        ticks(&mut root, 3, false);
+        ack.event_ids.extend(root.uncommitted_event_ids());
+        repo.save(&mut root).expect("save");
+        repo.flush_timeout(BOUND).expect("flush");
+        assert_eq!(repo.stats().writes, 1, "{mode:?}");
+        assert_stream_intact(&events, "Fragile", root.id(), &ack);
+        assert_snapshot_load_equals_replay(&repo, &events, root.id());
+        let (loaded, outcome) = repo.load_with_outcome(root.id()).expect("load");
+        assert_eq!(outcome.snapshot, SnapshotUse::Used { version: 7 }, "{mode:?}");
+        assert_eq!(loaded.state().ticks, 7);
+    }
+    // The async repository calls the same encoding.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let repo = eventsource::tokio::AggregateRepository::<Fragile, _>::new(events.clone())
+            .with_snapshot_store(snapshots.clone())
+            .snapshot_threshold(3)
+            .expect("threshold")
+            .snapshot_mode(SnapshotMode::Background);
+        let mut root = AggregateRoot::<Fragile>::new(Uuid::now_v7());
+        ticks(&mut root, 4, true);
+        let saved = repo.save(&mut root).await.expect("the save stands");
+        assert_eq!(saved.snapshot, SnapshotAction::Failed);
+        assert_eq!(repo.stats().failures, 1);
+        assert_eq!(repo.load(root.id()).await.expect("load").state().ticks, 4);
+    });
+}

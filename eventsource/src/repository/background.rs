@@ -38,7 +38,7 @@ use crate::store::SnapshotStore;
 pub(crate) type Caught = std::thread::Result<Result<SnapshotWrite>>;
 
 /// The text of a panic payload (`panic!` gives a `&str` or a `String`).
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     payload
         .downcast_ref::<&str>()
         .copied()
