@@ -494,3 +494,48 @@ fn a_panic_while_encoding_the_snapshot_never_fails_the_save() {
         assert_eq!(repo.load(root.id()).await.expect("load").state().ticks, 4);
     });
 }
+
+/// In `SnapshotMode::Sync` the write happens inside `save`, after the events commit: a
+/// panicking store costs the snapshot (a counted failure), never the save. Sync and async.
+#[test]
+fn a_panicking_store_in_sync_mode_never_fails_the_save() {
+    logs();
+    let (events, store) = (InMemoryEventStore::new(), Faulty::default());
+    let repo = sync_repo(&events, &store).snapshot_mode(SnapshotMode::Sync);
+    let mut o = Tracked::new(5);
+    store.set(PANIC);
+    assert_eq!(
+        o.save_with(|r| repo.save(r).map(|s| s.snapshot)),
+        SnapshotAction::Failed
+    );
+    assert_eq!(repo.stats().failures, 1);
+    store.set(WRITE);
+    add_items(&mut o.root, 6, 9);
+    assert_eq!(
+        o.save_with(|r| repo.save(r).map(|s| s.snapshot)),
+        SnapshotAction::Written
+    );
+    o.assert_invariants(&events, &store);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let repo = async_repo(&events, &store).snapshot_mode(SnapshotMode::Sync);
+        let mut o = Tracked::new(5);
+        store.set(PANIC);
+        let ids = o.root.uncommitted_event_ids().to_vec();
+        let saved = repo.save(&mut o.root).await.expect("the save stands");
+        o.ack.event_ids.extend(ids);
+        assert_eq!(saved.snapshot, SnapshotAction::Failed);
+        assert_eq!(repo.stats().failures, 1);
+        store.set(WRITE);
+        add_items(&mut o.root, 6, 9);
+        let ids = o.root.uncommitted_event_ids().to_vec();
+        let saved = repo.save(&mut o.root).await.expect("save");
+        o.ack.event_ids.extend(ids);
+        assert_eq!(saved.snapshot, SnapshotAction::Written);
+        o.assert_invariants(&events, &store);
+    });
+}

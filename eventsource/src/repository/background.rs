@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, warn};
 
-use super::core::{Config, Counters, TARGET};
+use super::core::{Config, Counters, SnapshotAction, TARGET};
 use crate::error::{Error, Result};
 use crate::snapshot::queue::{FlushState, Next, PushOutcome, WorkerQueue};
 use crate::snapshot::{Snapshot, SnapshotWrite};
@@ -64,6 +64,22 @@ pub(crate) fn record_outcome(counters: &Counters, snapshot: &Snapshot, outcome: 
                   "the snapshot store panicked during a background write; counted as a failure");
             // The payload is dropped here, in the worker: a payload whose `Drop` panics
             // too is the one panic that escapes, and the `DeathGuard` takes over.
+        }
+    }
+}
+
+/// Counts and logs a synchronous snapshot write (`SnapshotMode::Sync`, a repair) whose
+/// panic was caught: the events are committed, so a panicking store costs the snapshot
+/// (a counted failure), never the save. Shared by the sync and async shells.
+pub(crate) fn written_caught(counters: &Counters, outcome: Caught, snapshot: &Snapshot) -> SnapshotAction {
+    match outcome {
+        Ok(result) => super::core::written(counters, result, snapshot),
+        Err(payload) => {
+            counters.record_failure();
+            warn!(target: TARGET, aggregate_type = %snapshot.aggregate_type, aggregate_id = %snapshot.aggregate_id,
+                  version = snapshot.version, panic = panic_message(&*payload),
+                  "the snapshot store panicked; counted as a failure, the save stands and loads replay");
+            SnapshotAction::Failed
         }
     }
 }

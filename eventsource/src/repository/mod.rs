@@ -13,6 +13,7 @@ pub(crate) mod background;
 pub(crate) mod core;
 
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -262,8 +263,8 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
             }
             SnapshotMode::Sync | SnapshotMode::Manual => {
                 let _span = core::snapshot_span(&snapshot, "sync").entered();
-                let result = store.save_snapshot(&snapshot);
-                core::written(&self.counters, result, &snapshot)
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| store.save_snapshot(&snapshot)));
+                background::written_caught(&self.counters, outcome, &snapshot)
             }
         }
     }

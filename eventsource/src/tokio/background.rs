@@ -151,7 +151,7 @@ impl Background {
 /// ends it with the payload. Making it is caught too, since a store may do its work
 /// before its first poll (the in-memory stores do it all when called). (Like
 /// `futures::FutureExt::catch_unwind`, which needs `futures-util`'s `std` feature.)
-async fn caught<F: Future>(make: impl FnOnce() -> F) -> std::thread::Result<F::Output> {
+pub(crate) async fn caught<F: Future>(make: impl FnOnce() -> F) -> std::thread::Result<F::Output> {
     let fut = std::panic::catch_unwind(AssertUnwindSafe(make))?;
     let mut fut = pin!(fut);
     std::future::poll_fn(

@@ -10,10 +10,11 @@ use std::time::Duration;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::background::Background;
+use super::background::{caught, Background};
 use super::store::{EventStore, SnapshotStore};
 use crate::aggregate::{Aggregate, AggregateRoot};
 use crate::error::{Error, Result};
+use crate::repository::background::written_caught;
 use crate::repository::core::{self, Config, Counters, Tally};
 use crate::repository::{LoadOutcome, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats};
 use crate::snapshot::load::{LoadMachine, LoadStep};
@@ -259,11 +260,13 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
                 core::queued(&self.counters, bg.push(snapshot), id)
             }
             SnapshotMode::Sync | SnapshotMode::Manual => {
-                let result = store
-                    .save_snapshot(&snapshot)
-                    .instrument(core::snapshot_span(&snapshot, "sync"))
-                    .await;
-                core::written(&self.counters, result, &snapshot)
+                let outcome = caught(|| {
+                    store
+                        .save_snapshot(&snapshot)
+                        .instrument(core::snapshot_span(&snapshot, "sync"))
+                })
+                .await;
+                written_caught(&self.counters, outcome, &snapshot)
             }
         }
     }
