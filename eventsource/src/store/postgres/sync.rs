@@ -30,8 +30,8 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use super::conn::{
-    bound_to_i64, check_schema_name, is_fatal, location, session_options, store_error, Connector, PgOptions, BACKEND,
-    TARGET,
+    bound_to_i64, check_schema_name, is_fatal, location, session_options, ssl_mode_for, store_error, Connector,
+    PgOptions, BACKEND, TARGET,
 };
 use super::migrate;
 use super::ops::{self, AppendBatch, AppendOutcome, Header, SnapshotRow};
@@ -296,6 +296,11 @@ impl Shared {
         }
         let session = session_options(config.get_options(), options.get_schema());
         config.options(&session);
+        config.ssl_mode(ssl_mode_for(
+            config.get_ssl_mode(),
+            config.get_hosts(),
+            options.get_tls(),
+        )?);
         let pool = Pool {
             connector: Connector::new(options.get_tls()),
             format,
