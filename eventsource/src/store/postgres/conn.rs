@@ -259,6 +259,7 @@ pub(crate) fn ssl_mode_for(mode: SslMode, hosts: &[Host], tls: &TlsMode) -> Resu
 }
 
 /// [`Error::InvalidConfig`] for an `sslmode` that contradicts configured TLS.
+#[cfg(feature = "postgres-tls")]
 fn tls_conflict(mode: &str, meaning: &str) -> Error {
     Error::InvalidConfig(format!(
         "TLS is configured (PgOptions::tls or connect_tls), but the connection string says sslmode={mode}, \
