@@ -152,7 +152,10 @@ fn migrate_never_prints_the_postgres_password() {
     let db = with_password_and_schema(schema.url(), &schema.name);
     let (ok, out, err) = cli(&["migrate", &db]);
     assert!(ok, "{err}");
-    assert!(out.contains("schema up to date") && out.contains("password=***"), "{out}");
+    assert!(
+        out.contains("schema up to date") && out.contains("password=***"),
+        "{out}"
+    );
     assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "{out}{err}");
     // The tables landed in the test's schema.
     assert_eq!(
@@ -182,11 +185,17 @@ fn failures_never_print_the_postgres_password() {
     // Nothing listens on port 1; a malformed string; a string the command cannot place.
     for (args, expected) in [
         (
-            vec!["migrate".to_owned(), format!("postgresql://app:{PASSWORD}@127.0.0.1:1/x")],
+            vec![
+                "migrate".to_owned(),
+                format!("postgresql://app:{PASSWORD}@127.0.0.1:1/x"),
+            ],
             "postgres store error",
         ),
         (
-            vec!["migrate".to_owned(), format!("host=127.0.0.1 port=1 password={PASSWORD} foo=bar")],
+            vec![
+                "migrate".to_owned(),
+                format!("host=127.0.0.1 port=1 password={PASSWORD} foo=bar"),
+            ],
             "invalid PostgreSQL connection string: unknown option `foo`",
         ),
         (
@@ -205,6 +214,9 @@ fn failures_never_print_the_postgres_password() {
         let (ok, out, err) = cli(&args);
         assert!(!ok, "{args:?} succeeded: {out}");
         assert!(err.contains(expected), "{args:?}: {err}");
-        assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "{args:?}: {out}{err}");
+        assert!(
+            !out.contains(PASSWORD) && !err.contains(PASSWORD),
+            "{args:?}: {out}{err}"
+        );
     }
 }
