@@ -246,8 +246,9 @@ impl AsyncPostgresEventStore<JsonCodec> {
         Self::connect_with_codec(url, JsonCodec).await
     }
 
-    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
-    /// `prefer` (the default) becomes `require`.
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
+    /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
+    /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
     pub async fn connect_tls(url: &str) -> Result<Self> {
         let (config, options) = super::conn::tls_config(url)?;
@@ -442,8 +443,9 @@ impl AsyncPostgresSnapshotStore<JsonCodec> {
             .map(|events| events.snapshot_store())
     }
 
-    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
-    /// `prefer` (the default) becomes `require`.
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
+    /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
+    /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
     pub async fn connect_tls(url: &str) -> Result<Self> {
         AsyncPostgresEventStore::connect_tls(url)

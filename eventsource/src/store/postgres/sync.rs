@@ -370,8 +370,9 @@ impl PostgresEventStore<JsonCodec> {
         Self::connect_with_codec(url, JsonCodec)
     }
 
-    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
-    /// `prefer` (the default) becomes `require`.
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
+    /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
+    /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
     pub fn connect_tls(url: &str) -> Result<Self> {
         let (config, options) = tls_config(url)?;
@@ -547,8 +548,9 @@ impl PostgresSnapshotStore<JsonCodec> {
         PostgresEventStore::connect(url).map(|events| events.snapshot_store())
     }
 
-    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
-    /// `prefer` (the default) becomes `require`.
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
+    /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
+    /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
     pub fn connect_tls(url: &str) -> Result<Self> {
         PostgresEventStore::connect_tls(url).map(|events| events.snapshot_store())
