@@ -14,17 +14,15 @@ mod common;
 mod common_pg;
 
 use std::error::Error as _;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::logs::Captured;
 use common::{item, Order, OrderCreated};
 use eventsource::store::postgres::{
     async_driver, driver, AsyncPostgresEventStore, AsyncPostgresSnapshotStore, PgOptions, PostgresEventStore,
     PostgresSnapshotStore,
 };
 use eventsource::{AggregateRepository, Error, JsonCodec};
-use tracing_subscriber::fmt::MakeWriter;
 use uuid::Uuid;
 
 /// A password that must show up nowhere.
@@ -159,33 +157,6 @@ fn sslmode_require_without_tls_is_refused_before_connecting() {
             matches!(PostgresEventStore::connect(url), Err(Error::Store { .. })),
             "{url}"
         );
-    }
-}
-
-/// Log lines, captured.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
     }
 }
 
