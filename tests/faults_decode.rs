@@ -37,6 +37,14 @@ fn create<ES: EventStore, SS: SnapshotStore>(
     (id, ack)
 }
 
+/// A repository snapshotting every 5 events.
+fn repo<ES: EventStore + Clone, SS: SnapshotStore + Clone>(es: &ES, ss: &SS) -> AggregateRepository<Order, ES, SS> {
+    AggregateRepository::<Order, _>::new(es.clone())
+        .with_snapshot_store(ss.clone())
+        .snapshot_threshold(5)
+        .expect("threshold")
+}
+
 fn expected(id: Uuid, items: u64) -> Order {
     let mut o = expected_order(id, items);
     o.customer_id = Some(id);
@@ -50,10 +58,7 @@ where
     ES: EventStore + Clone,
     SS: SnapshotStore + Clone,
 {
-    let repo = AggregateRepository::<Order, _>::new(es.clone())
-        .with_snapshot_store(ss.clone())
-        .snapshot_threshold(5)
-        .expect("threshold");
+    let repo = repo(es, ss);
     let (id, ack) = create(&repo, 12);
     let stored = ss
         .get_snapshot(id, "Order")
@@ -90,10 +95,7 @@ where
     ES: EventStore + Clone,
     SS: SnapshotStore + Clone,
 {
-    let repo = AggregateRepository::<Order, _>::new(es.clone())
-        .with_snapshot_store(ss.clone())
-        .snapshot_threshold(5)
-        .expect("threshold");
+    let repo = repo(es, ss);
     let (id, _) = create(&repo, 4);
     let bad = NewEvent {
         event_id: Uuid::now_v7(),
@@ -204,10 +206,7 @@ macro_rules! backends {
             #[test]
             fn bogus_snapshot_versions_are_discarded() {
                 let (es, ss, _guard) = $make;
-                let repo = AggregateRepository::<Order, _>::new(es.clone())
-                    .with_snapshot_store(ss.clone())
-                    .snapshot_threshold(5)
-                    .expect("threshold");
+                let repo = repo(&es, &ss);
                 let (id, ack) = create(&repo, 6);
                 let good = ss.get_snapshot(id, "Order").expect("get").expect("snapshot");
                 for version in [0, u64::MAX, i64::MAX as u64] {

@@ -200,6 +200,16 @@ pub enum Error {
         #[source]
         source: CodecError,
     },
+    /// A PostgreSQL connection string did not parse. The message is the driver's reason
+    /// (`unknown option `foo``, `invalid value for option `sslmode``, `invalid value for
+    /// option `port``, an unterminated quote, ...), which is also `source`. It never
+    /// contains the string itself, so no password leaks through it.
+    #[error("invalid PostgreSQL connection string: {source}")]
+    InvalidConnectionString {
+        /// The driver's reason.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 impl Error {

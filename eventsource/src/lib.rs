@@ -93,6 +93,8 @@ pub mod testing;
 pub mod guide {
     #[doc = include_str!("../../docs/snapshotting.md")]
     pub mod snapshotting {}
+    #[doc = include_str!("../../docs/reliability.md")]
+    pub mod reliability {}
 }
 pub mod time;
 #[cfg(feature = "tokio")]
