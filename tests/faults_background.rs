@@ -9,12 +9,12 @@
 
 mod common;
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::invariants::{assert_snapshot_load_equals_replay, assert_stream_intact, Acknowledged};
+use common::logs::Captured;
 use common::{expected_order, item, Order, OrderCreated};
 use eventsource::{
     AggregateRepository, AggregateRoot, Error, InMemoryEventStore, InMemorySnapshotStore, Result, Snapshot,
@@ -90,29 +90,9 @@ impl SnapshotStore for Faulty {
 /// It never blocks: the async API calls it in place.
 impl eventsource::tokio::NonBlocking for Faulty {}
 
-/// What the worker's WARN and ERROR logs (target `eventsource::repository`) wrote, for
-/// every test of this binary (the worker thread logs to the global subscriber); tests
-/// look for their own aggregate ids.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
+/// What the WARN and ERROR logs (target `eventsource::repository`) of every test of this
+/// binary wrote: the worker thread logs to the global subscriber, so one is installed
+/// once; tests look for their own aggregate ids.
 fn logs() -> String {
     static CAPTURED: OnceLock<Captured> = OnceLock::new();
     let captured = CAPTURED.get_or_init(|| {
@@ -125,7 +105,7 @@ fn logs() -> String {
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
         out
     });
-    String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    captured.text()
 }
 
 /// A new order with `items` items, not yet saved.
