@@ -20,8 +20,8 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use super::conn::{
-    bound_to_i64, check_schema_name, is_fatal, location, session_options, store_error, Connector, PgOptions, BACKEND,
-    TARGET,
+    bound_to_i64, check_schema_name, is_fatal, location, session_options, ssl_mode_for, store_error, Connector,
+    PgOptions, BACKEND, TARGET,
 };
 use super::migrate;
 use super::ops::{self, AppendBatch, AppendOutcome, Header, SnapshotRow};
@@ -170,6 +170,11 @@ impl Shared {
         }
         let session = session_options(config.get_options(), options.get_schema());
         config.options(session);
+        config.ssl_mode(ssl_mode_for(
+            config.get_ssl_mode(),
+            config.get_hosts(),
+            options.get_tls(),
+        )?);
         let hosts = config.get_hosts().to_vec();
         let ports = config.get_ports().to_vec();
         let manager_config = ManagerConfig {
@@ -241,8 +246,9 @@ impl AsyncPostgresEventStore<JsonCodec> {
         Self::connect_with_codec(url, JsonCodec).await
     }
 
-    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
-    /// `prefer` (the default) becomes `require`.
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
+    /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
+    /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
     pub async fn connect_tls(url: &str) -> Result<Self> {
         let (config, options) = super::conn::tls_config(url)?;
@@ -437,8 +443,9 @@ impl AsyncPostgresSnapshotStore<JsonCodec> {
             .map(|events| events.snapshot_store())
     }
 
-    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
-    /// `prefer` (the default) becomes `require`.
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
+    /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
+    /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
     pub async fn connect_tls(url: &str) -> Result<Self> {
         AsyncPostgresEventStore::connect_tls(url)
