@@ -246,7 +246,7 @@ fn kill_9_mid_save_loses_and_duplicates_nothing() {
     let mut total = 0;
     for round in 0..ROUNDS {
         let mode = if round % 2 == 0 { "sync" } else { "background" };
-        let kill_after = 3 + rng.below(25) as usize;
+        let kill_after = 3 + rng.below(18) as usize;
         let Round { acks } = run_round(&db, &id_list, rng.next(), mode, kill_after, deadline);
         assert!(acks.len() >= kill_after, "round {round}: {} acks", acks.len());
         eprintln!(

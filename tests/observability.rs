@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::logs::Captured;
 use common::{item, Order, OrderCreated};
 use eventsource::{AggregateRepository, InMemoryEventStore, InMemorySnapshotStore, Snapshot, SnapshotStore};

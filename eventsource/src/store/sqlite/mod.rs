@@ -86,7 +86,8 @@
 //! migration runs (a database that lacks one fails with [`Error::SchemaMismatch`]), the
 //! journal mode is left as it is, and the store writes nothing; appends and snapshot
 //! writes fail with [`Error::Store`]. Every connection reads the schema once as it opens,
-//! so a database that cannot be read fails the open, not a later call.
+//! so a database that cannot be read fails the open, not a later call. A `file:` URI
+//! with `mode=ro` or `immutable=1` opens the same way, whatever the options say.
 //!
 //! Our stores keep their files in WAL mode, and SQLite reads a WAL database read-only
 //! only when its `-wal` and `-shm` files exist, or when it can create them, which needs a
