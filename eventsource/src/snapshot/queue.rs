@@ -8,7 +8,7 @@
 //! - `push` of a new aggregate into a full queue drops the snapshot and counts it; the
 //!   next threshold crossing will try again, and loads stay correct (full replay).
 //!
-//! [`WorkerQueue`] adds the worker's life around it, the one state machine both shells
+//! `WorkerQueue` adds the worker's life around it, the one state machine both shells
 //! drive: running, stopping (shut down: nothing new is taken, what is queued is still
 //! written), and dead (the worker exited abnormally or never started: nothing queued will
 //! ever be written, so `flush` and `shutdown` must fail at once instead of waiting).
@@ -111,10 +111,10 @@ impl SnapshotQueue {
     }
 }
 
-/// What the worker does next ([`WorkerQueue::next`]).
+/// What the worker does next (`WorkerQueue::next`).
 #[derive(Debug)]
 pub(crate) enum Next {
-    /// Write this snapshot, then call [`WorkerQueue::done`].
+    /// Write this snapshot, then call `WorkerQueue::done`.
     Write(Snapshot),
     /// Nothing to do: wait for a push or a stop.
     Wait,
@@ -122,7 +122,7 @@ pub(crate) enum Next {
     Exit,
 }
 
-/// Where a flush stands ([`WorkerQueue::flush_state`]).
+/// Where a flush stands (`WorkerQueue::flush_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FlushState {
     /// Nothing pending or in flight.
