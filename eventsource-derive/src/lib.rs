@@ -5,7 +5,8 @@
 //! # `#[derive(DomainEvent)]`
 //!
 //! On a struct (named, tuple or unit fields). Implements `eventsource::DomainEvent` with
-//! `NAME` = the struct's name and `VERSION` = 1, unless overridden:
+//! `NAME` = the struct's name without `r#` (`struct r#match` is stored as `match`) and
+//! `VERSION` = 1, unless overridden:
 //!
 //! ```ignore
 //! #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
@@ -32,7 +33,9 @@
 //!
 //! generates
 //! - `enum OrderEvent { OrderCreated(OrderCreated), ItemAdded(ItemAdded) }` (default name:
-//!   the aggregate's name followed by `Event`) with the aggregate's visibility,
+//!   the aggregate's name without `r#`, followed by `Event`; each variant is the last
+//!   segment of the event's path as written, so `events(r#match)` gives the variant
+//!   `r#match`) with the aggregate's visibility,
 //!   `Debug` and `Clone`, and `From<E>` for each event;
 //! - `impl EventSet for OrderEvent`: an event is stored as its `DomainEvent::NAME` and a
 //!   payload holding only its own fields, so any codec decodes it;
@@ -47,10 +50,18 @@
 //! # Errors
 //!
 //! Every mistake is a compile error at the offending token, and one compile reports all of
-//! them: unknown or repeated keys (the message lists the valid ones), a missing or empty
-//! `type`, versions that are 0, negative, not an integer or beyond `u32`, an empty or
-//! repeated event list entry, upcast steps that are not below `schema_version`, repeated or
-//! leave a gap, derives on unions (and `DomainEvent` on enums). A listed event without an
+//! them: unknown or repeated keys (the message lists the valid ones), a missing `type`,
+//! a stored name that no store can hold, versions that are 0, negative, not an integer or
+//! beyond `u32`, a string literal with a suffix, an empty or repeated event list entry, an
+//! event listed as `self`, `Self`, `super` or `crate`, upcast steps that are not below
+//! `schema_version`, repeated or leave a gap, derives on unions (and `DomainEvent` on
+//! enums).
+//!
+//! A stored name (`type = "..."`, `name = "..."`, or an event struct's name when no `name`
+//! is given) must be 1 to 255 bytes (the `aggregate_type` and `event_type` columns are
+//! `VARCHAR(255)`), contain no control character (NUL, tab, newline, ...) and neither start
+//! nor end with whitespace; the error is at the string literal (or the struct's name) and
+//! says which rule it breaks. A listed event without an
 //! `Apply` impl is reported at that event in `events(...)`, a missing `From` conversion of
 //! an upcast step at that step's `state = T`.
 //!
@@ -247,7 +258,7 @@ mod tests {
             }
         }
         let event = &event_named(" OrderPlaced")[0];
-        assert!(event.contains("write \"OrderPlaced\""), "{event}");
+        assert!(event.contains("write `name = \"OrderPlaced\"`"), "{event}");
         assert!(event.starts_with("the event name"), "{event}");
         let typed = &aggregate_typed("")[0];
         assert!(typed.starts_with("the aggregate `type`"), "{typed}");
@@ -282,7 +293,10 @@ mod tests {
             errors[0].contains("(by default the struct's name) is 256 bytes long"),
             "{errors:?}"
         );
-        assert!(errors[0].contains("#[event(name = \"...\")]"), "{errors:?}");
+        assert!(
+            errors[0].contains("a shorter stored name with `#[event(name = \"...\")]` (at most 255 bytes)"),
+            "{errors:?}"
+        );
         // A name given instead makes it valid.
         items(domain_event(&parse_quote! {
             #[event(name = "E")]

@@ -393,22 +393,24 @@ fn upcast_chain(
 }
 
 /// The most bytes a stored name may have: the `aggregate_type` and `event_type` columns
-/// are `VARCHAR(255)` (see `migrations/postgres`), counted here in bytes (UTF-8), which no
-/// store's limit is below.
-pub(crate) const MAX_STORED_NAME_BYTES: usize = 255;
+/// are `VARCHAR(255)` (see `migrations/postgres`). Counted in bytes (UTF-8), so a name that
+/// passes fits whether a store counts characters (PostgreSQL) or bytes.
+const MAX_STORED_NAME_BYTES: usize = 255;
 
 /// Path segments that name no type of their own: an event listed as one of these would
 /// give its enum variant an impossible name.
 const PATH_KEYWORDS: &[&str] = &["self", "Self", "super", "crate"];
 
 /// A name that every store keeps beside each event or snapshot, for [`stored_name`].
-pub(crate) struct StoredName {
+struct StoredName {
     /// What the name is, to start a message: "the event name".
     what: &'static str,
     /// What the store does with it: "it is stored as the event type of every event".
     role: &'static str,
     /// The column that holds it.
     column: &'static str,
+    /// The attribute key that sets it: `name`.
+    key: &'static str,
     /// A valid example: `name = "OrderPlaced"`.
     example: &'static str,
     /// How to choose another name, when the name is too long.
@@ -420,6 +422,7 @@ const EVENT_NAME: StoredName = StoredName {
     what: "the event name",
     role: "it is stored as the event type of every event",
     column: "event_type",
+    key: "name",
     example: "name = \"OrderPlaced\"",
     shorten: "shorten it",
 };
@@ -429,8 +432,9 @@ const DEFAULT_EVENT_NAME: StoredName = StoredName {
     what: "the event name (by default the struct's name)",
     role: "it is stored as the event type of every event",
     column: "event_type",
+    key: "name",
     example: "name = \"OrderPlaced\"",
-    shorten: "give the event a shorter one with `#[event(name = \"...\")]`",
+    shorten: "give the event a shorter stored name with `#[event(name = \"...\")]`",
 };
 
 /// `#[aggregate(type = "...")]`.
@@ -438,6 +442,7 @@ const AGGREGATE_TYPE: StoredName = StoredName {
     what: "the aggregate `type`",
     role: "it is stored beside every event and snapshot",
     column: "aggregate_type",
+    key: "type",
     example: "type = \"Order\"",
     shorten: "shorten it",
 };
@@ -447,11 +452,12 @@ const AGGREGATE_TYPE: StoredName = StoredName {
 /// [`MAX_STORED_NAME_BYTES`] bytes, without control characters (PostgreSQL refuses NUL in
 /// text; the others would hide in logs and SQL), and without leading or trailing
 /// whitespace (which a reader of the name cannot see). Reports the first problem only.
-pub(crate) fn stored_name(value: &str, kind: &StoredName, span: proc_macro2::Span, errors: &mut Errors) {
+fn stored_name(value: &str, kind: &StoredName, span: proc_macro2::Span, errors: &mut Errors) {
     let StoredName {
         what,
         role,
         column,
+        key,
         example,
         shorten,
     } = kind;
@@ -472,14 +478,14 @@ pub(crate) fn stored_name(value: &str, kind: &StoredName, span: proc_macro2::Spa
         let end = if value.trim_start() != value { "start" } else { "end" };
         format!(
             "{what} must not {end} with whitespace: {role}, and a name with invisible \
-             whitespace cannot be told from the name without it; {allowed}: write {:?}",
+             whitespace cannot be told from the name without it; {allowed}: write `{key} = {:?}`",
             value.trim()
         )
     } else if value.len() > MAX_STORED_NAME_BYTES {
         format!(
             "{what} is {} bytes long, more than the {MAX_STORED_NAME_BYTES} a store can hold \
-             (the `{column}` column is `VARCHAR({MAX_STORED_NAME_BYTES})`); {shorten} to at \
-             most {MAX_STORED_NAME_BYTES} bytes",
+             (the `{column}` column is `VARCHAR({MAX_STORED_NAME_BYTES})`); {shorten} (at most \
+             {MAX_STORED_NAME_BYTES} bytes)",
             value.len()
         )
     } else {
