@@ -35,8 +35,8 @@
 //! - `enum OrderEvent { OrderCreated(OrderCreated), ItemAdded(ItemAdded) }` (default name:
 //!   the aggregate's name without `r#`, followed by `Event`; each variant is the last
 //!   segment of the event's path as written, so `events(r#match)` gives the variant
-//!   `r#match`) with the aggregate's visibility,
-//!   `Debug` and `Clone`, and `From<E>` for each event;
+//!   `r#match`) with the aggregate's visibility, `Debug` and `Clone`, and `From<E>` for
+//!   each event;
 //! - `impl EventSet for OrderEvent`: an event is stored as its `DomainEvent::NAME` and a
 //!   payload holding only its own fields, so any codec decodes it;
 //! - `impl Aggregate for Order`: `TYPE`, `SCHEMA_VERSION`, `UPCAST_FROM`, the exhaustive
@@ -50,20 +50,20 @@
 //! # Errors
 //!
 //! Every mistake is a compile error at the offending token, and one compile reports all of
-//! them: unknown or repeated keys (the message lists the valid ones), a missing `type`,
-//! a stored name that no store can hold, versions that are 0, negative, not an integer or
+//! them: unknown or repeated keys (the message lists the valid ones), a missing `type`, a
+//! stored name that no store can hold, versions that are 0, negative, not an integer or
 //! beyond `u32`, a string literal with a suffix, an empty or repeated event list entry, an
-//! event listed as `self`, `Self`, `super` or `crate`, upcast steps that are not below
-//! `schema_version`, repeated or leave a gap, derives on unions (and `DomainEvent` on
-//! enums).
+//! event listed as `self`, `Self`, `super` or `crate` or under the generated enum's own
+//! name, upcast steps that are not below `schema_version`, repeated or leave a gap, derives
+//! on unions (and `DomainEvent` on enums). A listed event without an `Apply` impl is
+//! reported at that event in `events(...)`, a missing `From` conversion of an upcast step at
+//! that step's `state = T`.
 //!
 //! A stored name (`type = "..."`, `name = "..."`, or an event struct's name when no `name`
 //! is given) must be 1 to 255 bytes (the `aggregate_type` and `event_type` columns are
 //! `VARCHAR(255)`), contain no control character (NUL, tab, newline, ...) and neither start
 //! nor end with whitespace; the error is at the string literal (or the struct's name) and
-//! says which rule it breaks. A listed event without an
-//! `Apply` impl is reported at that event in `events(...)`, a missing `From` conversion of
-//! an upcast step at that step's `state = T`.
+//! says which rule it breaks.
 //!
 //! # Structure
 //!
@@ -218,6 +218,26 @@ mod tests {
             struct Order;
         }));
         assert!(errors[0].contains("name of its own"), "{errors:?}");
+    }
+
+    #[test]
+    fn an_event_named_like_the_event_enum_is_reported() {
+        let errors = messages(aggregate(&parse_quote! {
+            #[aggregate(type = "Order", events(Placed, OrderEvent))]
+            struct Order;
+        }));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("`event_enum = OrderEvents`"), "{errors:?}");
+        let errors = messages(aggregate(&parse_quote! {
+            #[aggregate(type = "Order", events(r#Placed), event_enum = Placed)]
+            struct Order;
+        }));
+        assert!(errors[0].contains("name of the generated event enum"), "{errors:?}");
+        // Under another path there is nothing to clash with.
+        items(aggregate(&parse_quote! {
+            #[aggregate(type = "Order", events(events::OrderEvent))]
+            struct Order;
+        }));
     }
 
     #[test]

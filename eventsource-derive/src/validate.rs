@@ -272,6 +272,21 @@ fn event_entries(
             );
             continue;
         }
+        // An event named like the enum, in the same scope: the generated enum would clash
+        // with it (and `From<E> for E` with core's own).
+        if let Some(event_enum) = event_enum {
+            if path.leading_colon.is_none() && path.segments.len() == 1 && last.ident.unraw() == event_enum.unraw() {
+                errors.spanned(
+                    &path,
+                    format!(
+                        "event `{text}` has the name of the generated event enum: the two would \
+                         clash; give the enum another name, such as `event_enum = {}s`",
+                        event_enum.unraw()
+                    ),
+                );
+                continue;
+            }
+        }
         // The variant is the event's name as written (`r#match` stays raw: `match` alone
         // is a keyword); two variants clash when their names without `r#` are equal.
         let variant = last.ident.clone();
