@@ -234,3 +234,103 @@ async fn many_tasks_load_and_save_concurrently_on_sqlite() {
     let (with_snapshot, _) = repo.load_with_outcome(shared).await.expect("load");
     assert_eq!(with_snapshot.state(), shared_root.state());
 }
+
+/// Saves `n` new orders of 9 items (each crossing the threshold of 5 once).
+async fn create_orders<SS: SnapshotStore>(
+    repo: &AggregateRepository<Order, InMemoryEventStore, SS>,
+    n: usize,
+) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let mut root = eventsource::AggregateRoot::<Order>::new(Uuid::now_v7());
+        root.record(OrderCreated { customer_id: root.id() });
+        for i in 1..=9 {
+            root.record(item(i));
+        }
+        let saved = repo.save(&mut root).await.expect("save");
+        assert_eq!(saved.snapshot, SnapshotAction::Queued);
+        ids.push(root.id());
+    }
+    ids
+}
+
+/// The worker's lifetime is the repository's: built (and first used) inside a runtime
+/// that is then dropped, the repository goes on writing its snapshots from another one,
+/// including through `Blocking`, whose `spawn_blocking` needs a live runtime.
+#[test]
+fn a_repository_outlives_the_runtime_it_was_built_in() {
+    const BOUND: Duration = Duration::from_secs(20);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite = eventsource::SqliteSnapshotStore::open(dir.path().join("snapshots.db")).expect("open");
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (repo, mut ids) = first.block_on(async {
+        let repo = AggregateRepository::<Order, _>::new(InMemoryEventStore::new())
+            .with_snapshot_store(Blocking::new(sqlite))
+            .snapshot_threshold(5)
+            .expect("threshold")
+            .snapshot_mode(SnapshotMode::Background);
+        // Not flushed: some of these may still be queued when the runtime ends.
+        let ids = create_orders(&repo, 20).await;
+        (repo, ids)
+    });
+    drop(first);
+
+    let second = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    second.block_on(async {
+        ids.extend(create_orders(&repo, 20).await);
+        tokio::time::timeout(BOUND, repo.flush())
+            .await
+            .expect("flush returns")
+            .expect("the worker outlived the first runtime");
+        let stats = repo.stats();
+        assert_eq!((stats.writes, stats.dropped, stats.failures), (40, 0, 0), "{stats:?}");
+        for &id in &ids {
+            let (root, outcome) = repo.load_with_outcome(id).await.expect("load");
+            assert_eq!(outcome.snapshot, eventsource::SnapshotUse::Used { version: 10 });
+            assert_eq!(root.state(), &expected_order(id, 9));
+        }
+        tokio::time::timeout(BOUND, repo.shutdown(BOUND))
+            .await
+            .expect("shutdown returns")
+            .expect("shutdown");
+    });
+}
+
+/// A repository used with no runtime ever current at construction, and dropped outside
+/// any runtime: nothing hangs, the snapshots are written.
+#[test]
+fn a_repository_dropped_outside_any_runtime_does_not_hang() {
+    const BOUND: Duration = Duration::from_secs(20);
+    let repo = AggregateRepository::<Order, _>::new(InMemoryEventStore::new())
+        .with_snapshot_store(InMemorySnapshotStore::new())
+        .snapshot_threshold(5)
+        .expect("threshold")
+        .snapshot_mode(SnapshotMode::Background);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ids = rt.block_on(async {
+        let ids = create_orders(&repo, 5).await;
+        tokio::time::timeout(BOUND, repo.flush_timeout(BOUND))
+            .await
+            .expect("flush returns")
+            .expect("flush");
+        ids
+    });
+    drop(rt);
+    assert_eq!(repo.stats().writes, 5);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(repo);
+        let _ = tx.send(ids.len());
+    });
+    assert_eq!(rx.recv_timeout(BOUND).expect("drop returns"), 5);
+}

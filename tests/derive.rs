@@ -509,3 +509,94 @@ fn state_machine_enum_aggregate() {
         other => panic!("expected Current, got {other:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Raw identifiers: an event `r#match` is stored as `match`, an aggregate `r#struct` saves
+// and loads, its raw-named event enum `r#enum` has the variant `r#match`.
+
+mod raw {
+    #![allow(non_camel_case_types)]
+    use eventsource::{Aggregate, Apply, DomainEvent};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+    pub struct r#match {
+        pub r#ref: u32,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+    #[event(version = 2)]
+    pub struct r#type;
+
+    #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, Aggregate)]
+    #[aggregate(type = "struct", events(r#match, self::r#type), event_enum = r#enum)]
+    pub struct r#struct {
+        pub total: u32,
+        pub typed: u32,
+    }
+
+    impl Apply<r#match> for r#struct {
+        fn apply(&mut self, e: &r#match) {
+            self.total += e.r#ref;
+        }
+    }
+
+    impl Apply<r#type> for r#struct {
+        fn apply(&mut self, _: &r#type) {
+            self.typed += 1;
+        }
+    }
+}
+
+#[test]
+fn raw_identifiers_save_and_load_under_their_names_without_r_hash() {
+    use eventsource::{AggregateRepository, EventStore, InMemoryEventStore, InMemorySnapshotStore};
+    use raw::{r#enum, r#match, r#struct, r#type};
+
+    assert_eq!(<r#match as DomainEvent>::NAME, "match");
+    assert_eq!(<r#type as DomainEvent>::NAME, "type");
+    assert_eq!(<r#struct as Aggregate>::TYPE, "struct");
+    assert_eq!(r#enum::EVENT_TYPES, &["match", "type"]);
+
+    let repo = AggregateRepository::<r#struct, _>::new(InMemoryEventStore::new())
+        .with_snapshot_store(InMemorySnapshotStore::new())
+        .snapshot_threshold(2)
+        .expect("threshold");
+    let id = Uuid::now_v7();
+    let mut root = repo.load_or_create(id).expect("create");
+    root.record(r#match { r#ref: 5 });
+    root.record(r#type);
+    repo.save(&mut root).expect("save"); // reaches 2: a snapshot at version 2
+    root.record(r#enum::r#match(r#match { r#ref: 7 }));
+    repo.save(&mut root).expect("save");
+
+    let mut stored = Vec::new();
+    repo.event_store()
+        .read_stream(id, "struct", 0, &mut |record| {
+            stored.push((
+                record.aggregate_type.to_owned(),
+                record.event_type.to_owned(),
+                record.event_version,
+                record.version,
+            ));
+            Ok(())
+        })
+        .expect("read");
+    let expected = [("match", 1, 1), ("type", 2, 2), ("match", 1, 3)];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|&(event_type, event_version, version)| {
+            ("struct".to_owned(), event_type.to_owned(), event_version, version)
+        })
+        .collect();
+    assert_eq!(stored, expected);
+
+    let (loaded, outcome) = repo.load_with_outcome(id).expect("load");
+    assert_eq!(outcome.snapshot, eventsource::SnapshotUse::Used { version: 2 });
+    let replayed = AggregateRepository::<r#struct, _>::new(repo.event_store().clone())
+        .load(id)
+        .expect("replay");
+    assert_eq!(loaded.version(), 3);
+    assert_eq!(*loaded.state(), r#struct { total: 12, typed: 1 });
+    assert_eq!(loaded.state(), replayed.state());
+}

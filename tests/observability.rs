@@ -3,39 +3,10 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use common::logs::Captured;
 use common::{item, Order, OrderCreated};
 use eventsource::{AggregateRepository, InMemoryEventStore, InMemorySnapshotStore, Snapshot, SnapshotStore};
-use tracing_subscriber::fmt::MakeWriter;
 use uuid::Uuid;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.0.lock().expect("lock"))).expect("utf8")
-    }
-}
 
 #[test]
 fn debug_logs_explain_every_load() {

@@ -581,7 +581,9 @@ fn the_schema_check_names_the_fix() {
     ));
     assert!(problem.contains("uq_events_stream_version"), "{problem}");
     assert!(
-        fix.contains("ADD CONSTRAINT uq_events_stream_version UNIQUE (aggregate_id, aggregate_type, version)"),
+        fix.contains(
+            "ADD CONSTRAINT \"uq_events_stream_version\" UNIQUE (\"aggregate_id\", \"aggregate_type\", \"version\")"
+        ),
         "{fix}"
     );
 }
@@ -636,8 +638,8 @@ fn a_bad_url_or_an_unreachable_server_is_an_error() {
         other => panic!("expected a store error, got {other:?}"),
     }
     match PostgresEventStore::connect("not a = valid = string") {
-        Err(Error::InvalidConfig(_)) => {}
-        other => panic!("expected an invalid config, got {other:?}"),
+        Err(Error::InvalidConnectionString { .. }) => {}
+        other => panic!("expected an invalid connection string, got {other:?}"),
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {

@@ -13,7 +13,8 @@
 //! A database is `sqlite:PATH` (or a path ending in `.db` / `.sqlite`), or a PostgreSQL
 //! URL (`postgres://...` / `postgresql://...`) or key-value string (`host=... dbname=...`).
 //! Opening a database applies the missing migrations and checks the schema, as the
-//! library does. Pre-populating snapshots needs your aggregates' code, so it is a library
+//! library does. A PostgreSQL password never appears in what the command prints: output
+//! shows the connection string as `password=***` / `user:***@`, and errors do not repeat it. Pre-populating snapshots needs your aggregates' code, so it is a library
 //! call (`AggregateRepository::prepopulate`), not a command.
 #![warn(missing_docs)]
 

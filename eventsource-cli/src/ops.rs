@@ -19,6 +19,18 @@ enum Target {
     Postgres(String),
 }
 
+impl Target {
+    /// The database as it may be printed: a PostgreSQL string with its password replaced
+    /// by `***` (`password=***`, `user:***@`), a SQLite path as given.
+    fn shown(&self) -> String {
+        match self {
+            Target::Sqlite(path) => path.clone(),
+            #[cfg(feature = "postgres")]
+            Target::Postgres(url) => eventsource::store::postgres::redact_connection_string(url),
+        }
+    }
+}
+
 fn target(database: &str) -> Result<Target, Error> {
     if let Some(path) = database.strip_prefix("sqlite:") {
         return Ok(Target::Sqlite(path.to_owned()));
@@ -37,7 +49,13 @@ fn target(database: &str) -> Result<Target, Error> {
     if lower.ends_with(".db") || lower.ends_with(".sqlite") || lower.ends_with(".sqlite3") {
         return Ok(Target::Sqlite(database.to_owned()));
     }
-    Err(format!("`{database}` is neither `sqlite:PATH`, a `.db` file, nor a PostgreSQL URL").into())
+    // Not echoed when it might hold a password (`password=...`, `user:password@...`).
+    let shown = if database.contains(['=', '@']) {
+        "the database argument".to_owned()
+    } else {
+        format!("`{database}`")
+    };
+    Err(format!("{shown} is neither `sqlite:PATH`, a `.db` file, nor a PostgreSQL URL").into())
 }
 
 /// The snapshot store of a database, opened for a codec (migrating and checking it).
@@ -113,10 +131,11 @@ pub fn run(command: &Command, as_json: bool) -> Result<String, Error> {
                 CodecArg::Json => drop(open(database, JsonCodec, true)?),
                 CodecArg::Bincode => drop(open(database, BincodeCodec, true)?),
             }
+            let shown = target(database)?.shown();
             if as_json {
-                writeln!(out, "{}", json!({ "database": database, "migrated": true }))?;
+                writeln!(out, "{}", json!({ "database": shown, "migrated": true }))?;
             } else {
-                writeln!(out, "{database}: schema up to date")?;
+                writeln!(out, "{shown}: schema up to date")?;
             }
         }
         Command::Coverage { database } => {

@@ -1,9 +1,14 @@
-//! The `eventsource` command against a real SQLite file.
+//! The `eventsource` command against a real SQLite file, and against PostgreSQL (in a
+//! schema of its own) for what it prints about a connection string with a password.
 
 use std::process::Command;
 
 use eventsource::{EventStore, Metadata, NewEvent, Snapshot, SnapshotStore, SqliteEventStore};
 use uuid::Uuid;
+
+#[cfg(feature = "postgres")]
+#[path = "../../tests/common_pg/mod.rs"]
+mod common_pg;
 
 fn cli(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_eventsource"))
@@ -121,4 +126,97 @@ fn schema_prints_the_migrations_sql() {
 fn a_bad_database_argument_is_a_clear_error() {
     let (ok, _, err) = cli(&["coverage", "nonsense"]);
     assert!(!ok && err.contains("neither `sqlite:PATH`"), "{err}");
+}
+
+/// A password that must never be printed.
+#[cfg(feature = "postgres")]
+const PASSWORD: &str = "Sup3rS3cretPw";
+
+/// `base` (either form) with [`PASSWORD`] and `search_path` set to `schema`.
+#[cfg(feature = "postgres")]
+fn with_password_and_schema(base: &str, schema: &str) -> String {
+    if base.starts_with("postgres://") || base.starts_with("postgresql://") {
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}password={PASSWORD}&options=-c%20search_path%3D{schema}")
+    } else {
+        format!("{base} password={PASSWORD} options='-c search_path={schema}'")
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn migrate_never_prints_the_postgres_password() {
+    let Some(schema) = common_pg::schema("migrate_never_prints_the_postgres_password") else {
+        return;
+    };
+    let db = with_password_and_schema(schema.url(), &schema.name);
+    let (ok, out, err) = cli(&["migrate", &db]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("schema up to date") && out.contains("password=***"),
+        "{out}"
+    );
+    assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "{out}{err}");
+    // The tables landed in the test's schema.
+    assert_eq!(
+        schema.scalar_i64(&format!(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{}' \
+             AND table_name IN ('events', 'snapshots')",
+            schema.name
+        )),
+        2
+    );
+
+    let (ok, out, err) = cli(&["migrate", &db, "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["migrated"], true);
+    let shown = v["database"].as_str().unwrap_or_default();
+    assert!(shown.contains("password=***") && !shown.contains(PASSWORD), "{out}");
+
+    let (ok, out, err) = cli(&["coverage", &db]);
+    assert!(ok, "{err}");
+    assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "{out}{err}");
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn failures_never_print_the_postgres_password() {
+    // Nothing listens on port 1; a malformed string; a string the command cannot place.
+    for (args, expected) in [
+        (
+            vec![
+                "migrate".to_owned(),
+                format!("postgresql://app:{PASSWORD}@127.0.0.1:1/x"),
+            ],
+            "postgres store error",
+        ),
+        (
+            vec![
+                "migrate".to_owned(),
+                format!("host=127.0.0.1 port=1 password={PASSWORD} foo=bar"),
+            ],
+            "invalid PostgreSQL connection string: unknown option `foo`",
+        ),
+        (
+            vec![
+                "coverage".to_owned(),
+                format!("host=127.0.0.1 port=1 sslmode=nope password={PASSWORD}"),
+            ],
+            "invalid value for option `sslmode`",
+        ),
+        (
+            vec!["coverage".to_owned(), format!("user=app password={PASSWORD}")],
+            "the database argument is neither",
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, out, err) = cli(&args);
+        assert!(!ok, "{args:?} succeeded: {out}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(
+            !out.contains(PASSWORD) && !err.contains(PASSWORD),
+            "{args:?}: {out}{err}"
+        );
+    }
 }

@@ -5,7 +5,8 @@
 //! # `#[derive(DomainEvent)]`
 //!
 //! On a struct (named, tuple or unit fields). Implements `eventsource::DomainEvent` with
-//! `NAME` = the struct's name and `VERSION` = 1, unless overridden:
+//! `NAME` = the struct's name without `r#` (`struct r#match` is stored as `match`) and
+//! `VERSION` = 1, unless overridden:
 //!
 //! ```ignore
 //! #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
@@ -32,8 +33,10 @@
 //!
 //! generates
 //! - `enum OrderEvent { OrderCreated(OrderCreated), ItemAdded(ItemAdded) }` (default name:
-//!   the aggregate's name followed by `Event`) with the aggregate's visibility,
-//!   `Debug` and `Clone`, and `From<E>` for each event;
+//!   the aggregate's name without `r#`, followed by `Event`; each variant is the last
+//!   segment of the event's path as written, so `events(r#match)` gives the variant
+//!   `r#match`) with the aggregate's visibility, `Debug` and `Clone`, and `From<E>` for
+//!   each event;
 //! - `impl EventSet for OrderEvent`: an event is stored as its `DomainEvent::NAME` and a
 //!   payload holding only its own fields, so any codec decodes it;
 //! - `impl Aggregate for Order`: `TYPE`, `SCHEMA_VERSION`, `UPCAST_FROM`, the exhaustive
@@ -47,12 +50,20 @@
 //! # Errors
 //!
 //! Every mistake is a compile error at the offending token, and one compile reports all of
-//! them: unknown or repeated keys (the message lists the valid ones), a missing or empty
-//! `type`, versions that are 0, negative, not an integer or beyond `u32`, an empty or
-//! repeated event list entry, upcast steps that are not below `schema_version`, repeated or
-//! leave a gap, derives on unions (and `DomainEvent` on enums). A listed event without an
-//! `Apply` impl is reported at that event in `events(...)`, a missing `From` conversion of
-//! an upcast step at that step's `state = T`.
+//! them: unknown or repeated keys (the message lists the valid ones), a missing `type`, a
+//! stored name that no store can hold, versions that are 0, negative, not an integer or
+//! beyond `u32`, a string literal with a suffix, an empty or repeated event list entry, an
+//! event listed as `self`, `Self`, `super` or `crate` or under the generated enum's own
+//! name, upcast steps that are not below `schema_version`, repeated or leave a gap, derives
+//! on unions (and `DomainEvent` on enums). A listed event without an `Apply` impl is
+//! reported at that event in `events(...)`, a missing `From` conversion of an upcast step at
+//! that step's `state = T`.
+//!
+//! A stored name (`type = "..."`, `name = "..."`, or an event struct's name when no `name`
+//! is given) must be 1 to 255 bytes (the `aggregate_type` and `event_type` columns are
+//! `VARCHAR(255)`), contain no control character (NUL, tab, newline, ...) and neither start
+//! nor end with whitespace; the error is at the string literal (or the struct's name) and
+//! says which rule it breaks.
 //!
 //! # Structure
 //!
@@ -76,14 +87,11 @@ use errors::Errors;
 /// Implements `eventsource::DomainEvent` for an event struct.
 ///
 /// `#[event(name = "...", version = N)]` overrides the stored event type (default: the
-/// struct's name) and the event version (default: 1).
+/// struct's name, without `r#`) and the event version (default: 1).
 #[proc_macro_derive(DomainEvent, attributes(event))]
 pub fn derive_domain_event(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    let mut errors = Errors::new();
-    let attrs = parse::event_attrs(&input.attrs, &mut errors);
-    let spec = validate::domain_event(&input, attrs, &mut errors);
-    output(errors, spec.as_ref().map(expand::domain_event))
+    output(domain_event(&input))
 }
 
 /// Implements `eventsource::Aggregate` for an aggregate state and generates its event enum.
@@ -93,23 +101,244 @@ pub fn derive_domain_event(input: TokenStream) -> TokenStream {
 #[proc_macro_derive(Aggregate, attributes(aggregate))]
 pub fn derive_aggregate(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
+    output(aggregate(&input))
+}
+
+/// `#[derive(DomainEvent)]`: parse, validate, expand.
+fn domain_event(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
+    let mut errors = Errors::new();
+    let attrs = parse::event_attrs(&input.attrs, &mut errors);
+    let spec = validate::domain_event(input, attrs, &mut errors);
+    finish(errors, spec.as_ref().map(expand::domain_event))
+}
+
+/// `#[derive(Aggregate)]`: parse, validate, expand.
+fn aggregate(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     let mut errors = Errors::new();
     let attrs = parse::aggregate_attrs(&input.attrs, &mut errors);
-    let spec = validate::aggregate(&input, attrs, &mut errors);
-    output(errors, spec.as_ref().map(expand::aggregate))
+    let spec = validate::aggregate(input, attrs, &mut errors);
+    finish(errors, spec.as_ref().map(expand::aggregate))
 }
 
 /// The generated code, or every error collected.
-fn output(errors: Errors, code: Option<proc_macro2::TokenStream>) -> TokenStream {
+fn finish(errors: Errors, code: Option<proc_macro2::TokenStream>) -> syn::Result<proc_macro2::TokenStream> {
     match (errors.finish(()), code) {
-        (Ok(()), Some(code)) => code.into(),
-        (Err(error), _) => error.into_compile_error().into(),
+        (Ok(()), Some(code)) => Ok(code),
+        (Err(error), _) => Err(error),
         // `validate` returns no spec only after reporting why; never panic regardless.
-        (Ok(()), None) => syn::Error::new(
+        (Ok(()), None) => Err(syn::Error::new(
             proc_macro2::Span::call_site(),
             "eventsource-derive could not expand this input (a bug: please report it)",
-        )
-        .into_compile_error()
-        .into(),
+        )),
+    }
+}
+
+/// The code, or the errors as `compile_error!` invocations at their spans.
+fn output(result: syn::Result<proc_macro2::TokenStream>) -> TokenStream {
+    result.unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::{format_ident, quote};
+    use syn::parse_quote;
+
+    /// Every message of an expansion that failed.
+    fn messages(result: syn::Result<proc_macro2::TokenStream>) -> Vec<String> {
+        match result {
+            Ok(code) => panic!("expected errors, got code: {code}"),
+            Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// The expansion, which must parse as Rust items.
+    fn items(result: syn::Result<proc_macro2::TokenStream>) -> String {
+        let code = match result {
+            Ok(code) => code,
+            Err(error) => panic!("expected code, got {:?}", messages(Err(error))),
+        };
+        if let Err(error) = syn::parse2::<syn::File>(code.clone()) {
+            panic!("the expansion does not parse ({error}): {code}");
+        }
+        code.to_string()
+    }
+
+    fn event_named(name: &str) -> Vec<String> {
+        messages(domain_event(&parse_quote! {
+            #[event(name = #name)]
+            struct Placed;
+        }))
+    }
+
+    fn aggregate_typed(name: &str) -> Vec<String> {
+        messages(aggregate(&parse_quote! {
+            #[aggregate(type = #name, events(Placed))]
+            struct Order;
+        }))
+    }
+
+    #[test]
+    fn raw_identifiers_expand_to_valid_code() {
+        let event = items(domain_event(&parse_quote! { struct r#match { r#ref: u32 } }));
+        assert!(event.contains("for r#match"), "{event}");
+        assert!(event.contains("NAME : & 'static str = \"match\""), "{event}");
+
+        let expanded = items(aggregate(&parse_quote! {
+            #[aggregate(r#type = "struct", events(r#match, kinds::r#type), event_enum = r#enum)]
+            pub struct r#struct { n: u32 }
+        }));
+        assert!(expanded.contains("pub enum r#enum"), "{expanded}");
+        assert!(expanded.contains("r#match (r#match)"), "{expanded}");
+        assert!(expanded.contains("r#type (kinds :: r#type)"), "{expanded}");
+        assert!(expanded.contains("for r#struct"), "{expanded}");
+
+        // The default enum name drops `r#` before appending `Event`.
+        let defaulted = items(aggregate(&parse_quote! {
+            #[aggregate(type = "loop", events(r#match))]
+            struct r#loop;
+        }));
+        assert!(defaulted.contains("enum loopEvent"), "{defaulted}");
+    }
+
+    #[test]
+    fn raw_and_plain_event_names_clash_as_variants() {
+        let errors = messages(aggregate(&parse_quote! {
+            #[aggregate(type = "Order", events(a::r#Placed, b::Placed))]
+            struct Order;
+        }));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("would both be variant"), "{errors:?}");
+    }
+
+    #[test]
+    fn event_enum_may_not_be_the_aggregate_under_r_hash() {
+        let errors = messages(aggregate(&parse_quote! {
+            #[aggregate(type = "Order", events(Placed), event_enum = r#Order)]
+            struct Order;
+        }));
+        assert!(errors[0].contains("name of its own"), "{errors:?}");
+    }
+
+    #[test]
+    fn an_event_named_like_the_event_enum_is_reported() {
+        let errors = messages(aggregate(&parse_quote! {
+            #[aggregate(type = "Order", events(Placed, OrderEvent))]
+            struct Order;
+        }));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("`event_enum = OrderEvents`"), "{errors:?}");
+        let errors = messages(aggregate(&parse_quote! {
+            #[aggregate(type = "Order", events(r#Placed), event_enum = Placed)]
+            struct Order;
+        }));
+        assert!(errors[0].contains("name of the generated event enum"), "{errors:?}");
+        // Under another path there is nothing to clash with.
+        items(aggregate(&parse_quote! {
+            #[aggregate(type = "Order", events(events::OrderEvent))]
+            struct Order;
+        }));
+    }
+
+    #[test]
+    fn path_keywords_are_not_event_types() {
+        for event in ["Self", "self", "super", "crate"] {
+            let event = proc_macro2::Ident::new(event, proc_macro2::Span::call_site());
+            let errors = messages(aggregate(&parse_quote! {
+                #[aggregate(type = "Order", events(Placed, #event))]
+                struct Order;
+            }));
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(
+                errors[0].contains(&format!("`{event}` is not an event type")),
+                "{errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_no_store_can_hold_are_rejected() {
+        let cases: &[(&str, &str)] = &[
+            ("", "must not be empty"),
+            (
+                "Order\0Placed",
+                "must not contain control characters, found '\\0' at byte 5",
+            ),
+            ("Order\nPlaced", "found '\\n' at byte 5"),
+            ("\u{7f}", "found '\\u{7f}' at byte 0"),
+            ("   ", "must not be only whitespace"),
+            (" OrderPlaced", "must not start with whitespace"),
+            ("OrderPlaced\u{a0}", "must not end with whitespace"),
+        ];
+        for (name, expected) in cases {
+            for errors in [event_named(name), aggregate_typed(name)] {
+                assert_eq!(errors.len(), 1, "{name:?}: {errors:?}");
+                assert!(errors[0].contains(expected), "{name:?}: {errors:?}");
+                assert!(errors[0].contains("1 to 255 bytes"), "{name:?}: {errors:?}");
+            }
+        }
+        let event = &event_named(" OrderPlaced")[0];
+        assert!(event.contains("write `name = \"OrderPlaced\"`"), "{event}");
+        assert!(event.starts_with("the event name"), "{event}");
+        let typed = &aggregate_typed("")[0];
+        assert!(typed.starts_with("the aggregate `type`"), "{typed}");
+    }
+
+    #[test]
+    fn names_are_limited_to_255_bytes_not_characters() {
+        for at_limit in ["a".repeat(255), "é".repeat(127) + "a"] {
+            assert_eq!(at_limit.len(), 255);
+            items(domain_event(&parse_quote! {
+                #[event(name = #at_limit)]
+                struct Placed;
+            }));
+        }
+        // 128 characters, 256 bytes.
+        let over = "é".repeat(128);
+        for errors in [event_named(&over), aggregate_typed(&over)] {
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].contains("is 256 bytes long"), "{errors:?}");
+            assert!(errors[0].contains("VARCHAR(255)"), "{errors:?}");
+        }
+        assert!(event_named(&over)[0].contains("`event_type` column"));
+        assert!(aggregate_typed(&over)[0].contains("`aggregate_type` column"));
+    }
+
+    #[test]
+    fn a_struct_name_too_long_to_store_needs_an_event_name() {
+        let ident = format_ident!("{}", "E".repeat(256));
+        let errors = messages(domain_event(&parse_quote! { struct #ident; }));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("(by default the struct's name) is 256 bytes long"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[0].contains("a shorter stored name with `#[event(name = \"...\")]` (at most 255 bytes)"),
+            "{errors:?}"
+        );
+        // A name given instead makes it valid.
+        items(domain_event(&parse_quote! {
+            #[event(name = "E")]
+            struct #ident;
+        }));
+    }
+
+    #[test]
+    fn suffixed_strings_are_rejected() {
+        let errors = messages(domain_event(&parse_quote! {
+            #[event(name = "Placed"x)]
+            struct Placed;
+        }));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("without the suffix `x`"), "{errors:?}");
+        let errors = messages(aggregate(
+            &syn::parse2(quote! {
+                #[aggregate(type = "Order"_t, events(Placed))]
+                struct Order;
+            })
+            .expect("a derive input"),
+        ));
+        assert!(errors[0].contains("write `type = \"Order\"`"), "{errors:?}");
     }
 }

@@ -298,6 +298,18 @@ fn string_value(item: &Item, example: &str, errors: &mut Errors) -> Slot<LitStr>
         return Slot::Invalid;
     };
     match syn::parse2::<LitStr>(tokens.clone()) {
+        // `"Order"suffix` lexes as one string literal, but Rust gives no meaning to it.
+        Ok(lit) if !lit.suffix().is_empty() => {
+            errors.spanned(
+                &lit,
+                format!(
+                    "`{key}` takes a plain string literal, without the suffix `{}`: write `{key} = {:?}`",
+                    lit.suffix(),
+                    lit.value()
+                ),
+            );
+            Slot::Invalid
+        }
         Ok(lit) => Slot::Present(lit),
         Err(_) => {
             let hint = match syn::parse2::<Ident>(tokens.clone()) {

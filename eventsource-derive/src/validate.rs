@@ -82,17 +82,15 @@ pub(crate) fn domain_event<'a>(
     }
     let name = match attrs.name {
         Slot::Present(name) => {
-            if name.value().trim().is_empty() {
-                errors.spanned(
-                    &name,
-                    "the event name must not be empty: it is stored as the event type of every event",
-                );
-            } else if name.value().trim() != name.value() {
-                errors.spanned(&name, "the event name must not start or end with whitespace");
-            }
+            stored_name(&name.value(), &EVENT_NAME, name.span(), errors);
             name
         }
-        Slot::Missing | Slot::Invalid => LitStr::new(&input.ident.unraw().to_string(), input.ident.span()),
+        Slot::Missing | Slot::Invalid => {
+            // The default: the struct's name as written, without `r#` (`r#match` is `match`).
+            let name = input.ident.unraw().to_string();
+            stored_name(&name, &DEFAULT_EVENT_NAME, input.ident.span(), errors);
+            LitStr::new(&name, input.ident.span())
+        }
     };
     let version = match attrs.version {
         Slot::Present(lit) => in_u32_range(&lit, "version", "event versions start at 1 (the default)", errors),
@@ -153,13 +151,7 @@ pub(crate) fn aggregate<'a>(
 
     let type_name = match attrs.type_name {
         Slot::Present(lit) => {
-            if lit.value().trim().is_empty() {
-                errors.spanned(
-                    &lit,
-                    "the aggregate `type` must not be empty: it is stored beside every event \
-                     and snapshot, such as `type = \"Order\"`",
-                );
-            }
+            stored_name(&lit.value(), &AGGREGATE_TYPE, lit.span(), errors);
             Some(lit)
         }
         Slot::Missing => {
@@ -196,7 +188,7 @@ pub(crate) fn aggregate<'a>(
         Slot::Invalid => None,
     };
     if let Some(event_enum) = &event_enum {
-        if *event_enum == input.ident {
+        if event_enum.unraw() == input.ident.unraw() {
             errors.at(
                 event_enum.span(),
                 "the event enum needs a name of its own: it cannot be the aggregate's name",
@@ -270,15 +262,43 @@ fn event_entries(
             errors.spanned(&path, "expected an event type, such as `OrderCreated`");
             continue;
         };
-        let variant = Ident::new(&last.ident.unraw().to_string(), last.ident.span());
-        if let Some(other) = entries.iter().find(|entry| entry.variant == variant) {
+        if PATH_KEYWORDS.iter().any(|keyword| last.ident == keyword) {
+            errors.spanned(
+                &path,
+                format!(
+                    "`{text}` is not an event type: list each event struct by its name or \
+                     path, such as `OrderCreated` or `events::ItemAdded`"
+                ),
+            );
+            continue;
+        }
+        // An event named like the enum, in the same scope: the generated enum would clash
+        // with it (and `From<E> for E` with core's own).
+        if let Some(event_enum) = event_enum {
+            if path.leading_colon.is_none() && path.segments.len() == 1 && last.ident.unraw() == event_enum.unraw() {
+                errors.spanned(
+                    &path,
+                    format!(
+                        "event `{text}` has the name of the generated event enum: the two would \
+                         clash; give the enum another name, such as `event_enum = {}s`",
+                        event_enum.unraw()
+                    ),
+                );
+                continue;
+            }
+        }
+        // The variant is the event's name as written (`r#match` stays raw: `match` alone
+        // is a keyword); two variants clash when their names without `r#` are equal.
+        let variant = last.ident.clone();
+        if let Some(other) = entries.iter().find(|entry| entry.variant.unraw() == variant.unraw()) {
             let enum_name = event_enum.map(|e| e.to_string()).unwrap_or_else(|| "event enum".into());
             errors.spanned(
                 &path,
                 format!(
                     "events `{}` and `{text}` would both be variant `{variant}` of `{enum_name}`; \
-                     import one under another name (`use ... as Other{variant};`) and list that",
-                    path_text(&other.path)
+                     import one under another name (`use ... as Other{bare};`) and list that",
+                    path_text(&other.path),
+                    bare = variant.unraw(),
                 ),
             );
             continue;
@@ -385,6 +405,108 @@ fn upcast_chain(
         }
     }
     chain.into_values().map(|(step, _)| step).collect()
+}
+
+/// The most bytes a stored name may have: the `aggregate_type` and `event_type` columns
+/// are `VARCHAR(255)` (see `migrations/postgres`). Counted in bytes (UTF-8), so a name that
+/// passes fits whether a store counts characters (PostgreSQL) or bytes.
+const MAX_STORED_NAME_BYTES: usize = 255;
+
+/// Path segments that name no type of their own: an event listed as one of these would
+/// give its enum variant an impossible name.
+const PATH_KEYWORDS: &[&str] = &["self", "Self", "super", "crate"];
+
+/// A name that every store keeps beside each event or snapshot, for [`stored_name`].
+struct StoredName {
+    /// What the name is, to start a message: "the event name".
+    what: &'static str,
+    /// What the store does with it: "it is stored as the event type of every event".
+    role: &'static str,
+    /// The column that holds it.
+    column: &'static str,
+    /// The attribute key that sets it: `name`.
+    key: &'static str,
+    /// A valid example: `name = "OrderPlaced"`.
+    example: &'static str,
+    /// How to choose another name, when the name is too long.
+    shorten: &'static str,
+}
+
+/// `#[event(name = "...")]`.
+const EVENT_NAME: StoredName = StoredName {
+    what: "the event name",
+    role: "it is stored as the event type of every event",
+    column: "event_type",
+    key: "name",
+    example: "name = \"OrderPlaced\"",
+    shorten: "shorten it",
+};
+
+/// The struct's name, when `#[event(name = "...")]` does not give one.
+const DEFAULT_EVENT_NAME: StoredName = StoredName {
+    what: "the event name (by default the struct's name)",
+    role: "it is stored as the event type of every event",
+    column: "event_type",
+    key: "name",
+    example: "name = \"OrderPlaced\"",
+    shorten: "give the event a shorter stored name with `#[event(name = \"...\")]`",
+};
+
+/// `#[aggregate(type = "...")]`.
+const AGGREGATE_TYPE: StoredName = StoredName {
+    what: "the aggregate `type`",
+    role: "it is stored beside every event and snapshot",
+    column: "aggregate_type",
+    key: "type",
+    example: "type = \"Order\"",
+    shorten: "shorten it",
+};
+
+/// Reports at `span` why `value` cannot be stored as a `kind` name, if it cannot: every
+/// store must hold it as given and find it again by equality, so it must be 1 to
+/// [`MAX_STORED_NAME_BYTES`] bytes, without control characters (PostgreSQL refuses NUL in
+/// text; the others would hide in logs and SQL), and without leading or trailing
+/// whitespace (which a reader of the name cannot see). Reports the first problem only.
+fn stored_name(value: &str, kind: &StoredName, span: proc_macro2::Span, errors: &mut Errors) {
+    let StoredName {
+        what,
+        role,
+        column,
+        key,
+        example,
+        shorten,
+    } = kind;
+    let allowed = format!(
+        "a stored name is 1 to {MAX_STORED_NAME_BYTES} bytes of text without control \
+         characters and without leading or trailing whitespace"
+    );
+    let message = if value.is_empty() {
+        format!("{what} must not be empty: {role}; {allowed}, such as `{example}`")
+    } else if let Some((at, c)) = value.char_indices().find(|(_, c)| c.is_control()) {
+        format!(
+            "{what} must not contain control characters, found {c:?} at byte {at}: {role}; \
+             {allowed}"
+        )
+    } else if value.trim().is_empty() {
+        format!("{what} must not be only whitespace: {role}; {allowed}, such as `{example}`")
+    } else if value.trim() != value {
+        let end = if value.trim_start() != value { "start" } else { "end" };
+        format!(
+            "{what} must not {end} with whitespace: {role}, and a name with invisible \
+             whitespace cannot be told from the name without it; {allowed}: write `{key} = {:?}`",
+            value.trim()
+        )
+    } else if value.len() > MAX_STORED_NAME_BYTES {
+        format!(
+            "{what} is {} bytes long, more than the {MAX_STORED_NAME_BYTES} a store can hold \
+             (the `{column}` column is `VARCHAR({MAX_STORED_NAME_BYTES})`); {shorten} (at most \
+             {MAX_STORED_NAME_BYTES} bytes)",
+            value.len()
+        )
+    } else {
+        return;
+    };
+    errors.at(span, message);
 }
 
 /// The integer of `key = N`, which must fit `u32` and not be 0.

@@ -179,7 +179,12 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
-    /// The background snapshot worker is gone (the repository is shutting down).
+    /// The background snapshot worker is gone: it stopped abnormally (a panic it could
+    /// not contain; a panicking snapshot store is contained and counted as a failure) or
+    /// could not be started. Returned at once, never after a wait, by `flush`,
+    /// `flush_timeout` and `shutdown`; the snapshots it held, and every later background
+    /// snapshot, are dropped and counted in `SnapshotStats::dropped`. Saves and loads are
+    /// unaffected.
     #[error("background snapshot worker stopped")]
     WorkerStopped,
     /// Waiting for background work did not finish in time.
@@ -194,6 +199,16 @@ pub enum Error {
         /// What went wrong.
         #[source]
         source: CodecError,
+    },
+    /// A PostgreSQL connection string did not parse. The message is the driver's reason
+    /// (`unknown option `foo``, `invalid value for option `sslmode``, `invalid value for
+    /// option `port``, an unterminated quote, ...), which is also `source`. It never
+    /// contains the string itself, so no password leaks through it.
+    #[error("invalid PostgreSQL connection string: {source}")]
+    InvalidConnectionString {
+        /// The driver's reason.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 }
 

@@ -37,7 +37,8 @@
 //!
 //! ## The derives
 //!
-//! `#[derive(DomainEvent)]` on an event struct stores it under its name (override with
+//! `#[derive(DomainEvent)]` on an event struct stores it under its name as written, without
+//! `r#` (`struct r#match` is stored as `match`; override with
 //! `#[event(name = "...", version = N)]`). `#[derive(Aggregate)]` takes
 //! `#[aggregate(type = "...", schema_version = N, events(...), upcast(from = K, state = T))]`:
 //!
@@ -52,7 +53,16 @@
 //! - `event_enum = Name` (optional): the name of the generated event enum (default: the
 //!   aggregate's name followed by `Event`).
 //!
-//! Mistakes are compile errors pointing at the offending token.
+//! Raw identifiers work wherever a name goes: `struct r#match`, `events(r#match)` (its
+//! variant is `r#match`), `event_enum = r#enum`, an aggregate `r#struct` (whose default enum
+//! is `structEvent`).
+//!
+//! Every stored name (the aggregate `type`, an event's `name`, or the struct name an event
+//! is stored under by default) must be 1 to 255 bytes of UTF-8 (the `VARCHAR(255)` columns),
+//! without control characters (NUL, tab, newline, ...) and without leading or trailing
+//! whitespace, so that every store can hold it and find it again.
+//!
+//! Mistakes, these names included, are compile errors pointing at the offending token.
 //!
 //! ## Sync or async, and which backend
 //!

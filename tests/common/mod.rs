@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod invariants;
+pub mod logs;
 
 use eventsource::{Aggregate, Apply, DomainEvent};
 use serde::{Deserialize, Serialize};

@@ -321,7 +321,8 @@ pub(crate) fn explicit_snapshot<A: Aggregate, C: Codec>(root: &AggregateRoot<A>,
 }
 
 /// Encodes a snapshot the repository owes (threshold crossing or repair); a state that
-/// does not encode is logged and counted, never an error of the load or save.
+/// does not encode (or whose encoding panics) is logged and counted, never an error of the
+/// load or save.
 pub(crate) fn owed_snapshot<A: Aggregate, C: Codec>(
     counters: &Counters,
     codec: &C,
@@ -329,12 +330,24 @@ pub(crate) fn owed_snapshot<A: Aggregate, C: Codec>(
     version: u64,
     state: &A,
 ) -> Option<Snapshot> {
-    match encode_snapshot(codec, id, version, state) {
-        Ok(s) => Some(s),
-        Err(e) => {
+    // The events are committed: a state whose `Serialize` panics costs the snapshot (a
+    // counted failure), never the save.
+    let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        encode_snapshot(codec, id, version, state)
+    }));
+    match encoded {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
             counters.record_failure();
             warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e,
                   "snapshot state does not encode; no snapshot taken");
+            None
+        }
+        Err(payload) => {
+            counters.record_failure();
+            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id,
+                  panic = super::background::panic_message(&*payload),
+                  "encoding the snapshot state panicked; no snapshot taken");
             None
         }
     }

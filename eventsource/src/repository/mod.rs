@@ -9,10 +9,11 @@
 //! a snapshot (or why not), the version and how many events it replayed; snapshot failures
 //! are WARN, a snapshot ahead of its stream is ERROR.
 
-mod background;
+pub(crate) mod background;
 pub(crate) mod core;
 
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -223,6 +224,11 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     }
 
     /// Waits until every queued background snapshot is written (or failed).
+    ///
+    /// Returns [`Error::WorkerStopped`] at once, never waiting, when the background worker
+    /// is gone (it died, or its thread could not start): what it had queued was dropped
+    /// and counted, and so are later background snapshots. A snapshot store that panics
+    /// does not stop the worker: the panic counts as a failure.
     pub fn flush(&self) -> Result<()> {
         self.flush_timeout(Duration::MAX)
     }
@@ -234,7 +240,8 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 
     /// Stops the background worker after draining its queue, waiting at most `timeout`.
     /// Snapshots still queued then are dropped and counted, and so are later background
-    /// snapshots.
+    /// snapshots. [`Error::Timeout`] when the queue did not drain in time,
+    /// [`Error::WorkerStopped`] (at once) when the worker is gone.
     pub fn shutdown(&self, timeout: Duration) -> Result<()> {
         self.background.get().map_or(Ok(()), |bg| bg.shutdown(timeout))
     }
@@ -256,8 +263,8 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
             }
             SnapshotMode::Sync | SnapshotMode::Manual => {
                 let _span = core::snapshot_span(&snapshot, "sync").entered();
-                let result = store.save_snapshot(&snapshot);
-                core::written(&self.counters, result, &snapshot)
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| store.save_snapshot(&snapshot)));
+                background::written_caught(&self.counters, outcome, &snapshot)
             }
         }
     }

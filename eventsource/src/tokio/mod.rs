@@ -13,12 +13,13 @@
 //! - `Sync` (default): the snapshot is written before `save` returns, so the next load
 //!   finds it. Costs one extra write per threshold crossing.
 //! - `Background`: `save` returns as soon as the events commit; the state is encoded at
-//!   save time and written by a tokio task. The queue is bounded and keeps one pending
-//!   snapshot per aggregate (the newest); what it cannot take is dropped and counted in
-//!   [`SnapshotStats::dropped`](crate::SnapshotStats). A slow or failing snapshot store
-//!   never slows or fails `save`. `flush().await` waits for the queue;
-//!   `shutdown(timeout).await` drains it within a timeout (call it before the runtime
-//!   stops: dropping the repository only asks the task to finish).
+//!   save time and written by a worker thread with its own small runtime, which lives as
+//!   long as the repository whatever runtime `save` runs on. The queue is bounded and
+//!   keeps one pending snapshot per aggregate (the newest); what it cannot take is dropped
+//!   and counted in [`SnapshotStats::dropped`](crate::SnapshotStats). A slow, failing or
+//!   panicking snapshot store never slows or fails `save`. `flush().await` waits for the
+//!   queue; `shutdown(timeout).await` drains it within a timeout (call it before the
+//!   process exits: dropping the repository only asks the worker to finish).
 //! - `Manual`: only `create_snapshot` writes.
 
 mod background;

@@ -10,10 +10,11 @@ use std::time::Duration;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::background::Background;
+use super::background::{caught, Background};
 use super::store::{EventStore, SnapshotStore};
 use crate::aggregate::{Aggregate, AggregateRoot};
 use crate::error::{Error, Result};
+use crate::repository::background::written_caught;
 use crate::repository::core::{self, Config, Counters, Tally};
 use crate::repository::{LoadOutcome, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats};
 use crate::snapshot::load::{LoadMachine, LoadStep};
@@ -26,10 +27,12 @@ use crate::store::NoSnapshotStore;
 ///
 /// In [`SnapshotMode::Background`], `save` returns without waiting for the snapshot write:
 /// the state is encoded at save time and pushed to a bounded queue (one pending snapshot
-/// per aggregate, the newest) drained by a tokio task; what the queue cannot take is
-/// dropped and counted. `flush().await` waits for the queue, `shutdown(timeout).await`
-/// drains it within a timeout. Dropping the repository lets the task finish what is queued
-/// while the runtime runs.
+/// per aggregate, the newest) drained by a worker thread with its own small tokio runtime,
+/// so the worker lives as long as the repository, whichever runtime `save` is called from
+/// (a runtime that ends takes no snapshot with it); what the queue cannot take is dropped
+/// and counted. `flush().await` waits for the queue, `shutdown(timeout).await` drains it
+/// within a timeout. Dropping the repository lets the worker finish what is queued while
+/// the process runs.
 pub struct AggregateRepository<A: Aggregate, ES: EventStore, SS: SnapshotStore = NoSnapshotStore> {
     events: ES,
     snapshots: Option<Arc<SS>>,
@@ -209,13 +212,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         result
     }
 
-    /// Waits until every queued background snapshot is written (or failed).
+    /// Waits until every queued background snapshot is written (or failed);
+    /// [`Error::WorkerStopped`] at once when the background worker is gone (see
+    /// [`crate::AggregateRepository::flush`]).
     pub async fn flush(&self) -> Result<()> {
         match self.background.get() {
-            Some(bg) => {
-                bg.wait_idle().await;
-                Ok(())
-            }
+            Some(bg) => bg.wait_idle().await,
             None => Ok(()),
         }
     }
@@ -230,7 +232,8 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 
     /// Stops the background worker after draining its queue, waiting at most `timeout`.
     /// Snapshots still queued then are dropped and counted, and so are later background
-    /// snapshots.
+    /// snapshots. [`Error::Timeout`] when the queue did not drain in time,
+    /// [`Error::WorkerStopped`] (at once) when the worker is gone.
     pub async fn shutdown(&self, timeout: Duration) -> Result<()> {
         match self.background.get() {
             Some(bg) => bg.shutdown(timeout).await,
@@ -257,11 +260,13 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
                 core::queued(&self.counters, bg.push(snapshot), id)
             }
             SnapshotMode::Sync | SnapshotMode::Manual => {
-                let result = store
-                    .save_snapshot(&snapshot)
-                    .instrument(core::snapshot_span(&snapshot, "sync"))
-                    .await;
-                core::written(&self.counters, result, &snapshot)
+                let outcome = caught(|| {
+                    store
+                        .save_snapshot(&snapshot)
+                        .instrument(core::snapshot_span(&snapshot, "sync"))
+                })
+                .await;
+                written_caught(&self.counters, outcome, &snapshot)
             }
         }
     }

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::conn::{
     bound_to_i64, check_schema_name, classify, connect_timed_out, location, session_options, setup_timeout,
-    store_error, Connector, Failure, PgOptions, BACKEND, TARGET,
+    ssl_mode_for, store_error, Connector, Failure, PgOptions, BACKEND, TARGET,
 };
 use super::migrate;
 use super::ops::{self, AppendBatch, AppendOutcome, Header, SnapshotRow};
@@ -272,6 +272,11 @@ impl Shared {
         }
         let session = session_options(config.get_options(), options.get_schema());
         config.options(session);
+        config.ssl_mode(ssl_mode_for(
+            config.get_ssl_mode(),
+            config.get_hosts(),
+            options.get_tls(),
+        )?);
         let connect_timeout = setup_timeout(options, config.get_connect_timeout().copied());
         let hosts = config.get_hosts().to_vec();
         let ports = config.get_ports().to_vec();
@@ -345,8 +350,9 @@ impl AsyncPostgresEventStore<JsonCodec> {
         Self::connect_with_codec(url, JsonCodec).await
     }
 
-    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
-    /// `prefer` (the default) becomes `require`.
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
+    /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
+    /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
     pub async fn connect_tls(url: &str) -> Result<Self> {
         let (config, options) = super::conn::tls_config(url)?;
@@ -556,8 +562,9 @@ impl AsyncPostgresSnapshotStore<JsonCodec> {
             .map(|events| events.snapshot_store())
     }
 
-    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
-    /// `prefer` (the default) becomes `require`.
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
+    /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
+    /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
     pub async fn connect_tls(url: &str) -> Result<Self> {
         AsyncPostgresEventStore::connect_tls(url)

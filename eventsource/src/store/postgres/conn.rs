@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tokio_postgres::config::Host;
+use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
 
 use crate::error::{Error, Result};
@@ -140,12 +140,32 @@ impl PgOptions {
 /// (ring provider) and verifies the server's certificate and host name.
 /// [`TlsMode::webpki_roots`] trusts the Mozilla root certificates, which managed
 /// PostgreSQL services chain to; pass your own `rustls::ClientConfig` for a private CA.
-/// The connection string's `sslmode` still applies: `prefer` (the default) falls back to
-/// plain text when the server does not offer TLS, `require` refuses to.
+///
+/// **TLS configured means TLS required.** With a TLS mode other than
+/// [`TlsMode::Disable`], every connection runs with `sslmode=require`: a server that does
+/// not offer TLS gets an error before it is sent anything else (no user name, no database
+/// name), never a plain-text session. The connection's `sslmode` must agree:
+///
+/// | `sslmode` | TLS configured | no TLS configured |
+/// | --- | --- | --- |
+/// | not given | required | plain text |
+/// | `prefer` | required (\*) | plain text |
+/// | `require` | required | [`Error::InvalidConfig`]: nothing could encrypt it |
+/// | `disable` | [`Error::InvalidConfig`]: a conflict | plain text |
+///
+/// (\*) A `tokio_postgres::Config` / `postgres::Config` cannot tell `prefer` written in
+/// the string from the driver's default, which is `prefer`, so `from_config` raises both to
+/// `require`. `connect_tls(url)`, which sees the string, refuses an explicit
+/// `sslmode=prefer` (a fallback to plain text) as a conflict, like `sslmode=disable`.
+///
+/// PostgreSQL offers no TLS on Unix-domain sockets: with TLS configured, a socket directory
+/// as host is [`Error::InvalidConfig`] (use [`TlsMode::Disable`] for a local socket).
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub enum TlsMode {
-    /// Plain connections (`sslmode=require` in the connection string then fails to connect).
+    /// Plain connections: no TLS connector, so the connection string's `sslmode` may be
+    /// `disable` or `prefer` (both give plain text) but not `require`, which is
+    /// [`Error::InvalidConfig`] at open.
     #[default]
     Disable,
     /// TLS through rustls with this client configuration.
@@ -202,20 +222,272 @@ impl Connector {
 
 /// Parses a connection string (`host=... user=...` or `postgresql://...`); the sync stores
 /// convert the result into a `postgres::Config`.
+///
+/// A malformed string is [`Error::InvalidConnectionString`], whose message keeps the
+/// driver's reason (`unknown option `foo``, `invalid value for option `port``, ...) and
+/// whose `source()` is that reason.
 pub(crate) fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
-    url.parse::<tokio_postgres::Config>()
-        .map_err(|e| Error::InvalidConfig(format!("invalid PostgreSQL connection string: {e}")))
+    url.parse::<tokio_postgres::Config>().map_err(connection_string_error)
 }
 
-/// `connect_tls`: the parsed string with `sslmode` `prefer` (the default) raised to
-/// `require`, and rustls with Mozilla's roots.
+/// [`Error::InvalidConnectionString`] from the driver's parse error: the driver's own
+/// error reads "invalid connection string: <reason>", so we keep only its cause (the
+/// reason) and do not repeat the prefix.
+fn connection_string_error(e: tokio_postgres::Error) -> Error {
+    let source: Box<dyn std::error::Error + Send + Sync> = if std::error::Error::source(&e).is_some() {
+        e.into_source()
+            .unwrap_or_else(|| Box::from("invalid connection string"))
+    } else {
+        Box::new(e)
+    };
+    Error::InvalidConnectionString { source }
+}
+
+/// The `sslmode` a connection runs with, given the configured one, the hosts and the TLS
+/// mode (see [`TlsMode`] for the table): TLS configured raises `prefer` (the driver's
+/// default) to `require`, and refuses `disable` and Unix-socket hosts; no TLS configured
+/// refuses `require`. Shared by the sync and async stores at open.
+#[cfg_attr(any(not(feature = "postgres-tls"), not(unix)), allow(unused_variables))]
+pub(crate) fn ssl_mode_for(mode: SslMode, hosts: &[Host], tls: &TlsMode) -> Result<SslMode> {
+    match tls {
+        TlsMode::Disable => match mode {
+            SslMode::Require => Err(Error::InvalidConfig(
+                "the connection string says sslmode=require, but no TLS is configured, so no connection could \
+                 be encrypted: enable the `postgres-tls` feature and connect with `connect_tls(url)`, or pass \
+                 `PgOptions::new().tls(TlsMode::webpki_roots()?)` (or `TlsMode::Rustls` with your own \
+                 rustls::ClientConfig) to `from_config`"
+                    .into(),
+            )),
+            other => Ok(other),
+        },
+        #[cfg(feature = "postgres-tls")]
+        TlsMode::Rustls(_) => {
+            #[cfg(unix)]
+            if let Some(Host::Unix(path)) = hosts.iter().find(|h| matches!(h, Host::Unix(_))) {
+                return Err(Error::InvalidConfig(format!(
+                    "TLS is configured, but host {} is a Unix-domain socket, where PostgreSQL offers no TLS: \
+                     use TlsMode::Disable for a local socket, or a TCP host",
+                    path.display()
+                )));
+            }
+            match mode {
+                SslMode::Disable => Err(tls_conflict("disable", "connects in plain text")),
+                SslMode::Prefer | SslMode::Require => Ok(SslMode::Require),
+                other => Ok(other),
+            }
+        }
+    }
+}
+
+/// [`Error::InvalidConfig`] for an `sslmode` that contradicts configured TLS.
+#[cfg(feature = "postgres-tls")]
+fn tls_conflict(mode: &str, meaning: &str) -> Error {
+    Error::InvalidConfig(format!(
+        "TLS is configured (PgOptions::tls or connect_tls), but the connection string says sslmode={mode}, \
+         which {meaning}: remove `sslmode` (TLS is then required) or set sslmode=require"
+    ))
+}
+
+/// `connect_tls`: the parsed string and rustls with Mozilla's roots. An explicit
+/// `sslmode=disable` or `sslmode=prefer` in the string is [`Error::InvalidConfig`] (it
+/// asks for plain text, or allows it); a missing one becomes `require` at open
+/// ([`ssl_mode_for`]).
 #[cfg(feature = "postgres-tls")]
 pub(crate) fn tls_config(url: &str) -> Result<(tokio_postgres::Config, PgOptions)> {
-    let mut config = parse_url(url)?;
-    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Prefer {
-        config.ssl_mode(tokio_postgres::config::SslMode::Require);
+    let config = parse_url(url)?;
+    if scan(url).params.iter().any(|p| p.key == "sslmode") {
+        match config.get_ssl_mode() {
+            SslMode::Disable => return Err(tls_conflict("disable", "connects in plain text")),
+            SslMode::Prefer => {
+                return Err(tls_conflict(
+                    "prefer",
+                    "falls back to plain text when the server offers no TLS",
+                ))
+            }
+            _ => {}
+        }
     }
     Ok((config, PgOptions::new().tls(TlsMode::webpki_roots()?)))
+}
+
+/// A connection string with its password replaced by `***`: `password=***` in a key/value
+/// string, `user:***@` (and `password=***` among the parameters) in a URL.
+///
+/// Use it wherever a connection string is shown (messages, logs, command output); the
+/// `eventsource` command prints databases through it. The string is read the way the driver
+/// reads it (quoted values, backslash escapes, percent-encoded URL parameter names), so
+/// what the driver would take as the password is what is hidden. If the string stops
+/// making sense part way, everything from there on is replaced by `***` too, since it may
+/// hold a password the scanner could not find.
+///
+/// ```
+/// use eventsource::store::postgres::redact_connection_string as redact;
+///
+/// assert_eq!(redact("host=db user=app password='s3 cr3t'"), "host=db user=app password=***");
+/// assert_eq!(redact("postgresql://app:s3cr3t@db/orders"), "postgresql://app:***@db/orders");
+/// assert_eq!(redact("host=db user=app"), "host=db user=app");
+/// ```
+pub fn redact_connection_string(url: &str) -> String {
+    let found = scan(url);
+    let end = found.bad_from.unwrap_or(url.len());
+    let mut out = String::with_capacity(url.len());
+    let mut at = 0;
+    for p in found.params.iter().filter(|p| p.key == "password") {
+        out.push_str(&url[at..p.value.start]);
+        out.push_str("***");
+        at = p.value.end;
+    }
+    out.push_str(&url[at..end]);
+    if end < url.len() {
+        out.push_str("***");
+    }
+    out
+}
+
+/// A parameter of a connection string: its name (decoded) and where its raw value is.
+#[derive(Debug, PartialEq, Eq)]
+struct Param {
+    key: String,
+    value: std::ops::Range<usize>,
+}
+
+/// The parameters of a connection string, in order, read as tokio-postgres reads them;
+/// `bad_from` is the byte offset where the text stops making sense, if it does.
+#[derive(Debug)]
+struct Scan {
+    params: Vec<Param>,
+    bad_from: Option<usize>,
+}
+
+fn scan(s: &str) -> Scan {
+    for prefix in ["postgres://", "postgresql://"] {
+        if s.starts_with(prefix) {
+            return scan_url(s, prefix.len());
+        }
+    }
+    scan_key_value(s)
+}
+
+/// `postgres://user:password@host,host:port/db?key=value&...`, as tokio-postgres's
+/// `UrlParser` reads it: the credentials end at the first `@` of the whole string, the
+/// password at the first `:` in them; the parameters start at the first `?` after that,
+/// each name ends at the next `=` and each value at the next `&`.
+fn scan_url(s: &str, start: usize) -> Scan {
+    let mut params = Vec::new();
+    let mut pos = start;
+    if let Some(at) = s[start..].find('@') {
+        if let Some(colon) = s[start..start + at].find(':') {
+            params.push(Param {
+                key: "password".into(),
+                value: start + colon + 1..start + at,
+            });
+        }
+        pos = start + at + 1;
+    }
+    let Some(q) = s[pos..].find('?') else {
+        return Scan { params, bad_from: None };
+    };
+    pos += q + 1;
+    while pos < s.len() {
+        let Some(eq) = s[pos..].find('=') else {
+            return Scan {
+                params,
+                bad_from: Some(pos),
+            };
+        };
+        let key = percent_decode(&s[pos..pos + eq]);
+        let value_start = pos + eq + 1;
+        let value_end = s[value_start..].find('&').map_or(s.len(), |amp| value_start + amp);
+        params.push(Param {
+            key,
+            value: value_start..value_end,
+        });
+        pos = value_end + 1;
+    }
+    Scan { params, bad_from: None }
+}
+
+/// `key = value key='quoted \' value'`, as tokio-postgres's key/value `Parser` reads it.
+fn scan_key_value(s: &str) -> Scan {
+    let mut params = Vec::new();
+    let mut it = s.char_indices().peekable();
+    let end_of = |it: &mut std::iter::Peekable<std::str::CharIndices<'_>>| it.peek().map_or(s.len(), |&(i, _)| i);
+    let skip_ws = |it: &mut std::iter::Peekable<std::str::CharIndices<'_>>| {
+        while it.next_if(|&(_, c)| c.is_whitespace()).is_some() {}
+    };
+    loop {
+        skip_ws(&mut it);
+        let key_start = end_of(&mut it);
+        while it.next_if(|&(_, c)| !c.is_whitespace() && c != '=').is_some() {}
+        let key_end = end_of(&mut it);
+        if key_start == key_end {
+            // The driver stops at an empty name; anything left is not read as options.
+            let bad_from = (key_start < s.len()).then_some(key_start);
+            return Scan { params, bad_from };
+        }
+        skip_ws(&mut it);
+        if it.next_if(|&(_, c)| c == '=').is_none() {
+            return Scan {
+                params,
+                bad_from: Some(key_start),
+            };
+        }
+        skip_ws(&mut it);
+        let value_start = end_of(&mut it);
+        let quoted = it.next_if(|&(_, c)| c == '\'').is_some();
+        let mut closed = !quoted;
+        while let Some(&(_, c)) = it.peek() {
+            if quoted && c == '\'' {
+                it.next();
+                closed = true;
+                break;
+            }
+            if !quoted && c.is_whitespace() {
+                break;
+            }
+            it.next();
+            if c == '\\' {
+                it.next();
+            }
+        }
+        let value_end = end_of(&mut it);
+        if !closed || value_end == value_start {
+            return Scan {
+                params,
+                bad_from: Some(key_start),
+            };
+        }
+        params.push(Param {
+            key: s[key_start..key_end].to_owned(),
+            value: value_start..value_end,
+        });
+    }
+}
+
+/// `%XX` decoding of a URL parameter name (invalid escapes kept as they are, invalid UTF-8
+/// replaced, so a name the driver would reject never matches `password` by accident).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Quotes an SQL identifier (`"name"`, inner quotes doubled).
@@ -519,6 +791,306 @@ mod tests {
             setup_timeout(&set, Some(Duration::from_secs(3))),
             Duration::from_millis(500)
         );
+    }
+
+    #[test]
+    fn redaction_hides_the_password_of_key_value_strings() {
+        let redact = redact_connection_string;
+        assert_eq!(
+            redact("host=db password=s3cr3t user=app"),
+            "host=db password=*** user=app"
+        );
+        assert_eq!(redact("password = 's3 cr\\'3t' dbname=x"), "password = *** dbname=x");
+        assert_eq!(redact("password=s3\\ cr3t"), "password=***");
+        assert_eq!(redact("password=a password=b"), "password=*** password=***");
+        assert_eq!(redact("host=db user=app"), "host=db user=app");
+        assert_eq!(redact(""), "");
+        // What the scanner cannot follow is hidden from there on.
+        assert_eq!(redact("host=db oops password=s3cr3t"), "host=db ***");
+        assert_eq!(redact("host=db password='s3cr3t"), "host=db ***");
+        assert_eq!(redact("host=db =x password=s3cr3t"), "host=db ***");
+        for s in [
+            "host=db password=s3cr3t user=app",
+            "password = 's3 cr\\'3t' dbname=x",
+            "host=db password='s3cr3t",
+            "host=db oops password=s3cr3t",
+        ] {
+            assert!(!redact(s).contains("s3"), "{s} -> {}", redact(s));
+        }
+    }
+
+    #[test]
+    fn redaction_hides_the_password_of_urls() {
+        let redact = redact_connection_string;
+        assert_eq!(
+            redact("postgresql://app:s3cr3t@db:5432/orders"),
+            "postgresql://app:***@db:5432/orders"
+        );
+        assert_eq!(redact("postgres://app@db/orders"), "postgres://app@db/orders");
+        assert_eq!(
+            redact("postgres://db/orders?user=app&password=s3cr3t&sslmode=require"),
+            "postgres://db/orders?user=app&password=***&sslmode=require"
+        );
+        // A percent-encoded parameter name is still `password` to the driver.
+        assert_eq!(
+            redact("postgres://db/x?pass%77ord=s3cr3t"),
+            "postgres://db/x?pass%77ord=***"
+        );
+        // The driver ends the credentials at the first `@`, wherever it is.
+        assert_eq!(redact("postgres://app:s3:cr3t@db/x"), "postgres://app:***@db/x");
+        assert_eq!(redact("postgres://db/x?password"), "postgres://db/x?***");
+        // Not a URL prefix the driver knows: read as key/value, where it does not parse.
+        assert_eq!(redact("POSTGRES://app:s3cr3t@db"), "***");
+    }
+
+    #[test]
+    fn the_scanner_reads_what_the_driver_reads() {
+        // For strings the driver accepts, the scanner finds the same password.
+        for s in [
+            "host=db password=s3cr3t user=app",
+            "password = 'it\\'s' dbname=x",
+            "user=a password=\\ x",
+            "postgresql://app:p%40ss@db/orders",
+            "postgres://db/orders?password=a%20b&user=app",
+            "postgres://db/x?pass%77ord=zz",
+        ] {
+            let config = parse_url(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            let found = scan(s);
+            assert_eq!(found.bad_from, None, "{s}");
+            let password = found
+                .params
+                .iter()
+                .rfind(|p| p.key == "password")
+                .map(|p| &s[p.value.clone()]);
+            assert!(config.get_password().is_some() && password.is_some(), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_string_names_the_bad_option() {
+        for (s, reason) in [
+            ("host=db foo=bar", "unknown option `foo`"),
+            ("host=db sslmode=sometimes", "invalid value for option `sslmode`"),
+            ("host=db port=fivefourthreetwo", "invalid value for option `port`"),
+            ("postgresql://db:notaport/x", "invalid value for option `port`"),
+            ("postgresql://db/x?foo=1", "unknown option `foo`"),
+            ("host='db", "unterminated quoted connection parameter value"),
+        ] {
+            match parse_url(s) {
+                Err(e @ Error::InvalidConnectionString { .. }) => {
+                    let message = e.to_string();
+                    assert_eq!(
+                        message,
+                        format!("invalid PostgreSQL connection string: {reason}"),
+                        "{s}"
+                    );
+                    let source = std::error::Error::source(&e).map(ToString::to_string);
+                    assert_eq!(source.as_deref(), Some(reason), "{s}");
+                }
+                other => panic!("{s}: expected InvalidConnectionString, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn sslmode_without_tls() {
+        let tcp = [Host::Tcp("db".into())];
+        assert_eq!(
+            ssl_mode_for(SslMode::Prefer, &tcp, &TlsMode::Disable).ok(),
+            Some(SslMode::Prefer)
+        );
+        assert_eq!(
+            ssl_mode_for(SslMode::Disable, &tcp, &TlsMode::Disable).ok(),
+            Some(SslMode::Disable)
+        );
+        match ssl_mode_for(SslMode::Require, &tcp, &TlsMode::Disable) {
+            Err(Error::InvalidConfig(m)) => {
+                assert!(
+                    m.contains("sslmode=require") && m.contains("no TLS is configured"),
+                    "{m}"
+                );
+                assert!(m.contains("connect_tls") && m.contains("PgOptions::new().tls"), "{m}");
+            }
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+    }
+
+    #[cfg(feature = "postgres-tls")]
+    #[test]
+    fn tls_configured_means_tls_required() -> Result<()> {
+        let tls = TlsMode::webpki_roots()?;
+        let tcp = [Host::Tcp("db".into())];
+        assert_eq!(ssl_mode_for(SslMode::Prefer, &tcp, &tls)?, SslMode::Require);
+        assert_eq!(ssl_mode_for(SslMode::Require, &tcp, &tls)?, SslMode::Require);
+        match ssl_mode_for(SslMode::Disable, &tcp, &tls) {
+            Err(Error::InvalidConfig(m)) => {
+                assert!(m.contains("TLS is configured") && m.contains("sslmode=disable"), "{m}")
+            }
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+        #[cfg(unix)]
+        assert!(matches!(
+            ssl_mode_for(SslMode::Prefer, &[Host::Unix("/run/postgresql".into())], &tls),
+            Err(Error::InvalidConfig(m)) if m.contains("Unix-domain socket")
+        ));
+        // connect_tls: no sslmode becomes require at open; an explicit fallback is refused.
+        let (config, options) = tls_config("host=db user=app")?;
+        assert_eq!(
+            ssl_mode_for(config.get_ssl_mode(), config.get_hosts(), options.get_tls())?,
+            SslMode::Require
+        );
+        let (config, _) = tls_config("postgresql://app@db/x?sslmode=require")?;
+        assert_eq!(config.get_ssl_mode(), SslMode::Require);
+        for (s, mode) in [
+            ("host=db sslmode=disable", "sslmode=disable"),
+            ("host=db sslmode=prefer", "sslmode=prefer"),
+            ("postgresql://app@db/x?sslmode=prefer", "sslmode=prefer"),
+            ("postgresql://app@db/x?ssl%6Dode=disable", "sslmode=disable"),
+        ] {
+            match tls_config(s) {
+                Err(Error::InvalidConfig(m)) => {
+                    assert!(m.contains(mode) && m.contains("TLS is configured"), "{s}: {m}")
+                }
+                other => panic!("{s}: expected InvalidConfig, got {:?}", other.map(|_| ())),
+            }
+        }
+        Ok(())
+    }
+
+    /// A server on 127.0.0.1 that answers `N` ("no TLS") to every SSLRequest and records,
+    /// per connection, the first 8 bytes and whatever the client sends after the `N`.
+    #[cfg(feature = "postgres-tls")]
+    mod no_tls_server {
+        use std::io::{ErrorKind, Read, Write};
+        use std::net::TcpListener;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        use std::thread::JoinHandle;
+        use std::time::{Duration, Instant};
+
+        /// The SSLRequest: length 8, code 80877103.
+        pub const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 4, 210, 22, 47];
+
+        pub struct Server {
+            pub port: u16,
+            stop: Arc<AtomicBool>,
+            handle: JoinHandle<Vec<(Vec<u8>, Vec<u8>)>>,
+        }
+
+        pub fn start() -> Server {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.set_nonblocking(true).expect("nonblocking");
+            let port = listener.local_addr().expect("addr").port();
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&stop);
+            let handle = std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    match listener.accept() {
+                        Ok((mut socket, _)) => {
+                            socket.set_nonblocking(false).expect("blocking");
+                            socket.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+                            let mut request = [0u8; 8];
+                            let mut first = Vec::new();
+                            if socket.read_exact(&mut request).is_ok() {
+                                first.extend_from_slice(&request);
+                                let _ = socket.write_all(b"N");
+                            }
+                            // Everything until the client hangs up (or 5 s pass).
+                            let mut after = Vec::new();
+                            let _ = socket.read_to_end(&mut after);
+                            seen.push((first, after));
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+                        Err(e) => panic!("accept: {e}"),
+                    }
+                }
+                seen
+            });
+            Server { port, stop, handle }
+        }
+
+        impl Server {
+            /// Stops accepting; returns what each connection sent.
+            pub fn finish(self) -> Vec<(Vec<u8>, Vec<u8>)> {
+                self.stop.store(true, Ordering::SeqCst);
+                self.handle.join().expect("server thread")
+            }
+        }
+    }
+
+    #[cfg(feature = "postgres-tls")]
+    fn assert_nothing_after_the_ssl_request(seen: &[(Vec<u8>, Vec<u8>)]) {
+        assert!(!seen.is_empty(), "the client never connected");
+        for (first, after) in seen {
+            assert_eq!(
+                first.as_slice(),
+                no_tls_server::SSL_REQUEST.as_slice(),
+                "not an SSLRequest"
+            );
+            assert!(
+                after.is_empty(),
+                "the client went on in plain text after the server refused TLS: {:?}",
+                String::from_utf8_lossy(after)
+            );
+        }
+    }
+
+    #[cfg(feature = "postgres-tls")]
+    fn refusing_config(port: u16) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(port)
+            .user("secret_user")
+            .dbname("secret_db")
+            .connect_timeout(Duration::from_secs(5));
+        config
+    }
+
+    #[cfg(feature = "postgres-tls")]
+    #[test]
+    fn sync_store_with_tls_never_sends_the_startup_to_a_server_without_tls() -> Result<()> {
+        let server = no_tls_server::start();
+        let options = PgOptions::new()
+            .tls(TlsMode::webpki_roots()?)
+            .checkout_timeout(Duration::from_secs(10));
+        let opened = super::super::PostgresEventStore::from_config(
+            postgres::Config::from(refusing_config(server.port)),
+            crate::JsonCodec,
+            options,
+        );
+        let seen = server.finish();
+        assert_nothing_after_the_ssl_request(&seen);
+        match opened {
+            Err(e) => assert!(e.to_string().contains("server does not support TLS"), "{e}"),
+            Ok(store) => panic!("opened {store:?} without TLS"),
+        }
+        Ok(())
+    }
+
+    #[cfg(feature = "postgres-tls")]
+    #[test]
+    fn async_store_with_tls_never_sends_the_startup_to_a_server_without_tls() -> Result<()> {
+        let server = no_tls_server::start();
+        let options = PgOptions::new()
+            .tls(TlsMode::webpki_roots()?)
+            .checkout_timeout(Duration::from_secs(10));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let opened = runtime.block_on(super::super::AsyncPostgresEventStore::from_config(
+            refusing_config(server.port),
+            crate::JsonCodec,
+            options,
+        ));
+        drop(runtime);
+        let seen = server.finish();
+        assert!(opened.is_err(), "opened without TLS");
+        assert_nothing_after_the_ssl_request(&seen);
+        Ok(())
     }
 
     #[test]

@@ -106,20 +106,29 @@ const SNAPSHOTS: &[(&str, Expect)] = &[
     ("created_at", Expect::Is("timestamp with time zone")),
 ];
 
-/// The unique constraints the stores rely on, and the DDL that adds each.
-const CONSTRAINTS: &[(&str, &str, &str)] = &[
-    ("events", sql::UQ_EVENT_ID, "UNIQUE (event_id)"),
+/// The unique constraints the stores rely on: table, name and columns.
+const CONSTRAINTS: &[(&str, &str, &[&str])] = &[
+    ("events", sql::UQ_EVENT_ID, &["event_id"]),
     (
         "events",
         sql::UQ_STREAM_VERSION,
-        "UNIQUE (aggregate_id, aggregate_type, version)",
+        &["aggregate_id", "aggregate_type", "version"],
     ),
     (
         "snapshots",
         sql::UQ_SNAPSHOTS_AGGREGATE,
-        "UNIQUE (aggregate_id, aggregate_type)",
+        &["aggregate_id", "aggregate_type"],
     ),
 ];
+
+/// A table as suggested SQL names it: `"schema"."table"`, or `"table"` when the schema is
+/// not known (every identifier quoted with [`quote_ident`], so any schema name works).
+fn qualified(schema: Option<&str>, table: &str) -> String {
+    match schema {
+        Some(s) => format!("{}.{}", quote_ident(s), quote_ident(table)),
+        None => quote_ident(table),
+    }
+}
 
 fn body_type(format: Format) -> &'static str {
     match format {
@@ -136,8 +145,11 @@ fn format_label(format: Format) -> &'static str {
 }
 
 /// Checks the catalog of the current schema against what a store with this codec format
-/// needs. `schema` only names the schema in messages.
-pub(crate) fn check_schema(catalog: &[CatalogRow], format: Format, schema: &str) -> Result<()> {
+/// needs. `schema` (the schema the tables are in, if known) only names it in messages and
+/// in the SQL a `Fix:` suggests, where every identifier is quoted.
+pub(crate) fn check_schema(catalog: &[CatalogRow], format: Format, schema: Option<&str>) -> Result<()> {
+    let sql_schema = schema;
+    let schema = schema.unwrap_or("(none: search_path names no existing schema)");
     for (table, columns) in [("events", EVENTS), ("snapshots", SNAPSHOTS)] {
         let present: Vec<&CatalogRow> = catalog
             .iter()
@@ -167,7 +179,11 @@ pub(crate) fn check_schema(catalog: &[CatalogRow], format: Format, schema: &str)
                 Expect::Is(ty) if found.detail != *ty => {
                     return Err(Error::SchemaMismatch {
                         problem: format!("column `{table}.{column}` is {}, expected {ty}", found.detail),
-                        fix: format!("ALTER TABLE {schema}.{table} ALTER COLUMN {column} TYPE {ty}"),
+                        fix: format!(
+                            "ALTER TABLE {} ALTER COLUMN {} TYPE {ty}",
+                            qualified(sql_schema, table),
+                            quote_ident(column)
+                        ),
                     });
                 }
                 Expect::Body if found.detail != body_type(format) => {
@@ -189,26 +205,28 @@ pub(crate) fn check_schema(catalog: &[CatalogRow], format: Format, schema: &str)
             }
         }
     }
-    for (table, name, ddl) in CONSTRAINTS {
+    for (table, name, columns) in CONSTRAINTS {
         let found = catalog
             .iter()
             .any(|r| r.kind == "constraint" && r.table == *table && r.name == *name && r.detail == "UNIQUE");
         if !found {
             return Err(Error::SchemaMismatch {
                 problem: format!("unique constraint `{name}` on `{table}` is missing in schema `{schema}`"),
-                fix: format!("ALTER TABLE {schema}.{table} ADD CONSTRAINT {name} {ddl}"),
+                fix: format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})",
+                    qualified(sql_schema, table),
+                    quote_ident(name),
+                    columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+                ),
             });
         }
     }
     Ok(())
 }
 
-/// The schema name shown in messages.
-fn label(configured: Option<&str>, info: &ServerInfo) -> String {
-    configured
-        .map(str::to_owned)
-        .or_else(|| info.schema.clone())
-        .unwrap_or_else(|| "(none: search_path names no existing schema)".to_owned())
+/// The schema the tables are in: the configured one, else the server's current schema.
+fn label<'a>(configured: Option<&'a str>, info: &'a ServerInfo) -> Option<&'a str> {
+    configured.or(info.schema.as_deref())
 }
 
 fn applied_from(rows: &[tokio_postgres::Row]) -> Result<Vec<AppliedMigration>> {
@@ -299,7 +317,7 @@ pub(crate) mod blocking {
         }
         let info = rows::server_info(&one(client, &sql::SERVER_INFO, format, &[])?)?;
         let catalog = catalog_from(&query(client, &sql::CATALOG, format, &[])?)?;
-        check_schema(&catalog, format, &label(schema, &info))?;
+        check_schema(&catalog, format, label(schema, &info))?;
         Ok(info)
     }
 }
@@ -383,7 +401,7 @@ pub(crate) mod nonblocking {
         }
         let info = rows::server_info(&one(&*client, &sql::SERVER_INFO, format, &[]).await?)?;
         let catalog = catalog_from(&query(&*client, &sql::CATALOG, format, &[]).await?)?;
-        check_schema(&catalog, format, &label(schema, &info))?;
+        check_schema(&catalog, format, label(schema, &info))?;
         Ok(info)
     }
 }
@@ -422,13 +440,13 @@ mod tests {
 
     #[test]
     fn a_complete_catalog_passes() {
-        assert!(check_schema(&full_catalog(Format::Json), Format::Json, "s").is_ok());
-        assert!(check_schema(&full_catalog(Format::Binary), Format::Binary, "s").is_ok());
+        assert!(check_schema(&full_catalog(Format::Json), Format::Json, Some("s")).is_ok());
+        assert!(check_schema(&full_catalog(Format::Binary), Format::Binary, Some("s")).is_ok());
     }
 
     #[test]
     fn a_codec_mismatch_names_the_fix() {
-        match check_schema(&full_catalog(Format::Json), Format::Binary, "s") {
+        match check_schema(&full_catalog(Format::Json), Format::Binary, Some("s")) {
             Err(Error::SchemaMismatch { problem, fix }) => {
                 assert!(
                     problem.contains("events.payload") && problem.contains("jsonb"),
@@ -446,16 +464,54 @@ mod tests {
             .into_iter()
             .filter(|r| r.table != "snapshots")
             .collect();
-        let err = check_schema(&no_snapshots, Format::Json, "s");
+        let err = check_schema(&no_snapshots, Format::Json, Some("s"));
         assert!(matches!(err, Err(Error::SchemaMismatch { ref problem, .. }) if problem.contains("`snapshots`")));
         let no_constraint: Vec<_> = full_catalog(Format::Json)
             .into_iter()
             .filter(|r| r.name != sql::UQ_STREAM_VERSION)
             .collect();
-        let err = check_schema(&no_constraint, Format::Json, "s");
+        let err = check_schema(&no_constraint, Format::Json, Some("s"));
         assert!(
-            matches!(err, Err(Error::SchemaMismatch { ref fix, .. }) if fix.contains("ADD CONSTRAINT uq_events_stream_version"))
+            matches!(err, Err(Error::SchemaMismatch { ref fix, .. }) if fix.contains("ADD CONSTRAINT \"uq_events_stream_version\""))
         );
+    }
+
+    #[test]
+    fn suggested_sql_quotes_every_identifier() {
+        let odd = "My \"odd\" schema";
+        let mut catalog = full_catalog(Format::Json);
+        for row in &mut catalog {
+            if row.table == "events" && row.name == "event_type" {
+                row.detail = "text".into();
+            }
+        }
+        match check_schema(&catalog, Format::Json, Some(odd)) {
+            Err(Error::SchemaMismatch { fix, .. }) => assert_eq!(
+                fix,
+                "ALTER TABLE \"My \"\"odd\"\" schema\".\"events\" ALTER COLUMN \"event_type\" TYPE character varying"
+            ),
+            other => panic!("expected a schema mismatch, got {other:?}"),
+        }
+        let no_constraint: Vec<_> = full_catalog(Format::Json)
+            .into_iter()
+            .filter(|r| r.name != sql::UQ_SNAPSHOTS_AGGREGATE)
+            .collect();
+        match check_schema(&no_constraint, Format::Json, Some(odd)) {
+            Err(Error::SchemaMismatch { fix, .. }) => assert_eq!(
+                fix,
+                "ALTER TABLE \"My \"\"odd\"\" schema\".\"snapshots\" ADD CONSTRAINT \"uq_snapshots_aggregate\" \
+                 UNIQUE (\"aggregate_id\", \"aggregate_type\")"
+            ),
+            other => panic!("expected a schema mismatch, got {other:?}"),
+        }
+        // Without a known schema the SQL names the table alone (the search_path finds it).
+        match check_schema(&no_constraint, Format::Json, None) {
+            Err(Error::SchemaMismatch { problem, fix }) => {
+                assert!(fix.starts_with("ALTER TABLE \"snapshots\" ADD CONSTRAINT"), "{fix}");
+                assert!(problem.contains("search_path names no existing schema"), "{problem}");
+            }
+            other => panic!("expected a schema mismatch, got {other:?}"),
+        }
     }
 
     #[test]

@@ -30,8 +30,14 @@
 //! `tokio_postgres::Config` (async) and [`PgOptions`]: a schema (every connection starts
 //! with `search_path` set to it, through the startup `options`, so no statement names a
 //! schema and a pooled connection cannot lose it), the pool size, the checkout and
-//! connect timeouts, whether to migrate, and TLS ([`TlsMode`]; rustls, behind the
-//! `postgres-tls` feature, with `connect_tls(url)` for the common case). Opening applies pending migrations from
+//! connect timeouts, whether to migrate, and TLS ([`TlsMode`]; rustls, behind the `postgres-tls` feature,
+//! with `connect_tls(url)` for the common case). TLS configured means TLS required: a server
+//! that offers no TLS gets an error, never the user or database name in plain text, and an
+//! `sslmode` that contradicts the TLS configuration is
+//! [`Error::InvalidConfig`](crate::Error::InvalidConfig) (see [`TlsMode`]). A malformed
+//! string is [`Error::InvalidConnectionString`](crate::Error::InvalidConnectionString)
+//! with the driver's reason; show a connection string through
+//! [`redact_connection_string`], which hides its password. Opening applies pending migrations from
 //! `migrations/postgres` in one transaction under an advisory lock, so concurrent first
 //! connects queue instead of failing, then checks the tables, column types (`JSONB` or
 //! `BYTEA` bodies, per codec) and constraints through `information_schema`, failing with
@@ -160,7 +166,7 @@ mod nonblocking;
 mod sync;
 
 pub use crate::store::monitor::{Coverage, SnapshotMonitor, StaleSnapshot};
-pub use conn::{PgOptions, TlsMode};
+pub use conn::{redact_connection_string, PgOptions, TlsMode};
 pub use nonblocking::{AsyncPostgresEventStore, AsyncPostgresSnapshotStore};
 pub use sync::{PostgresEventStore, PostgresSnapshotStore};
 

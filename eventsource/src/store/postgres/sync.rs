@@ -39,7 +39,7 @@ use uuid::Uuid;
 
 use super::conn::{
     bound_to_i64, check_schema_name, classify, connect_timed_out, location, session_options, setup_timeout,
-    store_error, Connector, Failure, PgOptions, BACKEND, TARGET,
+    ssl_mode_for, store_error, Connector, Failure, PgOptions, BACKEND, TARGET,
 };
 use super::migrate;
 use super::ops::{self, AppendBatch, AppendOutcome, Header, SnapshotRow};
@@ -421,6 +421,11 @@ impl Shared {
         }
         let session = session_options(config.get_options(), options.get_schema());
         config.options(&session);
+        config.ssl_mode(ssl_mode_for(
+            config.get_ssl_mode(),
+            config.get_hosts(),
+            options.get_tls(),
+        )?);
         let pool = Pool {
             connector: Connector::new(options.get_tls()),
             format,
@@ -492,8 +497,9 @@ impl PostgresEventStore<JsonCodec> {
         Self::connect_with_codec(url, JsonCodec)
     }
 
-    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
-    /// `prefer` (the default) becomes `require`.
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
+    /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
+    /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
     pub fn connect_tls(url: &str) -> Result<Self> {
         let (config, options) = tls_config(url)?;
@@ -680,8 +686,9 @@ impl PostgresSnapshotStore<JsonCodec> {
         PostgresEventStore::connect(url).map(|events| events.snapshot_store())
     }
 
-    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots); `sslmode`
-    /// `prefer` (the default) becomes `require`.
+    /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
+    /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
+    /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
     pub fn connect_tls(url: &str) -> Result<Self> {
         PostgresEventStore::connect_tls(url).map(|events| events.snapshot_store())

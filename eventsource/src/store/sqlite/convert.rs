@@ -89,7 +89,7 @@ pub(super) fn sql_error(context: &str, err: rusqlite::Error) -> Error {
         }
         Some(ErrorCode::ReadOnly) => {
             " (the database is read-only: check the file's and directory's permissions, or \
-             open it without SqliteOptions::read_only / `mode=ro`)"
+             open it without SqliteOptions::read_only / SqliteOptions::immutable / `mode=ro`)"
         }
         Some(ErrorCode::CannotOpen) => {
             " (check that the directory exists and that the file and directory are readable \

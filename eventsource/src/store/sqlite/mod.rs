@@ -80,17 +80,46 @@
 //! out). Timestamps are RFC 3339 UTC text with microseconds ([`crate::time`]);
 //! `created_at` is set at append.
 //!
+//! ## Read-only databases
+//!
+//! [`SqliteOptions::read_only`] opens the file read-only (`SQLITE_OPEN_READONLY`): no
+//! migration runs (a database that lacks one fails with [`Error::SchemaMismatch`]), the
+//! journal mode is left as it is, and the store writes nothing; appends and snapshot
+//! writes fail with [`Error::Store`]. Every connection reads the schema once as it opens,
+//! so a database that cannot be read fails the open, not a later call. A `file:` URI
+//! with `mode=ro` or `immutable=1` opens the same way, whatever the options say.
+//!
+//! Our stores keep their files in WAL mode, and SQLite reads a WAL database read-only
+//! only when its `-wal` and `-shm` files exist, or when it can create them, which needs a
+//! writable directory (SQLite does create them then: they are how readers and writers
+//! share the log, and they are left in place when the reader closes). The last connection
+//! to close a WAL database cleanly deletes both files, so a database copied to read-only
+//! storage usually has neither, and the read-only open fails with an [`Error::Store`]
+//! that says so and names the fixes:
+//!
+//! - [`SqliteOptions::immutable`] (the `immutable=1` URI parameter) when nothing writes
+//!   to the file: SQLite then takes no lock and needs neither file. It reads the main
+//!   database file alone, so commits still in a `-wal` file are invisible (a clean close
+//!   of the last writer, or `PRAGMA wal_checkpoint(TRUNCATE)`, moves them into the main
+//!   file; a warning is logged when an immutable open finds a `-wal` file with frames), and
+//!   a file that does change underneath it can give wrong answers or corruption errors;
+//! - copying the database to a writable directory, or making the directory writable;
+//! - taking the database out of WAL mode (`PRAGMA journal_mode=DELETE`, with `sqlite3`)
+//!   before putting it on read-only storage: a read-only open leaves that mode as it is
+//!   (a read-write open by this store switches it back to WAL).
+//!
 //! Debug logs go to the target `eventsource::store::sqlite`.
 
 mod convert;
 mod events;
 mod monitor;
 mod pool;
+mod readonly;
 mod schema;
 mod snapshots;
 mod sql;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -142,6 +171,7 @@ pub struct SqliteOptions {
     busy_timeout: Duration,
     pool_size: usize,
     read_only: bool,
+    immutable: bool,
 }
 
 impl Default for SqliteOptions {
@@ -151,6 +181,7 @@ impl Default for SqliteOptions {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             pool_size: DEFAULT_POOL_SIZE,
             read_only: false,
+            immutable: false,
         }
     }
 }
@@ -182,9 +213,32 @@ impl SqliteOptions {
     }
 
     /// Opens the database read-only: no migrations (an out-of-date database fails with
-    /// [`Error::SchemaMismatch`]), reads only; writes fail with [`Error::Store`].
+    /// [`Error::SchemaMismatch`]), no change of journal mode, reads only; writes fail with
+    /// [`Error::Store`].
+    ///
+    /// A WAL database (every database this store created) opens read-only where SQLite
+    /// allows it: its `-wal` and `-shm` files exist, or the directory is writable so that
+    /// SQLite can create them. Elsewhere (a read-only file system, say, after the last
+    /// writer closed cleanly and deleted them) the open fails with [`Error::Store`]
+    /// naming that reason and the fixes, one of which is [`SqliteOptions::immutable`]. See
+    /// the [module docs](self#read-only-databases).
+    ///
+    /// A `file:` URI with `mode=ro` or `immutable=1` opens read-only whatever this says.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// Opens the database immutable (SQLite's `immutable=1` URI parameter), which implies
+    /// [`read_only`](Self::read_only): SQLite takes no lock and needs no `-wal` or `-shm`
+    /// file, so a WAL database on read-only storage opens without them.
+    ///
+    /// Only for a file that nothing writes while it is open: SQLite reads the main
+    /// database file alone, so commits still in a `-wal` file are not seen (a clean close
+    /// of the last writer checkpoints them into the main file), and a file changed by
+    /// another process while open can give wrong results or corruption errors.
+    pub fn immutable(mut self, immutable: bool) -> Self {
+        self.immutable = immutable;
         self
     }
 
@@ -203,9 +257,15 @@ impl SqliteOptions {
         self.pool_size
     }
 
-    /// Whether the database is opened read-only.
+    /// Whether the database is opened read-only ([`read_only`](Self::read_only) or
+    /// [`immutable`](Self::immutable)).
     pub fn is_read_only(&self) -> bool {
-        self.read_only
+        self.read_only || self.immutable
+    }
+
+    /// Whether the database is opened immutable.
+    pub fn is_immutable(&self) -> bool {
+        self.immutable
     }
 }
 
@@ -227,19 +287,19 @@ impl std::fmt::Debug for Database {
 /// The location of a file database: its canonical path (a `file:` URI's path part), so
 /// that every way of naming one file gives one location.
 fn file_location(path: &Path) -> StoreLocation {
-    let text = path.to_string_lossy();
-    let file = match text.strip_prefix("file:") {
-        Some(uri) => PathBuf::from(uri.split(['?', '#']).next().unwrap_or_default()),
-        None => path.to_path_buf(),
-    };
-    let name = std::fs::canonicalize(&file)
+    let name = std::fs::canonicalize(readonly::database_file(path))
         .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| text.into_owned());
+        .unwrap_or_else(|_| path.to_string_lossy().into_owned());
     StoreLocation(format!("sqlite:{name}"))
 }
 
 impl Database {
     fn open(target: Target, format: Format, options: SqliteOptions) -> Result<Arc<Self>> {
+        // A `file:` URI with `mode=ro` (or `immutable=1`) is a read-only open, options or not.
+        let options = match &target {
+            Target::File(path) if readonly::uri_asks_read_only(path) => options.read_only(true),
+            _ => options,
+        };
         let opener = Opener { target, options };
         let conn = opener.open()?;
         let applied = if opener.options.is_read_only() {
@@ -258,7 +318,12 @@ impl Database {
         };
         check_schema(&conn, format)?;
         let location = match &opener.target {
-            Target::File(path) => file_location(path),
+            Target::File(path) => {
+                if opener.options.is_immutable() {
+                    readonly::warn_if_wal_has_frames(path);
+                }
+                file_location(path)
+            }
             Target::Memory => StoreLocation(format!("sqlite::memory:{}", uuid::Uuid::new_v4())),
         };
         debug!(target: TARGET, location = %location.0, format = ?format, migrations_applied = ?applied,

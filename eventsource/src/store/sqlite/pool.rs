@@ -6,7 +6,7 @@
 //! most the busy timeout). A connection returned inside a transaction (a panic in a
 //! visitor, a failed rollback) is rolled back, or closed if that fails.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 use tracing::{debug, warn};
 
 use super::convert::{sql_error, BACKEND};
+use super::{readonly, sql};
 use super::{SqliteOptions, Synchronous, TARGET};
 use crate::error::{Error, Result};
 
@@ -42,19 +43,41 @@ impl Opener {
     /// Opens one connection and applies the per-connection settings.
     pub(super) fn open(&self) -> Result<Connection> {
         let conn = match &self.target {
-            Target::File(path) => {
-                let flags = if self.options.is_read_only() {
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                } else {
-                    OpenFlags::default()
-                };
-                Connection::open_with_flags(path, flags)
-                    .map_err(|e| sql_error(&format!("cannot open SQLite database `{}`", path.display()), e))?
-            }
+            Target::File(path) if self.options.is_read_only() => return self.open_read_only(path),
+            Target::File(path) => Connection::open(path)
+                .map_err(|e| sql_error(&format!("cannot open SQLite database `{}`", path.display()), e))?,
             Target::Memory => {
                 Connection::open_in_memory().map_err(|e| sql_error("cannot open an in-memory SQLite database", e))?
             }
         };
+        self.configure(&conn)?;
+        Ok(conn)
+    }
+
+    /// Opens a read-only (or immutable) connection. SQLite opens a WAL database's `-wal`
+    /// and `-shm` files at the first read, not at open, so this reads the schema once at
+    /// once: a database SQLite cannot read fails here, with the reason and the fix
+    /// ([`readonly::explain_read_only_failure`]). Nothing is migrated, the journal mode is
+    /// left as it is, and nothing is written.
+    fn open_read_only(&self, path: &Path) -> Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let immutable = self.options.is_immutable();
+        let context = format!(
+            "cannot open SQLite database `{}` {}",
+            path.display(),
+            if immutable { "immutable" } else { "read-only" }
+        );
+        let explain = |e| readonly::explain_read_only_failure(path, &context, e);
+        let conn = if immutable {
+            Connection::open_with_flags(readonly::immutable_uri(path), flags)
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
+        .map_err(explain)?;
+        // A writer may be checkpointing at this moment: the first read waits like any other.
+        conn.busy_timeout(self.options.get_busy_timeout()).map_err(explain)?;
+        conn.query_row(sql::FIRST_READ, [], |r| r.get::<_, i64>(0))
+            .map_err(explain)?;
         self.configure(&conn)?;
         Ok(conn)
     }

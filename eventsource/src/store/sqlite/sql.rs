@@ -11,6 +11,10 @@
 /// Whether a table exists.
 pub(super) const TABLE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)";
 
+/// The first read of a read-only connection: it opens a WAL database's `-wal` and
+/// `-shm` files (SQLite does that at the first read, not at open).
+pub(super) const FIRST_READ: &str = "SELECT count(*) FROM sqlite_schema";
+
 /// The migrations recorded as applied.
 pub(super) const APPLIED_MIGRATIONS: &str =
     "SELECT version, checksum, format FROM eventsource_migrations ORDER BY version";

@@ -55,6 +55,7 @@ fn stream_reads_use_the_unique_index() {
 fn every_statement_prepares_against_the_migrated_schema() {
     let conn = migrated();
     for statement in [
+        sql::FIRST_READ,
         sql::TABLE_EXISTS,
         sql::APPLIED_MIGRATIONS,
         sql::RECORD_MIGRATION,
