@@ -203,16 +203,7 @@ fn sync_a_panicking_snapshot_store_is_a_counted_failure() {
     assert_eq!(store.panics.load(Ordering::SeqCst), 3);
     let stats = repo.stats();
     assert_eq!((stats.failures, stats.writes, stats.dropped), (3, 0, 0), "{stats:?}");
-    let logged = logs();
-    for o in &orders {
-        assert!(
-            logged
-                .lines()
-                .any(|l| l.contains("WARN") && l.contains("panicked") && l.contains(&o.id().to_string())),
-            "no WARN for {}: {logged}",
-            o.id()
-        );
-    }
+    assert_panics_logged(&logs(), &orders);
 
     // The store recovers: the worker is still there and writes the next snapshots.
     store.set(WRITE);
@@ -304,16 +295,7 @@ async fn async_a_panicking_snapshot_store_is_a_counted_failure() {
     assert_eq!(store.panics.load(Ordering::SeqCst), 3);
     let stats = repo.stats();
     assert_eq!((stats.failures, stats.writes, stats.dropped), (3, 0, 0), "{stats:?}");
-    let logged = logs();
-    for o in &orders {
-        assert!(
-            logged
-                .lines()
-                .any(|l| l.contains("WARN") && l.contains("panicked") && l.contains(&o.id().to_string())),
-            "no WARN for {}: {logged}",
-            o.id()
-        );
-    }
+    assert_panics_logged(&logs(), &orders);
 
     store.set(WRITE);
     for o in &mut orders {
@@ -518,4 +500,17 @@ fn a_panicking_store_in_sync_mode_never_fails_the_save() {
         assert_eq!(saved.snapshot, SnapshotAction::Written);
         o.assert_invariants(&events, &store);
     });
+}
+
+/// Each order's snapshot panic is logged at WARN, naming the aggregate.
+fn assert_panics_logged(logged: &str, orders: &[Tracked]) {
+    for o in orders {
+        assert!(
+            logged
+                .lines()
+                .any(|l| l.contains("WARN") && l.contains("panicked") && l.contains(&o.id().to_string())),
+            "no WARN for {}: {logged}",
+            o.id()
+        );
+    }
 }

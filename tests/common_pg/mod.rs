@@ -237,23 +237,10 @@ impl PgSchema {
     /// A sync driver config that reaches the server through `addr` (a proxy), with the same
     /// user, password and database, tagged with `application_name`.
     pub fn config_via(&self, addr: std::net::SocketAddr, application_name: &str) -> driver::Config {
-        let base = self.config(application_name);
-        let mut config = driver::Config::new();
-        config.host(&addr.ip().to_string()).port(addr.port());
-        config.application_name(application_name);
-        if let Some(user) = base.get_user() {
-            config.user(user);
-        }
-        if let Some(password) = base.get_password() {
-            config.password(password);
-        }
-        if let Some(dbname) = base.get_dbname() {
-            config.dbname(dbname);
-        }
-        config
+        self.async_config_via(addr, application_name).into()
     }
 
-    /// The async twin of [`config_via`](Self::config_via).
+    /// The async form of [`config_via`](Self::config_via).
     pub fn async_config_via(&self, addr: std::net::SocketAddr, application_name: &str) -> async_driver::Config {
         let base = self.async_config(application_name);
         let mut config = async_driver::Config::new();
