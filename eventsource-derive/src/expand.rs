@@ -53,17 +53,20 @@ pub(crate) fn domain_event(spec: &EventSpec) -> TokenStream {
     }
 }
 
-/// The event enum, its `From` and `EventSet` impls, and `impl Aggregate`.
+/// The event enum, its `From` and `EventSet` impls, `impl Aggregate`, and `schema()` (see
+/// [`crate::schema`]).
 pub(crate) fn aggregate(spec: &AggregateSpec) -> TokenStream {
     let enum_def = event_enum(spec);
     let event_set = event_set(spec);
     let aggregate = aggregate_impl(spec);
     let distinct_names = distinct_names(spec);
+    let schema = crate::schema::aggregate_schema(spec);
     quote! {
         #enum_def
         #event_set
         #aggregate
         #distinct_names
+        #schema
     }
 }
 

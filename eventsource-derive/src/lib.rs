@@ -41,7 +41,11 @@
 //!   payload holding only its own fields, so any codec decodes it;
 //! - `impl Aggregate for Order`: `TYPE`, `SCHEMA_VERSION`, `UPCAST_FROM`, the exhaustive
 //!   `apply` dispatch to the `Apply` impls, and `decode_state` with the upcast chain;
-//! - a compile-time check that no two listed events share a `DomainEvent::NAME`.
+//! - a compile-time check that no two listed events share a `DomainEvent::NAME`;
+//! - `pub fn schema() -> eventsource::testing::AggregateSchema` on the aggregate: its type,
+//!   `schema_version`, state type, upcast sources and events, for the format lock
+//!   (`eventsource::testing::check_schema_lock`). An inherent `fn schema` of your own on
+//!   the aggregate would clash with it.
 //!
 //! The upcast chain must be complete from its lowest `from` to `schema_version - 1`; a
 //! snapshot of an older schema, or of a schema not in the chain, decodes as
@@ -80,6 +84,7 @@ use syn::{parse_macro_input, DeriveInput};
 mod errors;
 mod expand;
 mod parse;
+mod schema;
 mod validate;
 
 use errors::Errors;

@@ -105,6 +105,9 @@ pub mod guide {
     pub mod snapshotting {}
     #[doc = include_str!("../../docs/reliability.md")]
     pub mod reliability {}
+    #[cfg(feature = "schema-lock")]
+    #[doc = include_str!("../../docs/schema-evolution.md")]
+    pub mod schema_evolution {}
 }
 pub mod time;
 #[cfg(feature = "tokio")]

@@ -29,11 +29,22 @@
 //!
 //! Events are compared by event type and JSON payload, so event types need not implement
 //! `PartialEq`. A failed expectation panics with both sides printed, as `assert_eq!` does.
+//!
+//! The format lock lives here too: [`AggregateSchema`] (what `Order::schema()` returns) and,
+//! with the `schema-lock` feature, `check_schema_lock` and `SchemaLock`, which keep a
+//! committed record of every state's and event's serde format and fail a test when a shape
+//! changes without its version (see `docs/schema-evolution.md`, "The format lock").
 
 use std::fmt::Debug;
 
 use crate::aggregate::{Aggregate, EventSet};
 use crate::codec::JsonCodec;
+
+mod lock;
+
+#[cfg(feature = "schema-lock")]
+pub use lock::{check_schema_lock, LockMode, LockProblem, LockReport, SchemaLock, SchemaLockError, UPDATE_VAR};
+pub use lock::{AggregateSchema, EventSchema, TypeSchema, UpcastSchema};
 
 /// A test of one command against a state built from past events.
 pub struct AggregateTest<A: Aggregate> {
