@@ -7,14 +7,9 @@
 //! their `from` versions, and each event's `NAME`, `VERSION` and type. A schema holds only
 //! names and `fn` pointers; the tracing itself (with
 //! [`serde-reflection`](https://docs.rs/serde-reflection)) and the lock check live here,
-//! behind the `schema-lock` feature:
-//!
-//! ```ignore
-//! #[test]
-//! fn schema_lock() {
-//!     eventsource::testing::check_schema_lock(&[Order::schema(), Invoice::schema()], "eventsource.lock");
-//! }
-//! ```
+//! behind the `schema-lock` feature, where one test,
+//! `check_schema_lock(&[Order::schema(), Invoice::schema()], "eventsource.lock")`, checks
+//! every aggregate of a lock file.
 //!
 //! See `docs/schema-evolution.md`, section "The format lock", for the workflow.
 

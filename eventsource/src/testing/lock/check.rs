@@ -400,10 +400,20 @@ type SampleFn = Box<dyn Fn(&mut Tracer, &mut Samples) -> serde_reflection::Resul
 
 /// A format lock check, with its options. [`check_schema_lock`] is the one-line form.
 ///
-/// ```ignore
+/// ```no_run
+/// # use eventsource::{Aggregate, Apply, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// # struct ItemAdded { sku: String }
+/// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// # #[aggregate(type = "Order", events(ItemAdded))]
+/// # struct Order { items: u32 }
+/// # impl Apply<ItemAdded> for Order { fn apply(&mut self, _: &ItemAdded) { self.items += 1 } }
+/// use eventsource::testing::SchemaLock;
+///
 /// SchemaLock::new("eventsource.lock")
-///     .sample(Money::from_cents(1))   // a valid value of a type whose Deserialize validates
-///     .exclude::<Opaque>()            // a type left out of the lock
+///     .sample(ItemAdded { sku: "A-1".into() }) // a valid value, for a type whose Deserialize validates
+///     .exclude::<Order>()                      // a type left out of the lock
 ///     .assert(&[Order::schema()]);
 /// ```
 pub struct SchemaLock {
@@ -428,11 +438,17 @@ impl fmt::Debug for SchemaLock {
 /// `cargo test`), recording new entries when `EVENTSOURCE_UPDATE_LOCK=1` is set outside
 /// CI. Panics with every problem and its fix: meant to be the whole body of a test.
 ///
-/// ```ignore
-/// #[test]
-/// fn schema_lock() {
-///     eventsource::testing::check_schema_lock(&[Order::schema()], "eventsource.lock");
-/// }
+/// ```no_run
+/// # use eventsource::{Aggregate, Apply, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// # struct ItemAdded { sku: String }
+/// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// # #[aggregate(type = "Order", events(ItemAdded))]
+/// # struct Order { items: u32 }
+/// # impl Apply<ItemAdded> for Order { fn apply(&mut self, _: &ItemAdded) { self.items += 1 } }
+/// // The body of a `#[test]`:
+/// eventsource::testing::check_schema_lock(&[Order::schema()], "eventsource.lock");
 /// ```
 #[track_caller]
 pub fn check_schema_lock(schemas: &[AggregateSchema], path: impl AsRef<Path>) {
