@@ -703,3 +703,43 @@ fn the_one_line_helper_panics_with_the_fix() {
 fn the_test_domain_matches_its_committed_lock() {
     check_schema_lock(&[common::Order::schema()], "tests/common/eventsource.lock");
 }
+
+#[test]
+fn two_shapes_for_one_version_conflict() {
+    let (_dir, path) = lock_path();
+    let (problems, message) = problems_in(
+        LockMode::Update,
+        &path,
+        &[v1::Order::schema(), state_changed::Order::schema()],
+    );
+    assert!(
+        problems.iter().any(|p| matches!(p, LockProblem::Conflict { .. })),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "`schema_lock::v1::Order` and `schema_lock::state_changed::Order` are both schema 1 of aggregate \
+             `Order`, with different serde formats (at `Order`: field `last_sku: String` added)"
+        ),
+        "{message}"
+    );
+    // Neither shape was recorded for the disputed version.
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("the event was recorded")).expect("JSON");
+    assert!(lock["aggregates"]["Order"]["state"].get("1").is_none(), "{lock}");
+}
+
+#[test]
+fn a_lock_that_is_not_a_lock_is_reported() {
+    let (_dir, path) = lock_path();
+    std::fs::write(&path, "{\"lock_format\": 7}").expect("write");
+    match SchemaLock::new(&path)
+        .mode(LockMode::Check)
+        .check(&[v1::Order::schema()])
+    {
+        Err(error @ SchemaLockError::Malformed { .. }) => {
+            assert!(error.to_string().contains("its layout is version 7"), "{error}")
+        }
+        other => panic!("expected a malformed lock, got {other:?}"),
+    }
+}
