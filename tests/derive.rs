@@ -677,7 +677,11 @@ mod evolved {
 use evolved::{BadCurrency, PriceSet, PriceSetV1, PriceSetV2};
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, Aggregate)]
-#[aggregate(type = "Product", events(PriceSet, OrderCreated), retired("ProductFlagged", "product.hidden"))]
+#[aggregate(
+    type = "Product",
+    events(PriceSet, OrderCreated),
+    retired("ProductFlagged", "product.hidden")
+)]
 struct Product {
     cents: i64,
     currency: String,
@@ -864,7 +868,10 @@ fn versions_no_chain_reads_are_typed_errors_never_skipped() {
         Err(err @ EventDecodeError::NoUpcastPath { .. }) => {
             let message = err.to_string();
             assert!(message.contains("reads versions 3 to 3"), "{message}");
-            assert!(message.contains("declare `upcast(from = 2, payload = ...)`"), "{message}");
+            assert!(
+                message.contains("declare `upcast(from = 2, payload = ...)`"),
+                "{message}"
+            );
         }
         other => panic!("expected NoUpcastPath, got {other:?}"),
     }
@@ -921,7 +928,11 @@ fn a_hand_written_event_set_checks_the_stored_version() {
     ));
     assert!(matches!(
         Manual::decode_stored(&JsonCodec, "OrderCreated", 2, &payload),
-        Err(EventDecodeError::NewerVersion { event_version: 2, current: 1, .. })
+        Err(EventDecodeError::NewerVersion {
+            event_version: 2,
+            current: 1,
+            ..
+        })
     ));
     assert!(matches!(
         Manual::decode_stored(&JsonCodec, "Gone", 1, b""),
@@ -953,8 +964,17 @@ fn replay_upcasts_aliases_and_skips_retired_events() {
     store.append(id, "Product", 0, &history).expect("append");
     let repo = AggregateRepository::<Product, _>::new(store);
     let (root, outcome) = repo.load_with_outcome(id).expect("load");
-    assert_eq!(root.state(), &Product { cents: 20, currency: "EUR".into() });
-    assert_eq!((outcome.events_replayed, outcome.events_skipped, outcome.version), (2, 2, 4));
+    assert_eq!(
+        root.state(),
+        &Product {
+            cents: 20,
+            currency: "EUR".into()
+        }
+    );
+    assert_eq!(
+        (outcome.events_replayed, outcome.events_skipped, outcome.version),
+        (2, 2, 4)
+    );
 }
 
 /// Counts this thread's allocations, to show that decoding a current-version event through
@@ -999,9 +1019,8 @@ fn a_current_version_event_decodes_with_no_extra_allocation() {
     let price_payload = JsonCodec.encode(&price(5, "EUR")).expect("encode");
     let (direct, direct_allocs) =
         counting::allocations(|| ProductEvent::decode_payload(&JsonCodec, "PriceSet", &price_payload).map(|_| ()));
-    let (stored, stored_allocs) = counting::allocations(|| {
-        ProductEvent::decode_stored(&JsonCodec, "PriceSet", 3, &price_payload).map(|_| ())
-    });
+    let (stored, stored_allocs) =
+        counting::allocations(|| ProductEvent::decode_stored(&JsonCodec, "PriceSet", 3, &price_payload).map(|_| ()));
     direct.expect("decode_payload");
     stored.expect("decode_stored");
     assert!(direct_allocs > 0, "the payload's string is allocated");

@@ -87,7 +87,11 @@ fn event_upcast_chain(version: u32, upcasts: &[UpcastStep]) -> TokenStream {
     let label = |from: u32| syn::Lifetime::new(&format!("'__eventsource_from_{from}"), Span::call_site());
     let current = proc_macro2::Literal::u32_unsuffixed(version);
     let arms = upcasts.iter().map(|step| {
-        let (ty, from, label) = (&step.ty, proc_macro2::Literal::u32_unsuffixed(step.from), label(step.from));
+        let (ty, from, label) = (
+            &step.ty,
+            proc_macro2::Literal::u32_unsuffixed(step.from),
+            label(step.from),
+        );
         let decode = quote_spanned! {ty.span()=>
             <C as ::eventsource::Codec>::decode::<#ty>(codec, payload)
         };

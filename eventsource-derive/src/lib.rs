@@ -378,8 +378,14 @@ mod tests {
             #[event(version = 3, upcast(from = 2, payload = V2), upcast(from = 1, payload = a::V1<u8>), aliases("Old"))]
             struct Ev<T> { t: T }
         }));
-        assert!(code.contains("const UPCAST_FROM : & 'static [u32] = & [1 , 2]"), "{code}");
-        assert!(code.contains("const ALIASES : & 'static [& 'static str] = & [\"Old\"]"), "{code}");
+        assert!(
+            code.contains("const UPCAST_FROM : & 'static [u32] = & [1 , 2]"),
+            "{code}"
+        );
+        assert!(
+            code.contains("const ALIASES : & 'static [& 'static str] = & [\"Old\"]"),
+            "{code}"
+        );
         // Each step once: version 1 converts into V2, V2 into the event.
         assert_eq!(code.matches("UpcastEvent < a :: V1 < u8 > >").count(), 1, "{code}");
         assert_eq!(code.matches("UpcastEvent < V2 >").count(), 1, "{code}");
@@ -408,16 +414,24 @@ mod tests {
             #[event(upcast(from = 1, payload = V1))]
             struct Ev;
         }));
-        assert!(errors[0].contains("must be below `version` (1, the default)"), "{errors:?}");
+        assert!(
+            errors[0].contains("must be below `version` (1, the default)"),
+            "{errors:?}"
+        );
         let errors = messages(domain_event(&parse_quote! {
             #[event(version = 2, upcast(from = 1, state = V1))]
             struct Ev;
         }));
         assert!(
-            errors.iter().any(|e| e.contains("`state` is not a key of this `upcast(...)`: write `payload = T`")),
+            errors
+                .iter()
+                .any(|e| e.contains("`state` is not a key of this `upcast(...)`: write `payload = T`")),
             "{errors:?}"
         );
-        assert!(errors.iter().any(|e| e.contains("is missing `payload = T`")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains("is missing `payload = T`")),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -463,6 +477,9 @@ mod tests {
             struct Order;
         }));
         assert!(code.contains("const RETIRED_EVENT_TYPES"), "{code}");
-        assert!(code.contains("`retired(\\\"Flagged\\\")` is a stored name of event `Placed`"), "{code}");
+        assert!(
+            code.contains("`retired(\\\"Flagged\\\")` is a stored name of event `Placed`"),
+            "{code}"
+        );
     }
 }

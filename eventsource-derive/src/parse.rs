@@ -670,7 +670,10 @@ fn old_type(item: &Item, kind: &UpcastKind, errors: &mut Errors) -> Slot<Type> {
     match syn::parse2::<Type>(tokens.clone()) {
         Ok(ty) => Slot::Present(ty),
         Err(_) => {
-            errors.spanned(tokens, format!("`{type_key}` takes {type_what}, such as `{type_example}`"));
+            errors.spanned(
+                tokens,
+                format!("`{type_key}` takes {type_what}, such as `{type_example}`"),
+            );
             Slot::Invalid
         }
     }

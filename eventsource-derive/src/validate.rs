@@ -157,7 +157,10 @@ fn aliases(list: NamesArg, name: &LitStr, errors: &mut Errors) -> Vec<LitStr> {
             continue;
         }
         if out.iter().any(|seen| seen.value() == value) {
-            errors.spanned(&alias, format!("alias {value:?} is listed twice; list each former name once"));
+            errors.spanned(
+                &alias,
+                format!("alias {value:?} is listed twice; list each former name once"),
+            );
             continue;
         }
         out.push(alias);

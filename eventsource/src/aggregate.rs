@@ -149,7 +149,7 @@ pub trait EventSet: Debug + Clone + Send + Sync + 'static {
         event_version: u32,
         payload: &[u8],
     ) -> Result<DecodedEvent<Self>, EventDecodeError> {
-        if Self::RETIRED_EVENT_TYPES.iter().any(|retired| *retired == event_type) {
+        if Self::RETIRED_EVENT_TYPES.contains(&event_type) {
             return Ok(DecodedEvent::Retired);
         }
         let event = Self::decode_payload(codec, event_type, payload)?;

@@ -213,14 +213,15 @@ impl StoredEvent {
     /// [`Error::EventDecode`] with [`EventDecodeError::Retired`](crate::EventDecodeError::Retired)
     /// (replays skip such events instead).
     pub fn decode<E: EventSet, C: Codec>(&self, codec: &C) -> Result<Envelope<E>> {
-        let decoded = E::decode_stored(codec, &self.event_type, self.event_version, &self.payload).and_then(|decoded| {
-            match decoded {
-                DecodedEvent::Event(event) => Ok(event),
-                DecodedEvent::Retired => Err(EventDecodeError::Retired {
-                    event_type: self.event_type.clone(),
-                }),
-            }
-        });
+        let decoded =
+            E::decode_stored(codec, &self.event_type, self.event_version, &self.payload).and_then(|decoded| {
+                match decoded {
+                    DecodedEvent::Event(event) => Ok(event),
+                    DecodedEvent::Retired => Err(EventDecodeError::Retired {
+                        event_type: self.event_type.clone(),
+                    }),
+                }
+            });
         let event = decoded.map_err(|source| Error::EventDecode {
             aggregate_type: self.aggregate_type.clone(),
             aggregate_id: self.aggregate_id,

@@ -79,10 +79,10 @@ pub mod sync_api {
     use eventsource::Codec;
 
     use super::support::{Faulty, LostReply};
-    use crate::common::{expected_order, item, Order, OrderCreated, OrderNoUpcast, OrderV1, Shipped};
     use crate::common::evolving::{
         Cart, CartEvent, CartFlagged, CartOpened, DiscountAppliedV2, ItemAdded, ItemAddedV1, ItemAddedV2,
     };
+    use crate::common::{expected_order, item, Order, OrderCreated, OrderNoUpcast, OrderV1, Shipped};
 
     include!("suite.rs");
 }
@@ -110,10 +110,10 @@ pub mod async_api {
     use eventsource::Codec;
 
     use super::support::{Faulty, LostReply};
-    use crate::common::{expected_order, item, Order, OrderCreated, OrderNoUpcast, OrderV1, Shipped};
     use crate::common::evolving::{
         Cart, CartEvent, CartFlagged, CartOpened, DiscountAppliedV2, ItemAdded, ItemAddedV1, ItemAddedV2,
     };
+    use crate::common::{expected_order, item, Order, OrderCreated, OrderNoUpcast, OrderV1, Shipped};
 
     include!("suite.rs");
 }
