@@ -210,7 +210,7 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// Decodes the payload into the aggregate's event enum, upcasting an older event version
     /// ([`EventSet::decode_stored`]). A retired event type has no domain event: it is an
-    /// [`Error::EventDecode`] with [`EventDecodeError::Retired`](crate::EventDecodeError::Retired)
+    /// [`Error::EventDecode`] with [`EventDecodeError::Retired`]
     /// (replays skip such events instead).
     pub fn decode<E: EventSet, C: Codec>(&self, codec: &C) -> Result<Envelope<E>> {
         let decoded =
