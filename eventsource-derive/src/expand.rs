@@ -507,7 +507,9 @@ fn distinct_names(spec: &AggregateSpec) -> TokenStream {
             let same_name = escape(format!(
                 "events `{a_text}` and `{b_text}` of aggregate `{}` have the same `DomainEvent::NAME`, so \
                  their stored events could not be told apart: give one a distinct \
-                 `#[event(name = \"...\")]`",
+                 `#[event(name = \"...\")]`, or, if one is a newer shape of the other, keep one \
+                 struct, raise its `version` and read the older shape with \
+                 `#[event(upcast(from = K, payload = OldShape))]`",
                 spec.ident
             ));
             let same_alias = escape(format!(
