@@ -530,3 +530,96 @@ fn a_huge_state_is_cut_in_the_report() {
     assert!(m.via_snapshot.ends_with('…'));
     assert!(m.via_replay.contains("status: \"created\""), "{}", m.via_replay);
 }
+
+/// A snapshot store that cannot answer makes verification fail, where a load would
+/// replay: an unreadable snapshot is not "no snapshot".
+#[test]
+fn a_failing_snapshot_store_is_an_error_not_nothing_to_compare() {
+    use eventsource::{
+        AggregateRepository, Error, InMemoryEventStore, InMemorySnapshotStore, MissReason, Result, Snapshot,
+        SnapshotStore, SnapshotUse, SnapshotWrite,
+    };
+    use uuid::Uuid;
+
+    struct Unreadable(InMemorySnapshotStore);
+
+    impl SnapshotStore for Unreadable {
+        type Codec = eventsource::JsonCodec;
+        fn codec(&self) -> &Self::Codec {
+            self.0.codec()
+        }
+        fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotWrite> {
+            self.0.save_snapshot(snapshot)
+        }
+        fn get_snapshot(&self, _: Uuid, _: &str) -> Result<Option<Snapshot>> {
+            Err(Error::Store {
+                backend: "unreadable",
+                message: "injected read failure".into(),
+                source: None,
+            })
+        }
+        fn delete_snapshot(&self, id: Uuid, ty: &str) -> Result<bool> {
+            self.0.delete_snapshot(id, ty)
+        }
+        fn delete_snapshots_by_type(&self, ty: &str, below: Option<u32>) -> Result<u64> {
+            self.0.delete_snapshots_by_type(ty, below)
+        }
+    }
+
+    let repo = AggregateRepository::<common::Order, _>::new(InMemoryEventStore::new())
+        .with_snapshot_store(Unreadable(InMemorySnapshotStore::new()))
+        .snapshot_threshold(2)
+        .expect("threshold");
+    let id = Uuid::now_v7();
+    let mut root = repo.load_or_create(id).expect("load");
+    root.record(common::OrderCreated { customer_id: id });
+    root.record(common::item(1));
+    repo.save(&mut root).expect("save");
+
+    let (_, outcome) = repo.load_with_outcome(id).expect("a load replays");
+    assert_eq!(outcome.snapshot, SnapshotUse::Discarded(MissReason::StoreError));
+    assert!(matches!(
+        repo.verify(id),
+        Err(Error::Store {
+            backend: "unreadable",
+            ..
+        })
+    ));
+    let report = repo.verify_many(&[id], |_| {}).expect("verify_many");
+    assert_eq!((report.failed.len(), report.no_snapshot), (1, 0));
+}
+
+/// A snapshot of an older schema is upcast and compared like any other; here the upcast
+/// cannot know the last SKU (schema 1 did not keep it), and verify shows exactly that.
+#[test]
+fn an_upcast_snapshot_is_compared_too() {
+    use eventsource::{AggregateRepository, InMemoryEventStore, InMemorySnapshotStore, SnapshotUse};
+
+    let events = InMemoryEventStore::new();
+    let snapshots = InMemorySnapshotStore::new();
+    let v1 = AggregateRepository::<common::OrderV1, _>::new(events.clone())
+        .with_snapshot_store(snapshots.clone())
+        .snapshot_threshold(3)
+        .expect("threshold");
+    let id = uuid::Uuid::now_v7();
+    let mut root = v1.load_or_create(id).expect("load");
+    root.record(common::OrderCreated { customer_id: id });
+    root.record(common::item(1));
+    root.record(common::item(2));
+    v1.save(&mut root).expect("save"); // a schema-1 snapshot at 3
+
+    let v2 = AggregateRepository::<common::Order, _>::new(events)
+        .with_snapshot_store(snapshots)
+        .snapshot_threshold(3)
+        .expect("threshold");
+    let v = v2.verify(id).expect("verify");
+    assert_eq!(
+        v.snapshot,
+        SnapshotUse::Upcast {
+            version: 3,
+            from_schema: 1
+        }
+    );
+    let m = v.mismatch().expect("the upcast lost the last SKU");
+    assert!(m.via_snapshot.contains("last_sku: \"\"") && m.via_replay.contains("last_sku: \"SKU-2\""));
+}
