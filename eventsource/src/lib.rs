@@ -154,8 +154,8 @@ pub use error::{CodecError, Error, EventDecodeError, Result};
 pub use event::{Envelope, EventRecord, Metadata, NewEvent, ReplayEvent, StoredEvent};
 pub use migrations::{get_schema, Backend, Schema};
 pub use repository::{
-    AggregateRepository, LoadOutcome, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats,
-    SnapshotUse,
+    AggregateRepository, LoadOutcome, Mismatch, PrepopulateReport, Progress, SaveOutcome, SnapshotAction,
+    SnapshotStats, SnapshotUse, Verdict, Verification, VerifyReport,
 };
 pub use snapshot::{MissReason, Snapshot, SnapshotMode, SnapshotWrite};
 pub use store::memory::{InMemoryEventStore, InMemorySnapshotStore};
