@@ -1,10 +1,11 @@
 //! Runtime behaviour of the code `#[derive(DomainEvent)]` and `#[derive(Aggregate)]`
 //! generate: names and versions, payloads (an event's own fields only), decoding by event
-//! type, the `apply` dispatch and the snapshot upcast chain.
+//! type, the `apply` dispatch, the snapshot upcast chain, and event evolution (upcast chains,
+//! aliases, retired names).
 
 use eventsource::{
-    Aggregate, AggregateRoot, Apply, BincodeCodec, Codec, DomainEvent, EventDecodeError, EventSet, JsonCodec,
-    StateDecode,
+    Aggregate, AggregateRoot, Apply, BincodeCodec, Codec, DecodedEvent, DomainEvent, EventDecodeError, EventSet,
+    JsonCodec, StateDecode,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -599,4 +600,440 @@ fn raw_identifiers_save_and_load_under_their_names_without_r_hash() {
     assert_eq!(loaded.version(), 3);
     assert_eq!(*loaded.state(), r#struct { total: 12, typed: 1 });
     assert_eq!(loaded.state(), replayed.state());
+}
+
+// ---------------------------------------------------------------------------------------
+// Event evolution: an upcast chain (`From` then `TryFrom`), aliases, retired names, and
+// versions no chain reads.
+
+mod evolved {
+    use eventsource::DomainEvent;
+    use serde::{Deserialize, Serialize};
+
+    /// Version 1: whole cents, no currency.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct PriceSetV1 {
+        pub cents: u32,
+    }
+
+    /// Version 2: signed cents, an optional currency.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct PriceSetV2 {
+        pub cents: i64,
+        pub currency: Option<String>,
+    }
+
+    /// Version 3, current; stored as `PriceChanged` before it was renamed.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+    #[event(
+        name = "PriceSet",
+        version = 3,
+        upcast(from = 1, payload = PriceSetV1),
+        upcast(from = 2, payload = PriceSetV2),
+        aliases("PriceChanged", "price.set")
+    )]
+    pub struct PriceSet {
+        pub cents: i64,
+        pub currency: String,
+    }
+
+    impl From<PriceSetV1> for PriceSetV2 {
+        fn from(v1: PriceSetV1) -> Self {
+            PriceSetV2 {
+                cents: i64::from(v1.cents),
+                currency: None,
+            }
+        }
+    }
+
+    /// Why a version-2 price cannot become a version-3 one.
+    #[derive(Debug, PartialEq)]
+    pub struct BadCurrency(pub String);
+
+    impl std::fmt::Display for BadCurrency {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "currency {:?} is not an ISO 4217 code", self.0)
+        }
+    }
+
+    impl std::error::Error for BadCurrency {}
+
+    impl TryFrom<PriceSetV2> for PriceSet {
+        type Error = BadCurrency;
+
+        fn try_from(v2: PriceSetV2) -> Result<Self, BadCurrency> {
+            let currency = v2.currency.unwrap_or_else(|| "EUR".into());
+            if currency.len() != 3 {
+                return Err(BadCurrency(currency));
+            }
+            Ok(PriceSet {
+                cents: v2.cents,
+                currency,
+            })
+        }
+    }
+}
+
+use evolved::{BadCurrency, PriceSet, PriceSetV1, PriceSetV2};
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, Aggregate)]
+#[aggregate(
+    type = "Product",
+    events(PriceSet, OrderCreated),
+    retired("ProductFlagged", "product.hidden")
+)]
+struct Product {
+    cents: i64,
+    currency: String,
+}
+
+impl Apply<PriceSet> for Product {
+    fn apply(&mut self, e: &PriceSet) {
+        self.cents = e.cents;
+        self.currency = e.currency.clone();
+    }
+}
+
+impl Apply<OrderCreated> for Product {
+    fn apply(&mut self, _: &OrderCreated) {}
+}
+
+fn price(cents: i64, currency: &str) -> PriceSet {
+    PriceSet {
+        cents,
+        currency: currency.into(),
+    }
+}
+
+fn decoded_price(decoded: Result<DecodedEvent<ProductEvent>, EventDecodeError>) -> PriceSet {
+    match decoded {
+        Ok(DecodedEvent::Event(ProductEvent::PriceSet(e))) => e,
+        other => panic!("expected a PriceSet, got {other:?}"),
+    }
+}
+
+fn upcast_chain<C: Codec>(codec: C) {
+    let v1 = codec.encode(&PriceSetV1 { cents: 250 }).expect("encode");
+    let v2 = codec
+        .encode(&PriceSetV2 {
+            cents: -5,
+            currency: Some("CHF".into()),
+        })
+        .expect("encode");
+    let v3 = codec.encode(&price(7, "USD")).expect("encode");
+    let stored = |version: u32, payload: &[u8]| ProductEvent::decode_stored(&codec, "PriceSet", version, payload);
+    // Version 1 goes through both steps, version 2 through the last, version 3 through none.
+    assert_eq!(decoded_price(stored(1, &v1)), price(250, "EUR"));
+    assert_eq!(decoded_price(stored(2, &v2)), price(-5, "CHF"));
+    assert_eq!(decoded_price(stored(3, &v3)), price(7, "USD"));
+    // The event's own entry point, as the event set calls it.
+    assert_eq!(PriceSet::decode_version(&codec, 1, &v1).expect("v1"), price(250, "EUR"));
+    assert_eq!(PriceSet::decode_version(&codec, 3, &v3).expect("v3"), price(7, "USD"));
+    // An old payload stored under the current version is not silently converted.
+    assert!(matches!(stored(3, &v1), Err(EventDecodeError::Payload(_))));
+}
+
+#[test]
+fn event_upcast_chain_runs_every_later_step_json() {
+    upcast_chain(JsonCodec);
+}
+
+#[test]
+fn event_upcast_chain_runs_every_later_step_bincode() {
+    upcast_chain(BincodeCodec);
+}
+
+#[test]
+fn event_upcast_constants() {
+    assert_eq!(PriceSet::NAME, "PriceSet");
+    assert_eq!(PriceSet::VERSION, 3);
+    assert_eq!(PriceSet::UPCAST_FROM, &[1, 2]);
+    assert_eq!(PriceSet::ALIASES, &["PriceChanged", "price.set"]);
+    // Events without a chain or aliases keep the defaults.
+    assert!(OrderCreated::UPCAST_FROM.is_empty() && OrderCreated::ALIASES.is_empty());
+    assert_eq!(ProductEvent::RETIRED_EVENT_TYPES, &["ProductFlagged", "product.hidden"]);
+    assert!(OrderEvents::RETIRED_EVENT_TYPES.is_empty());
+    // Aliases and retired names are not event types of the set: new events never use them.
+    assert_eq!(ProductEvent::EVENT_TYPES, &["PriceSet", "OrderCreated"]);
+    assert_eq!(ProductEvent::from(price(1, "EUR")).event_type(), "PriceSet");
+}
+
+#[test]
+fn a_try_from_error_is_a_typed_upcast_error_with_its_source() {
+    let v2 = JsonCodec
+        .encode(&PriceSetV2 {
+            cents: 1,
+            currency: Some("EURO".into()),
+        })
+        .expect("encode");
+    let err = ProductEvent::decode_stored(&JsonCodec, "PriceSet", 2, &v2).expect_err("refused");
+    match &err {
+        EventDecodeError::Upcast {
+            event_type,
+            event_version,
+            from,
+            to,
+            source,
+        } => {
+            assert_eq!((event_type.as_str(), *event_version, *from, *to), ("PriceSet", 2, 2, 3));
+            assert_eq!(source.downcast_ref::<BadCurrency>(), Some(&BadCurrency("EURO".into())));
+        }
+        other => panic!("expected Upcast, got {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "cannot upcast event `PriceSet` stored with version 2: the conversion from version 2 to \
+         version 3 failed: currency \"EURO\" is not an ISO 4217 code"
+    );
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(source.downcast_ref::<BadCurrency>().is_some(), "{source}");
+}
+
+#[test]
+fn aliases_decode_as_the_event_at_every_version() {
+    let v1 = JsonCodec.encode(&PriceSetV1 { cents: 3 }).expect("encode");
+    let v3 = JsonCodec.encode(&price(4, "GBP")).expect("encode");
+    for alias in ["PriceChanged", "price.set"] {
+        let stored = |version, payload: &[u8]| ProductEvent::decode_stored(&JsonCodec, alias, version, payload);
+        assert_eq!(decoded_price(stored(1, &v1)), price(3, "EUR"), "{alias}");
+        assert_eq!(decoded_price(stored(3, &v3)), price(4, "GBP"), "{alias}");
+        let current = ProductEvent::decode_payload(&JsonCodec, alias, &v3).expect("current version");
+        assert_eq!(current.event_type(), "PriceSet");
+    }
+    // The struct's own name is not an alias.
+    assert!(matches!(
+        ProductEvent::decode_stored(&JsonCodec, "PriceSetV1", 1, &v1),
+        Err(EventDecodeError::UnknownEventType { .. })
+    ));
+}
+
+#[test]
+fn retired_names_decode_as_retired_whatever_their_payload() {
+    for name in ["ProductFlagged", "product.hidden"] {
+        for version in [1, 7] {
+            assert!(matches!(
+                ProductEvent::decode_stored(&JsonCodec, name, version, b"\x00 not a payload"),
+                Ok(DecodedEvent::Retired)
+            ));
+        }
+        match ProductEvent::decode_payload(&JsonCodec, name, b"{}") {
+            Err(EventDecodeError::Retired { event_type }) => assert_eq!(event_type, name),
+            other => panic!("expected Retired, got {other:?}"),
+        }
+    }
+    // Names of no event, live or retired, stay unknown.
+    match ProductEvent::decode_stored(&JsonCodec, "ProductDeleted", 1, b"{}") {
+        Err(EventDecodeError::UnknownEventType { known, .. }) => assert_eq!(known, "PriceSet, OrderCreated"),
+        other => panic!("expected UnknownEventType, got {other:?}"),
+    }
+}
+
+#[test]
+fn versions_no_chain_reads_are_typed_errors_never_skipped() {
+    let v3 = JsonCodec.encode(&price(1, "EUR")).expect("encode");
+    match ProductEvent::decode_stored(&JsonCodec, "PriceSet", 4, &v3) {
+        Err(err @ EventDecodeError::NewerVersion { .. }) => {
+            assert_eq!(
+                err.to_string(),
+                "event `PriceSet` has version 4, but this code knows versions up to 3: it was \
+                 written by a newer version of the application; deploy that version (or a later \
+                 one) to read it"
+            );
+        }
+        other => panic!("expected NewerVersion, got {other:?}"),
+    }
+    match ProductEvent::decode_stored(&JsonCodec, "PriceSet", 0, &v3) {
+        Err(EventDecodeError::NoUpcastPath {
+            event_version: 0,
+            current: 3,
+            oldest: 1,
+            ..
+        }) => {}
+        other => panic!("expected NoUpcastPath, got {other:?}"),
+    }
+    // An event without a chain reads its current version only.
+    let created = JsonCodec
+        .encode(&OrderCreated { customer: "ada".into() })
+        .expect("encode");
+    match OrderEvents::decode_stored(&JsonCodec, "OrderCreated", 2, &created) {
+        Err(EventDecodeError::NewerVersion {
+            event_version: 2,
+            current: 1,
+            ..
+        }) => {}
+        other => panic!("expected NewerVersion, got {other:?}"),
+    }
+    let note = JsonCodec.encode(&NoteAdded("x".into())).expect("encode");
+    match OrderEvents::decode_stored(&JsonCodec, "NoteAdded", 2, &note) {
+        Err(err @ EventDecodeError::NoUpcastPath { .. }) => {
+            let message = err.to_string();
+            assert!(message.contains("reads versions 3 to 3"), "{message}");
+            assert!(
+                message.contains("declare `upcast(from = 2, payload = ...)`"),
+                "{message}"
+            );
+        }
+        other => panic!("expected NoUpcastPath, got {other:?}"),
+    }
+    assert!(matches!(
+        OrderEvents::decode_stored(&JsonCodec, "NoteAdded", 3, &note),
+        Ok(DecodedEvent::Event(OrderEvents::NoteAdded(_)))
+    ));
+}
+
+/// A hand-written event set: the default `decode_stored` decodes with `decode_payload`, then
+/// requires the stored version to be the event's own.
+#[derive(Debug, Clone)]
+enum Manual {
+    Created(OrderCreated),
+}
+
+impl EventSet for Manual {
+    const EVENT_TYPES: &'static [&'static str] = &["OrderCreated"];
+    const RETIRED_EVENT_TYPES: &'static [&'static str] = &["Gone"];
+
+    fn event_type(&self) -> &'static str {
+        "OrderCreated"
+    }
+
+    fn event_version(&self) -> u32 {
+        1
+    }
+
+    fn encode_payload<C: Codec>(&self, codec: &C) -> Result<Vec<u8>, eventsource::CodecError> {
+        match self {
+            Manual::Created(e) => codec.encode(e),
+        }
+    }
+
+    fn decode_payload<C: Codec>(codec: &C, event_type: &str, payload: &[u8]) -> Result<Self, EventDecodeError> {
+        if event_type != "OrderCreated" {
+            return Err(EventDecodeError::UnknownEventType {
+                event_type: event_type.into(),
+                known: "OrderCreated".into(),
+            });
+        }
+        Ok(Manual::Created(codec.decode(payload)?))
+    }
+}
+
+#[test]
+fn a_hand_written_event_set_checks_the_stored_version() {
+    let payload = JsonCodec
+        .encode(&OrderCreated { customer: "bo".into() })
+        .expect("encode");
+    assert!(matches!(
+        Manual::decode_stored(&JsonCodec, "OrderCreated", 1, &payload),
+        Ok(DecodedEvent::Event(Manual::Created(_)))
+    ));
+    assert!(matches!(
+        Manual::decode_stored(&JsonCodec, "OrderCreated", 2, &payload),
+        Err(EventDecodeError::NewerVersion {
+            event_version: 2,
+            current: 1,
+            ..
+        })
+    ));
+    assert!(matches!(
+        Manual::decode_stored(&JsonCodec, "Gone", 1, b""),
+        Ok(DecodedEvent::Retired)
+    ));
+}
+
+#[test]
+fn replay_upcasts_aliases_and_skips_retired_events() {
+    use eventsource::{AggregateRepository, EventStore, InMemoryEventStore, Metadata, NewEvent};
+
+    let store = InMemoryEventStore::new();
+    let event = |event_type: &str, event_version: u32, payload: Vec<u8>| NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: event_type.into(),
+        event_version,
+        occurred_at: eventsource::time::now(),
+        payload,
+        metadata: Metadata::default(),
+    };
+    let json = |value: serde_json::Value| serde_json::to_vec(&value).expect("encode");
+    let id = Uuid::now_v7();
+    let history = vec![
+        event("PriceChanged", 1, json(json!({ "cents": 10 }))),
+        event("ProductFlagged", 1, b"{\"why\":\"old\"}".to_vec()),
+        event("PriceSet", 2, json(json!({ "cents": 20, "currency": null }))),
+        event("product.hidden", 9, Vec::new()),
+    ];
+    store.append(id, "Product", 0, &history).expect("append");
+    let repo = AggregateRepository::<Product, _>::new(store);
+    let (root, outcome) = repo.load_with_outcome(id).expect("load");
+    assert_eq!(
+        root.state(),
+        &Product {
+            cents: 20,
+            currency: "EUR".into()
+        }
+    );
+    assert_eq!(
+        (outcome.events_replayed, outcome.events_skipped, outcome.version),
+        (2, 2, 4)
+    );
+}
+
+/// Counts this thread's allocations, to show that decoding a current-version event through
+/// `decode_stored` allocates exactly what `decode_payload` does.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            ALLOCATIONS.with(|n| n.set(n.get() + 1));
+            // SAFETY: forwarded unchanged to the system allocator.
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded unchanged to the system allocator.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    /// The allocations `f` makes on this thread.
+    pub fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
+        let before = ALLOCATIONS.with(Cell::get);
+        let out = f();
+        (out, ALLOCATIONS.with(Cell::get) - before)
+    }
+}
+
+#[global_allocator]
+static COUNTING: counting::Counting = counting::Counting;
+
+#[test]
+fn a_current_version_event_decodes_with_no_extra_allocation() {
+    // An event with an upcast chain and aliases, and one without.
+    let price_payload = JsonCodec.encode(&price(5, "EUR")).expect("encode");
+    let (direct, direct_allocs) =
+        counting::allocations(|| ProductEvent::decode_payload(&JsonCodec, "PriceSet", &price_payload).map(|_| ()));
+    let (stored, stored_allocs) =
+        counting::allocations(|| ProductEvent::decode_stored(&JsonCodec, "PriceSet", 3, &price_payload).map(|_| ()));
+    direct.expect("decode_payload");
+    stored.expect("decode_stored");
+    assert!(direct_allocs > 0, "the payload's string is allocated");
+    assert_eq!(stored_allocs, direct_allocs, "no allocation beyond the payload's own");
+
+    let item_payload = JsonCodec.encode(&item()).expect("encode");
+    let (direct, direct_allocs) = counting::allocations(|| {
+        OrderEvents::decode_payload(&JsonCodec, "order.item_added", &item_payload).map(|_| ())
+    });
+    let (stored, stored_allocs) = counting::allocations(|| {
+        OrderEvents::decode_stored(&JsonCodec, "order.item_added", 2, &item_payload).map(|_| ())
+    });
+    direct.expect("decode_payload");
+    stored.expect("decode_stored");
+    assert_eq!(stored_allocs, direct_allocs, "no allocation beyond the payload's own");
 }

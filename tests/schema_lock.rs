@@ -13,8 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use eventsource::testing::{
-    check_schema_lock, AggregateSchema, EventSchema, LockMode, LockProblem, LockReport, SchemaLock, SchemaLockError,
-    TypeSchema,
+    check_schema_lock, AggregateSchema, LockMode, LockProblem, LockReport, SchemaLock, SchemaLockError,
 };
 
 /// Version 1 of the code: an `Order` at schema 1 with one event.
@@ -181,17 +180,10 @@ mod event_changed {
     }
 }
 
-/// The event was raised to version 2, with version 1 kept as `ItemAddedV1` (declared by
-/// hand below, as `#[event(upcast(...))]` would) and, in `event_upcast_edited`, edited.
+/// The event was raised to version 2 without keeping version 1.
 mod event_raised {
     use eventsource::{Aggregate, Apply, DomainEvent};
     use serde::{Deserialize, Serialize};
-
-    #[derive(Debug, Clone, Serialize, Deserialize)]
-    pub struct ItemAddedV1 {
-        pub sku: String,
-        pub qty: u32,
-    }
 
     #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
     #[event(version = 2)]
@@ -214,7 +206,51 @@ mod event_raised {
     }
 }
 
+/// The fix: version 2 with `upcast(from = 1, payload = ItemAddedV1)` holding the old shape.
+mod event_upcast {
+    use eventsource::{Aggregate, Apply, DomainEvent};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ItemAddedV1 {
+        pub sku: String,
+        pub qty: u32,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+    #[event(version = 2, upcast(from = 1, payload = ItemAddedV1))]
+    pub struct ItemAdded {
+        pub sku: String,
+        pub qty: u32,
+        pub price_cents: i64,
+    }
+
+    impl From<ItemAddedV1> for ItemAdded {
+        fn from(v1: ItemAddedV1) -> Self {
+            ItemAdded {
+                sku: v1.sku,
+                qty: v1.qty,
+                price_cents: 0,
+            }
+        }
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+    #[aggregate(type = "Order", schema_version = 1, events(ItemAdded))]
+    pub struct Order {
+        pub items: u32,
+    }
+
+    impl Apply<ItemAdded> for Order {
+        fn apply(&mut self, e: &ItemAdded) {
+            self.items += e.qty;
+        }
+    }
+}
+
+/// The old shape kept for version 1 was edited.
 mod event_upcast_edited {
+    use eventsource::{Aggregate, Apply, DomainEvent};
     use serde::{Deserialize, Serialize};
 
     #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,6 +258,54 @@ mod event_upcast_edited {
         pub sku: String,
         pub qty: u32,
         pub gift: bool,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+    #[event(version = 2, upcast(from = 1, payload = ItemAddedV1))]
+    pub struct ItemAdded {
+        pub sku: String,
+        pub qty: u32,
+        pub price_cents: i64,
+    }
+
+    impl From<ItemAddedV1> for ItemAdded {
+        fn from(v1: ItemAddedV1) -> Self {
+            ItemAdded {
+                sku: v1.sku,
+                qty: v1.qty,
+                price_cents: 0,
+            }
+        }
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+    #[aggregate(type = "Order", schema_version = 1, events(ItemAdded))]
+    pub struct Order {
+        pub items: u32,
+    }
+
+    impl Apply<ItemAdded> for Order {
+        fn apply(&mut self, e: &ItemAdded) {
+            self.items += e.qty;
+        }
+    }
+}
+
+/// `ItemAdded` retired: the aggregate lists `retired("ItemAdded")`.
+mod event_retired {
+    use eventsource::{Aggregate, Apply};
+    use serde::{Deserialize, Serialize};
+
+    pub use super::event_gone::OrderPlaced;
+
+    #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+    #[aggregate(type = "Order", schema_version = 1, events(OrderPlaced), retired("ItemAdded"))]
+    pub struct Order {
+        pub items: u32,
+    }
+
+    impl Apply<OrderPlaced> for Order {
+        fn apply(&mut self, _: &OrderPlaced) {}
     }
 }
 
@@ -435,25 +519,19 @@ fn a_changed_event_without_a_raised_version_fails_with_the_fix() {
     }
 }
 
-/// `Order::schema()` of `event_raised`, with `ItemAdded`'s version-1 upcast source `V1`.
-fn with_event_upcast<V1: serde::de::DeserializeOwned + 'static>() -> AggregateSchema {
-    AggregateSchema::of::<event_raised::Order>()
-        .event(EventSchema::of::<event_raised::ItemAdded>().upcast(1, TypeSchema::of::<V1>()))
-}
-
 #[test]
 fn an_edited_event_upcast_source_fails() {
     let (_dir, path) = lock_path();
     record(&path, &[v1::Order::schema()]);
     // Version 2 with the old shape kept: matches, and records version 2.
-    let report = record(&path, &[with_event_upcast::<event_raised::ItemAddedV1>()]);
+    let report = record(&path, &[event_upcast::Order::schema()]);
     assert_eq!(report.recorded.len(), 1, "{report:?}");
     assert!(
         report.recorded[0].contains("version 2 of event `ItemAdded`"),
         "{report:?}"
     );
 
-    let (problems, message) = problems(&path, &[with_event_upcast::<event_upcast_edited::ItemAddedV1>()]);
+    let (problems, message) = problems(&path, &[event_upcast_edited::Order::schema()]);
     assert!(
         matches!(
             &problems[..],
@@ -549,12 +627,13 @@ fn an_event_no_longer_listed_fails_unless_retired() {
     );
     assert!(message.contains("retire it with `retired(\"ItemAdded\")`"), "{message}");
 
-    // Retired, it is no longer expected (the new event still needs recording).
-    let retired = event_gone::Order::schema().retired("ItemAdded");
-    record(&path, std::slice::from_ref(&retired));
+    // Retired (`retired("ItemAdded")`), it is no longer expected (the new event still
+    // needs recording).
+    assert_eq!(event_retired::Order::schema().retired_events(), ["ItemAdded"]);
+    record(&path, &[event_retired::Order::schema()]);
     SchemaLock::new(&path)
         .mode(LockMode::Check)
-        .check(&[retired])
+        .check(&[event_retired::Order::schema()])
         .expect("a retired event's entries are not expected");
 }
 

@@ -14,6 +14,27 @@
 //! struct OrderCreated { customer: String }
 //! ```
 //!
+//! An event whose shape changed keeps reading its older payloads (stored events are never
+//! rewritten) through an upcast chain, and a renamed event its former names:
+//!
+//! ```ignore
+//! #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+//! #[event(
+//!     name = "ItemAdded",
+//!     version = 3,                                // the current shape
+//!     upcast(from = 1, payload = ItemAddedV1),    // repeatable: version 1 decodes as ItemAddedV1,
+//!     upcast(from = 2, payload = ItemAddedV2),    //   then ItemAddedV2: From<ItemAddedV1>, ItemAdded: From<ItemAddedV2>
+//!     aliases("ItemPut"),                         // former names, decoded as this event
+//! )]
+//! struct ItemAdded { sku: String, qty: u32, price_cents: i64 }
+//! ```
+//!
+//! generates `DomainEvent::ALIASES`, `UPCAST_FROM` and `decode_version`: a stored event of
+//! version K decodes as the `payload` type of K and converts step by step, each step with
+//! `From` or with `TryFrom` (whose error fails the load with `EventDecodeError::Upcast`). A
+//! version above `version` (written by newer code) or below the lowest `from` is an error,
+//! never skipped. The chain must be complete from its lowest `from` to `version - 1`.
+//!
 //! # `#[derive(Aggregate)]`
 //!
 //! On a struct, or an enum for a state machine (no generics):
@@ -26,6 +47,7 @@
 //!     events(OrderCreated, ItemAdded),       // required: every event, each with `impl Apply<E>`
 //!     upcast(from = 1, state = OrderV1),     // repeatable: schema 1 decodes as OrderV1,
 //!     upcast(from = 2, state = OrderV2),     //   then From<OrderV1> for OrderV2, From<OrderV2> for Order
+//!     retired("OrderFlagged"),               // optional: stored names of events it no longer has
 //!     event_enum = OrderEvent,               // optional: the generated enum's name
 //! )]
 //! struct Order { /* ... */ }
@@ -38,14 +60,19 @@
 //!   `r#match`) with the aggregate's visibility, `Debug` and `Clone`, and `From<E>` for
 //!   each event;
 //! - `impl EventSet for OrderEvent`: an event is stored as its `DomainEvent::NAME` and a
-//!   payload holding only its own fields, so any codec decodes it;
+//!   payload holding only its own fields, so any codec decodes it; `decode_stored` picks the
+//!   event by its stored name (or an alias) and reads the current version directly, an
+//!   older one through the event's upcast chain; a `retired` name decodes as
+//!   `DecodedEvent::Retired`, which replays skip and count;
 //! - `impl Aggregate for Order`: `TYPE`, `SCHEMA_VERSION`, `UPCAST_FROM`, the exhaustive
 //!   `apply` dispatch to the `Apply` impls, and `decode_state` with the upcast chain;
-//! - a compile-time check that no two listed events share a `DomainEvent::NAME`;
+//! - compile-time checks that no two listed events share a `DomainEvent::NAME`, that no
+//!   alias of one is the name or an alias of another, and that no `retired` name is the name
+//!   or an alias of a listed event;
 //! - `pub fn schema() -> eventsource::testing::AggregateSchema` on the aggregate: its type,
-//!   `schema_version`, state type, upcast sources and events, for the format lock
-//!   (`eventsource::testing::check_schema_lock`). An inherent `fn schema` of your own on
-//!   the aggregate would clash with it.
+//!   `schema_version`, state type, upcast sources, events (with their upcast sources) and
+//!   retired event names, for the format lock (`eventsource::testing::check_schema_lock`).
+//!   An inherent `fn schema` of your own on the aggregate would clash with it.
 //!
 //! The upcast chain must be complete from its lowest `from` to `schema_version - 1`; a
 //! snapshot of an older schema, or of a schema not in the chain, decodes as
@@ -58,13 +85,14 @@
 //! stored name that no store can hold, versions that are 0, negative, not an integer or
 //! beyond `u32`, a string literal with a suffix, an empty or repeated event list entry, an
 //! event listed as `self`, `Self`, `super` or `crate` or under the generated enum's own
-//! name, upcast steps that are not below `schema_version`, repeated or leave a gap, derives
-//! on unions (and `DomainEvent` on enums). A listed event without an `Apply` impl is
-//! reported at that event in `events(...)`, a missing `From` conversion of an upcast step at
-//! that step's `state = T`.
+//! name, upcast steps (of states or of events) that are not below `schema_version` or
+//! `version`, repeated or leave a gap, an empty or repeated alias or retired name, an alias
+//! that is the event's own name, derives on unions (and `DomainEvent` on enums). A listed
+//! event without an `Apply` impl is reported at that event in `events(...)`, a missing
+//! `From` conversion of an upcast step at that step's `state = T` or `payload = T`.
 //!
-//! A stored name (`type = "..."`, `name = "..."`, or an event struct's name when no `name`
-//! is given) must be 1 to 255 bytes (the `aggregate_type` and `event_type` columns are
+//! A stored name (`type = "..."`, `name = "..."`, an alias, a retired name, or an event
+//! struct's name when no `name` is given) must be 1 to 255 bytes (the `aggregate_type` and `event_type` columns are
 //! `VARCHAR(255)`), contain no control character (NUL, tab, newline, ...) and neither start
 //! nor end with whitespace; the error is at the string literal (or the struct's name) and
 //! says which rule it breaks.
@@ -92,7 +120,9 @@ use errors::Errors;
 /// Implements `eventsource::DomainEvent` for an event struct.
 ///
 /// `#[event(name = "...", version = N)]` overrides the stored event type (default: the
-/// struct's name, without `r#`) and the event version (default: 1).
+/// struct's name, without `r#`) and the event version (default: 1);
+/// `upcast(from = K, payload = T)` (repeatable) reads older versions, `aliases("...")`
+/// former names. See the crate docs.
 #[proc_macro_derive(DomainEvent, attributes(event))]
 pub fn derive_domain_event(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -102,7 +132,7 @@ pub fn derive_domain_event(input: TokenStream) -> TokenStream {
 /// Implements `eventsource::Aggregate` for an aggregate state and generates its event enum.
 ///
 /// See the crate docs for `#[aggregate(type = "...", schema_version = N, events(...),
-/// upcast(from = K, state = T), event_enum = Name)]`.
+/// upcast(from = K, state = T), retired("..."), event_enum = Name)]`.
 #[proc_macro_derive(Aggregate, attributes(aggregate))]
 pub fn derive_aggregate(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -345,5 +375,116 @@ mod tests {
             .expect("a derive input"),
         ));
         assert!(errors[0].contains("write `type = \"Order\"`"), "{errors:?}");
+    }
+
+    #[test]
+    fn an_event_upcast_chain_expands_to_valid_code() {
+        let code = items(domain_event(&parse_quote! {
+            #[event(version = 3, upcast(from = 2, payload = V2), upcast(from = 1, payload = a::V1<u8>), aliases("Old"))]
+            struct Ev<T> { t: T }
+        }));
+        assert!(
+            code.contains("const UPCAST_FROM : & 'static [u32] = & [1 , 2]"),
+            "{code}"
+        );
+        assert!(
+            code.contains("const ALIASES : & 'static [& 'static str] = & [\"Old\"]"),
+            "{code}"
+        );
+        // Each step once: version 1 converts into V2, V2 into the event.
+        assert_eq!(code.matches("UpcastEvent < a :: V1 < u8 > >").count(), 1, "{code}");
+        assert_eq!(code.matches("UpcastEvent < V2 >").count(), 1, "{code}");
+        // Without a chain or aliases, the trait's defaults are kept.
+        let plain = items(domain_event(&parse_quote! { struct Ev; }));
+        assert!(!plain.contains("UPCAST_FROM") && !plain.contains("ALIASES"), "{plain}");
+    }
+
+    #[test]
+    fn event_chain_messages_speak_of_versions_and_payloads() {
+        let errors = messages(domain_event(&parse_quote! {
+            #[event(version = 4, upcast(from = 1, payload = V1))]
+            struct Ev;
+        }));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with(
+                "the upcast chain stops at version 1, before version - 1 = 3: add \
+                 `upcast(from = 2, payload = ...)` through `upcast(from = 3, payload = ...)`; \
+                 each step's payload converts with `From` (or `TryFrom`) into the next one, the \
+                 last into `Ev`"
+            ),
+            "{errors:?}"
+        );
+        let errors = messages(domain_event(&parse_quote! {
+            #[event(upcast(from = 1, payload = V1))]
+            struct Ev;
+        }));
+        assert!(
+            errors[0].contains("must be below `version` (1, the default)"),
+            "{errors:?}"
+        );
+        let errors = messages(domain_event(&parse_quote! {
+            #[event(version = 2, upcast(from = 1, state = V1))]
+            struct Ev;
+        }));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("`state` is not a key of this `upcast(...)`: write `payload = T`")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("is missing `payload = T`")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn aliases_and_retired_names_follow_the_stored_name_rules() {
+        let alias = |name: &str| {
+            messages(domain_event(&parse_quote! {
+                #[event(aliases(#name))]
+                struct Placed;
+            }))
+        };
+        let retired = |name: &str| {
+            messages(aggregate(&parse_quote! {
+                #[aggregate(type = "Order", events(Placed), retired(#name))]
+                struct Order;
+            }))
+        };
+        for (name, expected) in [
+            ("", "must not be empty"),
+            ("Old\tName", "must not contain control characters"),
+            (" Old", "write `\"Old\"`"),
+        ] {
+            let errors = alias(name);
+            assert_eq!(errors.len(), 1, "{name:?}: {errors:?}");
+            assert!(errors[0].starts_with("the alias"), "{errors:?}");
+            assert!(errors[0].contains(expected), "{name:?}: {errors:?}");
+            let errors = retired(name);
+            assert_eq!(errors.len(), 1, "{name:?}: {errors:?}");
+            assert!(errors[0].starts_with("the retired event name"), "{errors:?}");
+            assert!(errors[0].contains(expected), "{name:?}: {errors:?}");
+        }
+        let too_long = "x".repeat(256);
+        assert!(alias(&too_long)[0].contains("is 256 bytes long"));
+        assert!(retired(&too_long)[0].contains("is 256 bytes long"));
+        // The default name counts as the event's own name.
+        let errors = alias("Placed");
+        assert!(errors[0].contains("is the event's own name"), "{errors:?}");
+    }
+
+    #[test]
+    fn retired_names_are_checked_against_the_events_at_compile_time() {
+        let code = items(aggregate(&parse_quote! {
+            #[aggregate(type = "Order", events(Placed), retired("Flagged"))]
+            struct Order;
+        }));
+        assert!(code.contains("const RETIRED_EVENT_TYPES"), "{code}");
+        assert!(
+            code.contains("`retired(\\\"Flagged\\\")` is a stored name of event `Placed`"),
+            "{code}"
+        );
     }
 }

@@ -22,11 +22,59 @@ use syn::{token, Attribute, Expr, ExprLit, ExprUnary, Ident, Lit, LitInt, LitStr
 use crate::errors::Errors;
 
 /// The keys of `#[aggregate(...)]`.
-pub(crate) const AGGREGATE_KEYS: &[&str] = &["type", "schema_version", "events", "upcast", "event_enum"];
+pub(crate) const AGGREGATE_KEYS: &[&str] = &["type", "schema_version", "events", "upcast", "retired", "event_enum"];
 /// The keys of `upcast(...)` inside `#[aggregate(...)]`.
 pub(crate) const UPCAST_KEYS: &[&str] = &["from", "state"];
 /// The keys of `#[event(...)]`.
-pub(crate) const EVENT_KEYS: &[&str] = &["name", "version"];
+pub(crate) const EVENT_KEYS: &[&str] = &["name", "version", "upcast", "aliases"];
+/// The keys of `upcast(...)` inside `#[event(...)]`.
+pub(crate) const EVENT_UPCAST_KEYS: &[&str] = &["from", "payload"];
+
+/// The words of one kind of `upcast(...)`: a snapshot state's (`state = T`) or an event
+/// payload's (`payload = T`).
+pub(crate) struct UpcastKind {
+    /// The keys inside `upcast(...)`.
+    keys: &'static [&'static str],
+    /// The key naming the old type: `state` or `payload`.
+    type_key: &'static str,
+    /// A complete example: `upcast(from = 1, state = OrderV1)`.
+    example: &'static str,
+    /// What `upcast` takes: "a schema version and the state type it decodes as".
+    takes: &'static str,
+    /// What the example means.
+    explain: &'static str,
+    /// An example of the type key: `state = OrderV1`.
+    type_example: &'static str,
+    /// What the type is: "the type an old snapshot decodes as".
+    type_what: &'static str,
+    /// The other kind's type key (`payload` for states), and where it belongs.
+    other: (&'static str, &'static str),
+}
+
+/// `upcast(from = K, state = T)` in `#[aggregate(...)]`.
+pub(crate) const STATE_UPCAST: UpcastKind = UpcastKind {
+    keys: UPCAST_KEYS,
+    type_key: "state",
+    example: "upcast(from = 1, state = OrderV1)",
+    takes: "a schema version and the state type it decodes as",
+    explain: "a snapshot written with schema 1 decodes as `OrderV1`, then converts with `From`",
+    type_example: "state = OrderV1",
+    type_what: "the type an old snapshot decodes as",
+    other: ("payload", "upcasts an event's payload in `#[event(...)]`"),
+};
+
+/// `upcast(from = K, payload = T)` in `#[event(...)]`.
+pub(crate) const EVENT_UPCAST: UpcastKind = UpcastKind {
+    keys: EVENT_UPCAST_KEYS,
+    type_key: "payload",
+    example: "upcast(from = 1, payload = ItemAddedV1)",
+    takes: "an event version and the payload type it decodes as",
+    explain: "an event stored with version 1 decodes as `ItemAddedV1`, then converts with `From` \
+              (or `TryFrom`)",
+    type_example: "payload = ItemAddedV1",
+    type_what: "the type an old event's payload decodes as",
+    other: ("state", "upcasts a snapshot state in `#[aggregate(...)]`"),
+};
 
 /// What became of one attribute value.
 #[derive(Default)]
@@ -41,12 +89,17 @@ pub(crate) enum Slot<T> {
 }
 
 /// The `#[event(...)]` attributes of a `#[derive(DomainEvent)]` struct.
-#[derive(Default)]
 pub(crate) struct EventAttrs {
     /// `name = "..."`.
     pub name: Slot<LitStr>,
     /// `version = N`.
     pub version: Slot<LitInt>,
+    /// Every well-formed `upcast(from = K, payload = T)`, in declaration order.
+    pub upcasts: Vec<UpcastArg>,
+    /// False when some `upcast(...)` was malformed: the chain is then not checked for gaps.
+    pub upcasts_complete: bool,
+    /// `aliases("...", ...)`.
+    pub aliases: Slot<NamesArg>,
 }
 
 /// The `#[aggregate(...)]` attributes of a `#[derive(Aggregate)]` type.
@@ -66,8 +119,18 @@ pub(crate) struct AggregateAttrs {
     pub upcasts: Vec<UpcastArg>,
     /// False when some `upcast(...)` was malformed: the chain is then not checked for gaps.
     pub upcasts_complete: bool,
+    /// `retired("...", ...)`.
+    pub retired: Slot<NamesArg>,
     /// `event_enum = Name`.
     pub event_enum: Slot<Ident>,
+}
+
+/// `aliases("A", "B")` or `retired("A", "B")`: stored event names.
+pub(crate) struct NamesArg {
+    /// The whole item, for errors about the list as a whole.
+    pub item: TokenStream,
+    /// The names, in declaration order.
+    pub names: Vec<LitStr>,
 }
 
 /// `events(A, b::B, ...)`.
@@ -78,14 +141,14 @@ pub(crate) struct EventsArg {
     pub paths: Vec<Path>,
 }
 
-/// `upcast(from = K, state = T)`.
+/// `upcast(from = K, state = T)` or `upcast(from = K, payload = T)`.
 pub(crate) struct UpcastArg {
     /// The whole `upcast(...)` item, for errors about this step of the chain.
     pub item: TokenStream,
-    /// `from = K`: the schema version of the snapshots this step reads.
+    /// `from = K`: the schema (or event) version of the data this step reads.
     pub from: LitInt,
-    /// `state = T`: the type such a snapshot decodes as.
-    pub state: Type,
+    /// `state = T` (or `payload = T`): the type such data decodes as.
+    pub ty: Type,
 }
 
 /// One `key`, `key = value` or `key(...)` item of an attribute.
@@ -399,7 +462,13 @@ fn set<T>(slot: &mut Slot<T>, value: Slot<T>) {
 /// Reads every `#[event(...)]` attribute.
 pub(crate) fn event_attrs(attrs: &[Attribute], errors: &mut Errors) -> EventAttrs {
     const EXAMPLE: &str = "#[event(name = \"OrderPlaced\", version = 2)]";
-    let mut out = EventAttrs::default();
+    let mut out = EventAttrs {
+        name: Slot::Missing,
+        version: Slot::Missing,
+        upcasts: Vec::new(),
+        upcasts_complete: true,
+        aliases: Slot::Missing,
+    };
     let mut seen = Vec::new();
     for attr in attrs.iter().filter(|attr| attr.path().is_ident("event")) {
         let Some(items) = attribute_items(attr, EVENT_KEYS, EXAMPLE, errors) else {
@@ -411,11 +480,19 @@ pub(crate) fn event_attrs(attrs: &[Attribute], errors: &mut Errors) -> EventAttr
                 unknown_key(&item, "event", EVENT_KEYS, errors);
                 continue;
             }
+            if key == "upcast" {
+                match upcast(&item, &EVENT_UPCAST, errors) {
+                    Some(step) => out.upcasts.push(step),
+                    None => out.upcasts_complete = false,
+                }
+                continue;
+            }
             if repeated(&item, &mut seen, errors) {
                 continue;
             }
             match key.as_str() {
                 "name" => set(&mut out.name, string_value(&item, "name = \"OrderPlaced\"", errors)),
+                "aliases" => set(&mut out.aliases, names(&item, &ALIASES, errors)),
                 _ => set(&mut out.version, int_value(&item, "version = 2", errors)),
             }
         }
@@ -434,6 +511,7 @@ pub(crate) fn aggregate_attrs(attrs: &[Attribute], errors: &mut Errors) -> Aggre
         events: Slot::Missing,
         upcasts: Vec::new(),
         upcasts_complete: true,
+        retired: Slot::Missing,
         event_enum: Slot::Missing,
     };
     let mut seen = Vec::new();
@@ -452,7 +530,7 @@ pub(crate) fn aggregate_attrs(attrs: &[Attribute], errors: &mut Errors) -> Aggre
                 continue;
             }
             if key == "upcast" {
-                match upcast(&item, errors) {
+                match upcast(&item, &STATE_UPCAST, errors) {
                     Some(step) => out.upcasts.push(step),
                     None => out.upcasts_complete = false,
                 }
@@ -465,6 +543,7 @@ pub(crate) fn aggregate_attrs(attrs: &[Attribute], errors: &mut Errors) -> Aggre
                 "type" => set(&mut out.type_name, string_value(&item, "type = \"Order\"", errors)),
                 "schema_version" => set(&mut out.schema_version, int_value(&item, "schema_version = 2", errors)),
                 "events" => set(&mut out.events, events(&item, errors)),
+                "retired" => set(&mut out.retired, names(&item, &RETIRED, errors)),
                 _ => set(
                     &mut out.event_enum,
                     ident_value(&item, "event_enum = OrderEvent", errors),
@@ -500,17 +579,22 @@ fn events(item: &Item, errors: &mut Errors) -> Slot<EventsArg> {
     }
 }
 
-/// `upcast(from = K, state = T)`; `None` (with errors pushed) when malformed.
-fn upcast(item: &Item, errors: &mut Errors) -> Option<UpcastArg> {
-    const EXAMPLE: &str = "upcast(from = 1, state = OrderV1)";
+/// `upcast(from = K, state = T)` (or `payload = T`, after `kind`); `None` (with errors
+/// pushed) when malformed.
+fn upcast(item: &Item, kind: &UpcastKind, errors: &mut Errors) -> Option<UpcastArg> {
+    let UpcastKind {
+        keys,
+        type_key,
+        example,
+        takes,
+        explain,
+        ..
+    } = kind;
     let Value::List { tokens, .. } = &item.value else {
-        errors.spanned(
-            item,
-            format!("`upcast` takes a schema version and the state type it decodes as: `{EXAMPLE}`"),
-        );
+        errors.spanned(item, format!("`upcast` takes {takes}: `{example}`"));
         return None;
     };
-    let items = match (|input: ParseStream| parse_items(input, UPCAST_KEYS)).parse2(tokens.clone()) {
+    let items = match (|input: ParseStream| parse_items(input, keys)).parse2(tokens.clone()) {
         Ok(items) => items,
         Err(error) => {
             errors.push(error);
@@ -518,12 +602,24 @@ fn upcast(item: &Item, errors: &mut Errors) -> Option<UpcastArg> {
         }
     };
     let mut from = Slot::Missing;
-    let mut state = Slot::Missing;
+    let mut ty = Slot::Missing;
     let mut seen = Vec::new();
     for inner in items {
         let key = inner.key.unraw().to_string();
-        if !UPCAST_KEYS.contains(&key.as_str()) {
-            unknown_key(&inner, "upcast", UPCAST_KEYS, errors);
+        if key == kind.other.0 {
+            errors.at(
+                inner.key.span(),
+                format!(
+                    "`{key}` is not a key of this `upcast(...)`: write `{type_key} = T`, {type_what} \
+                     (`{key} = T` {})",
+                    kind.other.1,
+                    type_what = kind.type_what
+                ),
+            );
+            continue;
+        }
+        if !keys.contains(&key.as_str()) {
+            unknown_key(&inner, "upcast", keys, errors);
             continue;
         }
         if repeated(&inner, &mut seen, errors) {
@@ -532,40 +628,43 @@ fn upcast(item: &Item, errors: &mut Errors) -> Option<UpcastArg> {
         if key == "from" {
             set(&mut from, int_value(&inner, "from = 1", errors));
         } else {
-            set(&mut state, state_type(&inner, errors));
+            set(&mut ty, old_type(&inner, kind, errors));
         }
     }
     let missing = |what: &str| {
         syn::Error::new_spanned(
             item,
-            format!(
-                "`upcast(...)` is missing {what}: write `{EXAMPLE}` (a snapshot written with \
-                 schema 1 decodes as `OrderV1`, then converts with `From`)"
-            ),
+            format!("`upcast(...)` is missing {what}: write `{example}` ({explain})"),
         )
     };
-    match (from, state) {
-        (Slot::Present(from), Slot::Present(state)) => Some(UpcastArg {
+    match (from, ty) {
+        (Slot::Present(from), Slot::Present(ty)) => Some(UpcastArg {
             item: item.to_token_stream(),
             from,
-            state,
+            ty,
         }),
-        (from, state) => {
+        (from, ty) => {
             if let Slot::Missing = from {
                 errors.push(missing("`from = K`"));
             }
-            if let Slot::Missing = state {
-                errors.push(missing("`state = T`"));
+            if let Slot::Missing = ty {
+                errors.push(missing(&format!("`{type_key} = T`")));
             }
             None
         }
     }
 }
 
-/// `state = Type`.
-fn state_type(item: &Item, errors: &mut Errors) -> Slot<Type> {
+/// `state = Type` (or `payload = Type`).
+fn old_type(item: &Item, kind: &UpcastKind, errors: &mut Errors) -> Slot<Type> {
+    let UpcastKind {
+        type_key,
+        type_example,
+        type_what,
+        ..
+    } = kind;
     let Value::Eq { tokens, .. } = &item.value else {
-        errors.spanned(item, "`state` takes a type: `state = OrderV1`");
+        errors.spanned(item, format!("`{type_key}` takes a type: `{type_example}`"));
         return Slot::Invalid;
     };
     match syn::parse2::<Type>(tokens.clone()) {
@@ -573,11 +672,86 @@ fn state_type(item: &Item, errors: &mut Errors) -> Slot<Type> {
         Err(_) => {
             errors.spanned(
                 tokens,
-                "`state` takes the type an old snapshot decodes as, such as `state = OrderV1`",
+                format!("`{type_key}` takes {type_what}, such as `{type_example}`"),
             );
             Slot::Invalid
         }
     }
+}
+
+/// The words of a list of stored names, for [`names`].
+pub(crate) struct NamesKind {
+    /// The key: `aliases` or `retired`.
+    key: &'static str,
+    /// What each name is: "a former name of this event".
+    what: &'static str,
+    /// An example of one name: `"ItemPut"`.
+    example: &'static str,
+}
+
+/// `aliases("...")` in `#[event(...)]`.
+const ALIASES: NamesKind = NamesKind {
+    key: "aliases",
+    what: "a former name of this event",
+    example: "\"ItemPut\"",
+};
+
+/// `retired("...")` in `#[aggregate(...)]`.
+const RETIRED: NamesKind = NamesKind {
+    key: "retired",
+    what: "the stored name of an event the aggregate no longer has",
+    example: "\"OrderFlagged\"",
+};
+
+/// `key("A", "B", ...)`: string literals (their values are checked in `validate`).
+fn names(item: &Item, kind: &NamesKind, errors: &mut Errors) -> Slot<NamesArg> {
+    let NamesKind { key, what, example } = kind;
+    let Value::List { tokens, .. } = &item.value else {
+        errors.spanned(
+            item,
+            format!("`{key}` takes a parenthesized list of string literals, each {what}: `{key}({example})`"),
+        );
+        return Slot::Invalid;
+    };
+    let lits = match Punctuated::<LitStr, Token![,]>::parse_terminated.parse2(tokens.clone()) {
+        Ok(lits) => lits,
+        Err(error) => {
+            // `aliases(ItemPut)`: suggest the string.
+            let hint = match Punctuated::<Ident, Token![,]>::parse_terminated.parse2(tokens.clone()) {
+                Ok(idents) => {
+                    let quoted: Vec<String> = idents.iter().map(|i| format!("\"{}\"", i.unraw())).collect();
+                    format!(": write `{key}({})`", quoted.join(", "))
+                }
+                Err(_) => format!(", such as `{key}({example})` (names are separated by commas)"),
+            };
+            errors.at(
+                error.span(),
+                format!("`{key}` takes string literals, each {what}{hint}"),
+            );
+            return Slot::Invalid;
+        }
+    };
+    let mut valid = true;
+    for lit in &lits {
+        if !lit.suffix().is_empty() {
+            errors.spanned(
+                lit,
+                format!(
+                    "`{key}` takes plain string literals, without the suffix `{}`: write `{:?}`",
+                    lit.suffix(),
+                    lit.value()
+                ),
+            );
+            valid = false;
+        }
+    }
+    if !valid {
+        return Slot::Invalid;
+    }
+    Slot::Present(NamesArg {
+        item: item.to_token_stream(),
+        names: lits.into_iter().collect(),
+    })
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use crate::validate::AggregateSpec;
+use crate::validate::{AggregateSpec, EventSpec};
 
 /// `impl Aggregate { pub fn schema() -> ::eventsource::testing::AggregateSchema }`.
 pub(crate) fn aggregate_schema(spec: &AggregateSpec) -> TokenStream {
@@ -20,7 +20,7 @@ pub(crate) fn aggregate_schema(spec: &AggregateSpec) -> TokenStream {
         ident, events, upcasts, ..
     } = spec;
     let upcasts = upcasts.iter().map(|step| {
-        let (from, state) = (Literal::u32_unsuffixed(step.from), &step.state);
+        let (from, state) = (Literal::u32_unsuffixed(step.from), &step.ty);
         quote! {
             .upcast(#from, ::eventsource::testing::TypeSchema::of::<#state>())
         }
@@ -32,7 +32,7 @@ pub(crate) fn aggregate_schema(spec: &AggregateSpec) -> TokenStream {
                 <#path as ::eventsource::DomainEvent>::NAME,
                 <#path as ::eventsource::DomainEvent>::VERSION,
                 ::eventsource::testing::TypeSchema::of::<#path>(),
-            ))
+            ).upcasts(<#path as ::eventsource::DomainEvent>::upcast_schemas()))
         }
     });
     let doc = format!(
@@ -51,6 +51,26 @@ pub(crate) fn aggregate_schema(spec: &AggregateSpec) -> TokenStream {
                     #(#upcasts)*
                     #(#events)*
             }
+        }
+    }
+}
+
+/// `DomainEvent::upcast_schemas`, inside the derived `impl DomainEvent`: one
+/// `UpcastSchema` per `upcast(from = K, payload = T)` (nothing when there is none: the
+/// trait's default returns no upcasts).
+pub(crate) fn event_upcast_schemas(spec: &EventSpec) -> TokenStream {
+    if spec.upcasts.is_empty() {
+        return TokenStream::new();
+    }
+    let steps = spec.upcasts.iter().map(|step| {
+        let (from, ty) = (Literal::u32_unsuffixed(step.from), &step.ty);
+        quote! {
+            ::eventsource::testing::UpcastSchema::new(#from, ::eventsource::testing::TypeSchema::of::<#ty>())
+        }
+    });
+    quote! {
+        fn upcast_schemas() -> ::std::vec::Vec<::eventsource::testing::UpcastSchema> {
+            ::std::vec![#(#steps),*]
         }
     }
 }
@@ -82,11 +102,35 @@ mod tests {
                     .event(::eventsource::testing::EventSchema::new(\
                     <Placedas::eventsource::DomainEvent>::NAME,\
                     <Placedas::eventsource::DomainEvent>::VERSION,\
-                    ::eventsource::testing::TypeSchema::of::<Placed>(),))\
+                    ::eventsource::testing::TypeSchema::of::<Placed>(),)\
+                    .upcasts(<Placedas::eventsource::DomainEvent>::upcast_schemas()))\
                     .event(::eventsource::testing::EventSchema::new(\
                     <items::Addedas::eventsource::DomainEvent>::NAME,\
                     <items::Addedas::eventsource::DomainEvent>::VERSION,\
-                    ::eventsource::testing::TypeSchema::of::<items::Added>(),))}";
+                    ::eventsource::testing::TypeSchema::of::<items::Added>(),)\
+                    .upcasts(<items::Addedas::eventsource::DomainEvent>::upcast_schemas()))}";
         assert!(code.contains(body), "{code}");
+    }
+
+    #[test]
+    fn an_event_lists_its_upcast_sources() {
+        let code = match crate::domain_event(&parse_quote! {
+            #[event(version = 3, upcast(from = 1, payload = AddedV1), upcast(from = 2, payload = AddedV2))]
+            struct Added { n: u32 }
+        }) {
+            Ok(code) => code,
+            Err(error) => panic!("expected code, got {error}"),
+        };
+        let code = code.to_string().replace(' ', "");
+        let body = "fnupcast_schemas()->::std::vec::Vec<::eventsource::testing::UpcastSchema>{::std::vec![\
+                    ::eventsource::testing::UpcastSchema::new(1,::eventsource::testing::TypeSchema::of::<AddedV1>()),\
+                    ::eventsource::testing::UpcastSchema::new(2,::eventsource::testing::TypeSchema::of::<AddedV2>())]}";
+        assert!(code.contains(body), "{code}");
+        // Without upcasts, the trait's default stands.
+        let plain = match crate::domain_event(&parse_quote! { struct Added; }) {
+            Ok(code) => code.to_string(),
+            Err(error) => panic!("expected code, got {error}"),
+        };
+        assert!(!plain.contains("upcast_schemas"), "{plain}");
     }
 }

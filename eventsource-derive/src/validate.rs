@@ -12,7 +12,7 @@ use syn::ext::IdentExt;
 use syn::{Data, DeriveInput, Fields, Generics, Ident, LitInt, LitStr, Path, Type, Visibility};
 
 use crate::errors::Errors;
-use crate::parse::{AggregateAttrs, EventAttrs, Slot};
+use crate::parse::{AggregateAttrs, EventAttrs, NamesArg, Slot, UpcastArg};
 
 /// A checked `#[derive(DomainEvent)]`.
 pub(crate) struct EventSpec<'a> {
@@ -24,6 +24,10 @@ pub(crate) struct EventSpec<'a> {
     pub name: LitStr,
     /// `DomainEvent::VERSION`.
     pub version: u32,
+    /// `DomainEvent::ALIASES`: former stored names, distinct, none the event's own name.
+    pub aliases: Vec<LitStr>,
+    /// The upcast chain, ascending and contiguous up to `version - 1`.
+    pub upcasts: Vec<UpcastStep>,
 }
 
 /// A checked `#[derive(Aggregate)]`.
@@ -40,6 +44,9 @@ pub(crate) struct AggregateSpec<'a> {
     pub events: Vec<EventEntry>,
     /// The upcast chain, ascending and contiguous up to `schema_version - 1`.
     pub upcasts: Vec<UpcastStep>,
+    /// `EventSet::RETIRED_EVENT_TYPES`: stored names of events the aggregate no longer
+    /// has, distinct.
+    pub retired: Vec<LitStr>,
     /// The event enum's name.
     pub event_enum: Ident,
 }
@@ -52,12 +59,12 @@ pub(crate) struct EventEntry {
     pub variant: Ident,
 }
 
-/// One step of an upcast chain.
+/// One step of an upcast chain (of snapshot states or of event payloads).
 pub(crate) struct UpcastStep {
-    /// The schema version of the snapshots this step reads.
+    /// The schema (or event) version of the data this step reads.
     pub from: u32,
-    /// The type they decode as.
-    pub state: Type,
+    /// The type it decodes as.
+    pub ty: Type,
 }
 
 /// Checks a `#[derive(DomainEvent)]` input.
@@ -92,11 +99,24 @@ pub(crate) fn domain_event<'a>(
             LitStr::new(&name, input.ident.span())
         }
     };
+    let defaulted = matches!(attrs.version, Slot::Missing);
     let version = match attrs.version {
         Slot::Present(lit) => in_u32_range(&lit, "version", "event versions start at 1 (the default)", errors),
         Slot::Missing => Some(1),
         Slot::Invalid => None,
     };
+    let aliases = match attrs.aliases {
+        Slot::Present(list) => aliases(list, &name, errors),
+        Slot::Missing | Slot::Invalid => Vec::new(),
+    };
+    let upcasts = upcast_chain(
+        attrs.upcasts,
+        attrs.upcasts_complete,
+        version.map(|v| (v, defaulted)),
+        &input.ident,
+        &EVENT_CHAIN,
+        errors,
+    );
     let version = version?;
     if !errors.is_empty() {
         return None;
@@ -106,7 +126,73 @@ pub(crate) fn domain_event<'a>(
         generics: &input.generics,
         name,
         version,
+        aliases,
+        upcasts,
     })
+}
+
+/// The former names of `aliases(...)`: stored names, not empty, none repeated, none the
+/// event's own name.
+fn aliases(list: NamesArg, name: &LitStr, errors: &mut Errors) -> Vec<LitStr> {
+    if list.names.is_empty() {
+        errors.spanned(
+            &list.item,
+            "`aliases()` is empty: list the names this event was stored under before, such as \
+             `aliases(\"ItemPut\")`, or remove it",
+        );
+    }
+    let own = name.value();
+    let mut out: Vec<LitStr> = Vec::with_capacity(list.names.len());
+    for alias in list.names {
+        let value = alias.value();
+        stored_name(&value, &ALIAS, alias.span(), errors);
+        if value == own {
+            errors.spanned(
+                &alias,
+                format!(
+                    "alias {value:?} is the event's own name: new events are stored under it \
+                     already; an alias is a *former* name, remove this one"
+                ),
+            );
+            continue;
+        }
+        if out.iter().any(|seen| seen.value() == value) {
+            errors.spanned(
+                &alias,
+                format!("alias {value:?} is listed twice; list each former name once"),
+            );
+            continue;
+        }
+        out.push(alias);
+    }
+    out
+}
+
+/// The names of `retired(...)`: stored names, not empty, none repeated. (That none is the
+/// name or an alias of a listed event is checked by the generated code, which sees the
+/// events' `DomainEvent::NAME` and `ALIASES`.)
+fn retired(list: NamesArg, errors: &mut Errors) -> Vec<LitStr> {
+    if list.names.is_empty() {
+        errors.spanned(
+            &list.item,
+            "`retired()` is empty: list the stored names of the events the aggregate no longer \
+             has, such as `retired(\"OrderFlagged\")`, or remove it",
+        );
+    }
+    let mut out: Vec<LitStr> = Vec::with_capacity(list.names.len());
+    for name in list.names {
+        let value = name.value();
+        stored_name(&value, &RETIRED, name.span(), errors);
+        if out.iter().any(|seen| seen.value() == value) {
+            errors.spanned(
+                &name,
+                format!("retired event {value:?} is listed twice; list each retired name once"),
+            );
+            continue;
+        }
+        out.push(name);
+    }
+    out
 }
 
 /// Checks a `#[derive(Aggregate)]` input.
@@ -170,6 +256,7 @@ pub(crate) fn aggregate<'a>(
         Slot::Invalid => None,
     };
 
+    let schema_defaulted = matches!(attrs.schema_version, Slot::Missing);
     let schema_version = match attrs.schema_version {
         Slot::Present(lit) => in_u32_range(
             &lit,
@@ -214,10 +301,15 @@ pub(crate) fn aggregate<'a>(
     let upcasts = upcast_chain(
         attrs.upcasts,
         attrs.upcasts_complete,
-        schema_version,
+        schema_version.map(|v| (v, schema_defaulted)),
         &input.ident,
+        &STATE_CHAIN,
         errors,
     );
+    let retired = match attrs.retired {
+        Slot::Present(list) => retired(list, errors),
+        Slot::Missing | Slot::Invalid => Vec::new(),
+    };
 
     if !errors.is_empty() {
         return None;
@@ -229,6 +321,7 @@ pub(crate) fn aggregate<'a>(
         schema_version: schema_version?,
         events: events?,
         upcasts,
+        retired,
         event_enum: event_enum?,
     })
 }
@@ -308,41 +401,140 @@ fn event_entries(
     entries
 }
 
+/// The words of an upcast chain's messages: of snapshot states or of event payloads.
+struct ChainWords {
+    /// The key of the current version: `schema_version` or `version`.
+    version_key: &'static str,
+    /// Why `from = 0` is not valid.
+    zero: &'static str,
+    /// One version, in prose: "schema" or "version".
+    unit: &'static str,
+    /// What a repeated `from` repeats: "schema version" or "event version".
+    declare_once: &'static str,
+    /// The key of the old type in `upcast(...)`: `state` or `payload`.
+    type_key: &'static str,
+    /// Why `from` equal to the current version needs no upcast.
+    current: fn(u32) -> String,
+    /// Why `from` above the current version cannot be.
+    above: fn(u32) -> String,
+    /// How the chain converts, after a chain that stops early; given the target type.
+    converts: fn(&Ident) -> String,
+    /// How the chain converts, after a gap; given the `from` before the gap and the last
+    /// version of the chain.
+    through: fn(u32, u32) -> String,
+}
+
+/// The snapshot state chain of `#[aggregate(upcast(from = K, state = T))]`.
+const STATE_CHAIN: ChainWords = ChainWords {
+    version_key: "schema_version",
+    zero: "schema versions start at 1, so no snapshot has schema 0",
+    unit: "schema",
+    declare_once: "schema version",
+    type_key: "state",
+    current: state_current,
+    above: state_above,
+    converts: state_converts,
+    through: state_through,
+};
+
+fn state_current(schema: u32) -> String {
+    format!("snapshots of schema {schema} are current and need no upcast")
+}
+
+fn state_above(schema: u32) -> String {
+    format!("no snapshot can have a schema above the current {schema}")
+}
+
+fn state_converts(aggregate: &Ident) -> String {
+    format!("each step's state converts with `From` into the next one, the last into `{aggregate}`")
+}
+
+fn state_through(from: u32, last: u32) -> String {
+    format!("a snapshot of schema {from} converts with `From` through every schema up to {last}")
+}
+
+/// The event payload chain of `#[event(upcast(from = K, payload = T))]`.
+const EVENT_CHAIN: ChainWords = ChainWords {
+    version_key: "version",
+    zero: "event versions start at 1, so no stored event has version 0",
+    unit: "version",
+    declare_once: "event version",
+    type_key: "payload",
+    current: event_current,
+    above: event_above,
+    converts: event_converts,
+    through: event_through,
+};
+
+fn event_current(version: u32) -> String {
+    format!(
+        "events of version {version} are current and need no upcast; to read older payloads, \
+         raise `version` above every `from`"
+    )
+}
+
+fn event_above(version: u32) -> String {
+    format!(
+        "an upcast reads an older payload into a newer one, and events above the current \
+         version {version} are written by newer code, which this code cannot read"
+    )
+}
+
+fn event_converts(event: &Ident) -> String {
+    format!(
+        "each step's payload converts with `From` (or `TryFrom`) into the next one, the last \
+         into `{event}`"
+    )
+}
+
+fn event_through(from: u32, last: u32) -> String {
+    format!(
+        "an event of version {from} converts with `From` (or `TryFrom`) through every version \
+         up to {last}"
+    )
+}
+
 /// Checks the `upcast(...)` declarations and orders them into a chain.
 ///
-/// Each `from` must be a schema version (at least 1) below `schema_version`, declared once,
-/// and together they must form a complete chain from the lowest one to `schema_version - 1`:
-/// a snapshot of schema K decodes as that step's state and converts through every later
-/// step, so a missing step would leave nothing to convert into.
+/// Each `from` must be a version (at least 1) below the current one (`current`, with
+/// whether it is the default), declared once, and together they must form a complete chain
+/// from the lowest one to `current - 1`: data of version K decodes as that step's type and
+/// converts through every later step, so a missing step would leave nothing to convert
+/// into.
 fn upcast_chain(
-    upcasts: Vec<crate::parse::UpcastArg>,
+    upcasts: Vec<UpcastArg>,
     complete: bool,
-    schema_version: Option<u32>,
-    aggregate: &Ident,
+    current: Option<(u32, bool)>,
+    target: &Ident,
+    words: &ChainWords,
     errors: &mut Errors,
 ) -> Vec<UpcastStep> {
+    let ChainWords {
+        version_key,
+        zero,
+        unit,
+        declare_once,
+        type_key,
+        ..
+    } = words;
     let mut chain: BTreeMap<u32, (UpcastStep, proc_macro2::TokenStream)> = BTreeMap::new();
     let mut all_valid = complete;
     for upcast in upcasts {
-        let Some(from) = in_u32_range(
-            &upcast.from,
-            "from",
-            "schema versions start at 1, so no snapshot has schema 0",
-            errors,
-        ) else {
+        let Some(from) = in_u32_range(&upcast.from, "from", zero, errors) else {
             all_valid = false;
             continue;
         };
-        if let Some(schema) = schema_version {
+        if let Some((schema, defaulted)) = current {
             if from >= schema {
                 let why = if from == schema {
-                    format!("snapshots of schema {schema} are current and need no upcast")
+                    (words.current)(schema)
                 } else {
-                    format!("no snapshot can have a schema above the current {schema}")
+                    (words.above)(schema)
                 };
+                let default = if defaulted { ", the default" } else { "" };
                 errors.spanned(
                     &upcast.from,
-                    format!("upcast `from = {from}` must be below `schema_version` ({schema}): {why}"),
+                    format!("upcast `from = {from}` must be below `{version_key}` ({schema}{default}): {why}"),
                 );
                 all_valid = false;
                 continue;
@@ -351,23 +543,14 @@ fn upcast_chain(
         if chain.contains_key(&from) {
             errors.spanned(
                 &upcast.from,
-                format!("upcast `from = {from}` is declared twice; declare each schema version once"),
+                format!("upcast `from = {from}` is declared twice; declare each {declare_once} once"),
             );
             continue;
         }
-        chain.insert(
-            from,
-            (
-                UpcastStep {
-                    from,
-                    state: upcast.state,
-                },
-                upcast.item,
-            ),
-        );
+        chain.insert(from, (UpcastStep { from, ty: upcast.ty }, upcast.item));
     }
 
-    if let (true, Some(schema)) = (all_valid, schema_version) {
+    if let (true, Some((schema, _))) = (all_valid, current) {
         let froms: Vec<u32> = chain.keys().copied().collect();
         for (i, &from) in froms.iter().enumerate() {
             let next = froms.get(i + 1).copied().unwrap_or(schema);
@@ -376,11 +559,11 @@ fn upcast_chain(
             }
             let (first_missing, last_missing) = (from + 1, next - 1);
             let missing = if first_missing == last_missing {
-                format!("`upcast(from = {first_missing}, state = ...)`")
+                format!("`upcast(from = {first_missing}, {type_key} = ...)`")
             } else {
                 format!(
-                    "`upcast(from = {first_missing}, state = ...)` through \
-                     `upcast(from = {last_missing}, state = ...)`"
+                    "`upcast(from = {first_missing}, {type_key} = ...)` through \
+                     `upcast(from = {last_missing}, {type_key} = ...)`"
                 )
             };
             let Some((_, item)) = chain.get(&from) else {
@@ -388,17 +571,16 @@ fn upcast_chain(
             };
             let message = if next == schema {
                 format!(
-                    "the upcast chain stops at schema {from}, before schema_version - 1 = {}: add \
-                     {missing}; each step's state converts with `From` into the next one, the \
-                     last into `{aggregate}`",
-                    schema - 1
+                    "the upcast chain stops at {unit} {from}, before {version_key} - 1 = {}: add \
+                     {missing}; {}",
+                    schema - 1,
+                    (words.converts)(target)
                 )
             } else {
                 format!(
                     "gap in the upcast chain between `from = {from}` and `from = {next}`: add \
-                     {missing}; a snapshot of schema {from} converts with `From` through every \
-                     schema up to {}",
-                    schema - 1
+                     {missing}; {}",
+                    (words.through)(from, schema - 1)
                 )
             };
             errors.spanned(item, message);
@@ -424,8 +606,8 @@ struct StoredName {
     role: &'static str,
     /// The column that holds it.
     column: &'static str,
-    /// The attribute key that sets it: `name`.
-    key: &'static str,
+    /// How to write a name as the attribute takes it: `name = "OrderPlaced"`.
+    write: fn(&str) -> String,
     /// A valid example: `name = "OrderPlaced"`.
     example: &'static str,
     /// How to choose another name, when the name is too long.
@@ -437,7 +619,7 @@ const EVENT_NAME: StoredName = StoredName {
     what: "the event name",
     role: "it is stored as the event type of every event",
     column: "event_type",
-    key: "name",
+    write: write_name,
     example: "name = \"OrderPlaced\"",
     shorten: "shorten it",
 };
@@ -447,7 +629,7 @@ const DEFAULT_EVENT_NAME: StoredName = StoredName {
     what: "the event name (by default the struct's name)",
     role: "it is stored as the event type of every event",
     column: "event_type",
-    key: "name",
+    write: write_name,
     example: "name = \"OrderPlaced\"",
     shorten: "give the event a shorter stored name with `#[event(name = \"...\")]`",
 };
@@ -457,10 +639,42 @@ const AGGREGATE_TYPE: StoredName = StoredName {
     what: "the aggregate `type`",
     role: "it is stored beside every event and snapshot",
     column: "aggregate_type",
-    key: "type",
+    write: write_type,
     example: "type = \"Order\"",
     shorten: "shorten it",
 };
+
+/// An alias in `#[event(aliases("..."))]`.
+const ALIAS: StoredName = StoredName {
+    what: "the alias",
+    role: "it is matched against the event type of stored events",
+    column: "event_type",
+    write: write_list_entry,
+    example: "aliases(\"ItemPut\")",
+    shorten: "no stored event can have this name, so it is not a former name; remove it",
+};
+
+/// A name in `#[aggregate(retired("..."))]`.
+const RETIRED: StoredName = StoredName {
+    what: "the retired event name",
+    role: "it is matched against the event type of stored events",
+    column: "event_type",
+    write: write_list_entry,
+    example: "retired(\"OrderFlagged\")",
+    shorten: "no stored event can have this name; remove it",
+};
+
+fn write_name(value: &str) -> String {
+    format!("name = {value:?}")
+}
+
+fn write_type(value: &str) -> String {
+    format!("type = {value:?}")
+}
+
+fn write_list_entry(value: &str) -> String {
+    format!("{value:?}")
+}
 
 /// Reports at `span` why `value` cannot be stored as a `kind` name, if it cannot: every
 /// store must hold it as given and find it again by equality, so it must be 1 to
@@ -472,7 +686,7 @@ fn stored_name(value: &str, kind: &StoredName, span: proc_macro2::Span, errors: 
         what,
         role,
         column,
-        key,
+        write,
         example,
         shorten,
     } = kind;
@@ -493,8 +707,8 @@ fn stored_name(value: &str, kind: &StoredName, span: proc_macro2::Span, errors: 
         let end = if value.trim_start() != value { "start" } else { "end" };
         format!(
             "{what} must not {end} with whitespace: {role}, and a name with invisible \
-             whitespace cannot be told from the name without it; {allowed}: write `{key} = {:?}`",
-            value.trim()
+             whitespace cannot be told from the name without it; {allowed}: write `{}`",
+            write(value.trim())
         )
     } else if value.len() > MAX_STORED_NAME_BYTES {
         format!(

@@ -17,11 +17,95 @@ use crate::event::Metadata;
 /// One kind of domain event: a plain struct whose fields are the payload.
 ///
 /// `NAME` is what the store keeps in its `event_type` column, `VERSION` in `event_version`.
+///
+/// Stored events are never rewritten, so an event whose shape changed keeps its older
+/// payloads readable: raise `VERSION` and declare how each older version converts (with the
+/// derive, `#[event(version = 3, upcast(from = 1, payload = ItemAddedV1), upcast(from = 2,
+/// payload = ItemAddedV2))]`); a renamed event lists its former names in
+/// [`ALIASES`](Self::ALIASES).
 pub trait DomainEvent: Serialize + DeserializeOwned + Debug + Clone + Send + Sync + 'static {
     /// Stored event type. Defaults to the struct's name with the derive.
     const NAME: &'static str;
     /// Version of the event's payload shape. Defaults to 1 with the derive.
     const VERSION: u32;
+    /// Former stored names of this event (`#[event(aliases("ItemPut"))]`): a stored event
+    /// under one of them decodes as this event, with the same version numbering. New events
+    /// are always stored under [`NAME`](Self::NAME).
+    const ALIASES: &'static [&'static str] = &[];
+    /// The older event versions [`decode_version`](Self::decode_version) reads, ascending
+    /// (the `from` of each `upcast(from = K, payload = T)`); always a contiguous range that
+    /// ends at `VERSION - 1`.
+    const UPCAST_FROM: &'static [u32] = &[];
+
+    /// Decodes a payload stored with `event_version`. Replays call it only for a version
+    /// other than [`VERSION`](Self::VERSION) (they decode the current version directly): an
+    /// older version decodes as the type declared for it and converts step by step up to
+    /// `Self`; a version above `VERSION` (written by newer code) or below every declared
+    /// upcast is an error ([`EventDecodeError::unreadable_version`]), never skipped.
+    ///
+    /// The derive generates it from the `upcast(...)` declarations; this default reads the
+    /// current version only.
+    fn decode_version<C: Codec>(codec: &C, event_version: u32, payload: &[u8]) -> Result<Self, EventDecodeError> {
+        if event_version == Self::VERSION {
+            return codec.decode(payload).map_err(EventDecodeError::Payload);
+        }
+        Err(EventDecodeError::unreadable_version(
+            Self::NAME,
+            event_version,
+            Self::VERSION,
+            Self::UPCAST_FROM,
+        ))
+    }
+
+    /// The types older versions decode as, one per `upcast(from = K, payload = T)`, for the
+    /// format lock (`eventsource::testing::check_schema_lock`). The derive generates it;
+    /// this default has none.
+    fn upcast_schemas() -> Vec<crate::testing::UpcastSchema> {
+        Vec::new()
+    }
+}
+
+/// One upcast step of an event: a payload of an older event version converts into the
+/// next version's type.
+///
+/// Implemented for every pair with a `From` conversion, or a `TryFrom` conversion whose
+/// error converts into `Box<dyn Error + Send + Sync>` (any `std::error::Error + Send +
+/// Sync + 'static`, a `String`, a `&'static str`). A `TryFrom` error fails the load with
+/// [`EventDecodeError::Upcast`]. The derive checks each step of a declared chain through
+/// this trait.
+#[diagnostic::on_unimplemented(
+    message = "cannot upcast event payload `{From}` to `{Self}`",
+    label = "`{Self}` has no `From<{From}>` impl (nor `TryFrom<{From}>`)",
+    note = "each `upcast(from = K, payload = T)` needs `impl From<T> for <the next version's type>`, \
+            or `impl TryFrom<T>` whose `Error` implements `std::error::Error + Send + Sync + 'static` \
+            (or is a `String`)"
+)]
+pub trait UpcastEvent<From>: Sized {
+    /// Converts the older payload.
+    fn upcast_event(from: From) -> Result<Self, Box<dyn std::error::Error + Send + Sync + 'static>>;
+}
+
+impl<F, T> UpcastEvent<F> for T
+where
+    T: TryFrom<F>,
+    T::Error: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
+    #[inline]
+    fn upcast_event(from: F) -> Result<Self, Box<dyn std::error::Error + Send + Sync + 'static>> {
+        T::try_from(from).map_err(Into::into)
+    }
+}
+
+/// What a stored event decodes to ([`EventSet::decode_stored`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodedEvent<E> {
+    /// The domain event (converted to its current version when it was stored with an older
+    /// one).
+    Event(E),
+    /// An event type the aggregate retired (`#[aggregate(retired("..."))]`): it has no
+    /// domain event any more, and a replay skips it (counted in
+    /// [`LoadOutcome::events_skipped`](crate::LoadOutcome::events_skipped)).
+    Retired,
 }
 
 /// How an aggregate's state changes when an event happens. One impl per listed event.
@@ -46,8 +130,97 @@ pub trait EventSet: Debug + Clone + Send + Sync + 'static {
     fn event_version(&self) -> u32;
     /// Encodes the event's own fields (not the variant tag).
     fn encode_payload<C: Codec>(&self, codec: &C) -> Result<Vec<u8>, CodecError>;
-    /// Decodes a stored payload, chosen by its event type.
+    /// Event types the aggregate no longer has (`#[aggregate(retired("..."))]`): stored
+    /// events under these names are skipped on replay, never an error.
+    const RETIRED_EVENT_TYPES: &'static [&'static str] = &[];
+
+    /// Decodes a stored payload of the *current* version of its event type, chosen by the
+    /// event type (or one of its aliases). A retired event type is
+    /// [`EventDecodeError::Retired`]. Replays use [`decode_stored`](Self::decode_stored),
+    /// which reads the stored event version.
     fn decode_payload<C: Codec>(codec: &C, event_type: &str, payload: &[u8]) -> Result<Self, EventDecodeError>;
+
+    /// Decodes a stored event by its event type and event version: the current version
+    /// directly, an older one through the event's upcast chain
+    /// ([`DomainEvent::decode_version`]); a retired event type is
+    /// [`DecodedEvent::Retired`]. A version above the current one (written by newer code)
+    /// or without an upcast is an error.
+    ///
+    /// The derive generates it (with the current version's decode as the fast path: one
+    /// integer comparison more than [`decode_payload`](Self::decode_payload)). This default,
+    /// for hand-written sets, decodes with `decode_payload` and then requires the stored
+    /// version to be the decoded event's [`event_version`](Self::event_version).
+    fn decode_stored<C: Codec>(
+        codec: &C,
+        event_type: &str,
+        event_version: u32,
+        payload: &[u8],
+    ) -> Result<DecodedEvent<Self>, EventDecodeError> {
+        if Self::RETIRED_EVENT_TYPES.contains(&event_type) {
+            return Ok(DecodedEvent::Retired);
+        }
+        let event = Self::decode_payload(codec, event_type, payload)?;
+        let current = event.event_version();
+        if event_version != current {
+            return Err(EventDecodeError::unreadable_version(
+                event.event_type(),
+                event_version,
+                current,
+                &[],
+            ));
+        }
+        Ok(DecodedEvent::Event(event))
+    }
+}
+
+/// Compile-time comparisons of stored names, for the checks `#[derive(Aggregate)]`
+/// generates (`const` assertions that every stored name picks one decoder). Not a public
+/// API.
+#[doc(hidden)]
+pub mod __stored_names {
+    /// Whether `a` and `b` are the same name.
+    pub const fn same(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// Whether `name` is one of `list`.
+    pub const fn listed(name: &str, list: &[&str]) -> bool {
+        let mut i = 0;
+        while i < list.len() {
+            if same(name, list[i]) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// Whether an alias of one event is the name or an alias of the other (the two names
+    /// themselves are compared with [`same`]).
+    pub const fn alias_shared(a_name: &str, a_aliases: &[&str], b_name: &str, b_aliases: &[&str]) -> bool {
+        if listed(a_name, b_aliases) || listed(b_name, a_aliases) {
+            return true;
+        }
+        let mut i = 0;
+        while i < a_aliases.len() {
+            if listed(a_aliases[i], b_aliases) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
 }
 
 /// What became of a stored snapshot state when the aggregate decoded it.

@@ -62,6 +62,113 @@ pub enum EventDecodeError {
     /// The payload did not decode as the event's type.
     #[error("payload does not decode: {0}")]
     Payload(#[from] CodecError),
+    /// The event was written by newer code: its event version is above the highest this
+    /// code knows. Never skipped, so a replay cannot silently drop what a newer release
+    /// wrote; run that release (or a later one) to read it.
+    #[error(
+        "event `{event_type}` has version {event_version}, but this code knows versions up to \
+         {current}: it was written by a newer version of the application; deploy that version \
+         (or a later one) to read it"
+    )]
+    NewerVersion {
+        /// The event's stored name (`DomainEvent::NAME`).
+        event_type: String,
+        /// The `event_version` column of the row.
+        event_version: u32,
+        /// The event's current version (`DomainEvent::VERSION`).
+        current: u32,
+    },
+    /// The event version is older than the current one and no upcast reads it: below the
+    /// lowest `from` of the event's `upcast(from = K, payload = T)` chain, or any older
+    /// version when the event declares none.
+    #[error(
+        "event `{event_type}` has version {event_version}, which no upcast reads (this code \
+         reads versions {oldest} to {current}): declare `upcast(from = {event_version}, \
+         payload = ...)` with the type of that version in its `#[event(...)]`"
+    )]
+    NoUpcastPath {
+        /// The event's stored name (`DomainEvent::NAME`).
+        event_type: String,
+        /// The `event_version` column of the row.
+        event_version: u32,
+        /// The event's current version (`DomainEvent::VERSION`).
+        current: u32,
+        /// The oldest version the event reads: its lowest upcast `from`, or `current`.
+        oldest: u32,
+    },
+    /// A `TryFrom` step of the event's upcast chain refused the stored payload.
+    #[error(
+        "cannot upcast event `{event_type}` stored with version {event_version}: the conversion \
+         from version {from} to version {to} failed: {source}"
+    )]
+    Upcast {
+        /// The event's stored name (`DomainEvent::NAME`).
+        event_type: String,
+        /// The `event_version` column of the row.
+        event_version: u32,
+        /// The version the failing step converts from.
+        from: u32,
+        /// The version it converts to.
+        to: u32,
+        /// The `TryFrom` error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// The event type is one the aggregate retired (`#[aggregate(retired("..."))]`): it
+    /// has no domain event. Replays skip such events; this error comes only from decoding
+    /// one on its own ([`StoredEvent::decode`](crate::StoredEvent::decode),
+    /// [`EventSet::decode_payload`](crate::EventSet::decode_payload)).
+    #[error("event type `{event_type}` is retired by the aggregate (`retired(...)`): it has no domain event, and replays skip it")]
+    Retired {
+        /// The `event_type` column of the row.
+        event_type: String,
+    },
+}
+
+impl EventDecodeError {
+    /// The error for an event version that no decode path reads: [`NewerVersion`] above
+    /// `current`, [`NoUpcastPath`] otherwise. `upcast_from` is the event's
+    /// `DomainEvent::UPCAST_FROM` (ascending), whose first entry is the oldest version it
+    /// reads.
+    ///
+    /// [`NewerVersion`]: EventDecodeError::NewerVersion
+    /// [`NoUpcastPath`]: EventDecodeError::NoUpcastPath
+    #[cold]
+    pub fn unreadable_version(event_type: &str, event_version: u32, current: u32, upcast_from: &[u32]) -> Self {
+        if event_version > current {
+            EventDecodeError::NewerVersion {
+                event_type: event_type.to_owned(),
+                event_version,
+                current,
+            }
+        } else {
+            EventDecodeError::NoUpcastPath {
+                event_type: event_type.to_owned(),
+                event_version,
+                current,
+                oldest: upcast_from.first().copied().unwrap_or(current),
+            }
+        }
+    }
+
+    /// The error for a failed upcast step of event `event_type` stored with
+    /// `event_version`, converting from version `from` to `to`.
+    #[cold]
+    pub fn upcast(
+        event_type: &str,
+        event_version: u32,
+        from: u32,
+        to: u32,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    ) -> Self {
+        EventDecodeError::Upcast {
+            event_type: event_type.to_owned(),
+            event_version,
+            from,
+            to,
+            source,
+        }
+    }
 }
 
 /// Every error this crate returns.

@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::EventSet;
+use crate::aggregate::{DecodedEvent, EventSet};
 use crate::codec::Codec;
-use crate::error::{Error, Result};
+use crate::error::{Error, EventDecodeError, Result};
 
 /// Who and what caused an event. Stored as JSON in the `metadata` column whatever the
 /// codec, so operators can query it.
@@ -104,16 +104,19 @@ impl NewEvent {
     }
 }
 
-/// What a replay needs of a stored event: its version, its type and its payload, borrowed
-/// from the row being read. Stores read only these columns when they replay
-/// ([`EventStore::replay_stream`](crate::EventStore::replay_stream)), so a load does not pay
-/// for ids, timestamps and metadata it does not use.
+/// What a replay needs of a stored event: its version, its type, its event version and its
+/// payload, borrowed from the row being read. Stores read only these columns when they
+/// replay ([`EventStore::replay_stream`](crate::EventStore::replay_stream)), so a load does
+/// not pay for ids, timestamps and metadata it does not use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayEvent<'a> {
     /// The stream version (1 for the first event of a stream).
     pub version: u64,
     /// The event type.
     pub event_type: &'a str,
+    /// The event payload version: which shape of the event the payload has (an older one
+    /// is upcast on replay, see [`DomainEvent`](crate::DomainEvent)).
+    pub event_version: u32,
     /// Encoded payload.
     pub payload: &'a [u8],
 }
@@ -154,6 +157,7 @@ impl EventRecord<'_> {
         ReplayEvent {
             version: self.version,
             event_type: self.event_type,
+            event_version: self.event_version,
             payload: self.payload,
         }
     }
@@ -204,9 +208,21 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// Decodes the payload into the aggregate's event enum.
+    /// Decodes the payload into the aggregate's event enum, upcasting an older event version
+    /// ([`EventSet::decode_stored`]). A retired event type has no domain event: it is an
+    /// [`Error::EventDecode`] with [`EventDecodeError::Retired`]
+    /// (replays skip such events instead).
     pub fn decode<E: EventSet, C: Codec>(&self, codec: &C) -> Result<Envelope<E>> {
-        let event = E::decode_payload(codec, &self.event_type, &self.payload).map_err(|source| Error::EventDecode {
+        let decoded =
+            E::decode_stored(codec, &self.event_type, self.event_version, &self.payload).and_then(|decoded| {
+                match decoded {
+                    DecodedEvent::Event(event) => Ok(event),
+                    DecodedEvent::Retired => Err(EventDecodeError::Retired {
+                        event_type: self.event_type.clone(),
+                    }),
+                }
+            });
+        let event = decoded.map_err(|source| Error::EventDecode {
             aggregate_type: self.aggregate_type.clone(),
             aggregate_id: self.aggregate_id,
             version: self.version,

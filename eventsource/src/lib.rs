@@ -39,8 +39,41 @@
 //!
 //! `#[derive(DomainEvent)]` on an event struct stores it under its name as written, without
 //! `r#` (`struct r#match` is stored as `match`; override with
-//! `#[event(name = "...", version = N)]`). `#[derive(Aggregate)]` takes
-//! `#[aggregate(type = "...", schema_version = N, events(...), upcast(from = K, state = T))]`:
+//! `#[event(name = "...", version = N)]`). Stored events are never rewritten, so an event
+//! evolves in the code that reads it:
+//!
+//! - `upcast(from = K, payload = T)` (repeatable): a stored event of version `K` decodes as
+//!   `T` and converts step by step to the current type, each step with `From`, or with
+//!   `TryFrom` whose error fails the load with [`EventDecodeError::Upcast`]. The chain must
+//!   be complete from its lowest `from` to `version - 1` (checked at compile time, as is
+//!   each conversion). A current-version event decodes as fast as without a chain;
+//! - `aliases("OldName", ...)`: former names of the event, decoded as this event;
+//! - an event version above `version` (written by newer code) is
+//!   [`EventDecodeError::NewerVersion`], an older one that no upcast reads
+//!   [`EventDecodeError::NoUpcastPath`]: the load fails, never skips it.
+//!
+//! ```
+//! use eventsource::{DomainEvent, JsonCodec};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! struct ItemAddedV1 { sku: String }
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+//! #[event(version = 2, upcast(from = 1, payload = ItemAddedV1), aliases("ItemPut"))]
+//! struct ItemAdded { sku: String, qty: u32 }
+//!
+//! impl From<ItemAddedV1> for ItemAdded {
+//!     fn from(v1: ItemAddedV1) -> Self { ItemAdded { sku: v1.sku, qty: 1 } }
+//! }
+//!
+//! let old = ItemAdded::decode_version(&JsonCodec, 1, br#"{"sku":"A-1"}"#).unwrap();
+//! assert_eq!((old.sku.as_str(), old.qty), ("A-1", 1));
+//! assert_eq!(ItemAdded::ALIASES, ["ItemPut"]);
+//! ```
+//!
+//! `#[derive(Aggregate)]` takes `#[aggregate(type = "...", schema_version = N, events(...),
+//! upcast(from = K, state = T), retired("..."))]`:
 //!
 //! - `type` (required): the aggregate type stored beside events and snapshots;
 //! - `schema_version` (optional, **defaults to 1**, as the reference guide's "start with 1"):
@@ -50,6 +83,9 @@
 //! - `upcast(from = K, state = T)` (repeatable): a snapshot written with schema `K` decodes
 //!   as `T` and converts with `From` to the next step, up to the current state. The chain
 //!   must be complete from its lowest `from` to `schema_version - 1`;
+//! - `retired("OrderFlagged", ...)` (optional): stored names of events the aggregate no
+//!   longer has; replays skip those events and count them
+//!   ([`LoadOutcome::events_skipped`]), never an error;
 //! - `event_enum = Name` (optional): the name of the generated event enum (default: the
 //!   aggregate's name followed by `Event`).
 //!
@@ -113,14 +149,16 @@ pub mod time;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
-pub use aggregate::{Aggregate, AggregateRoot, Apply, DomainEvent, EventSet, StateDecode, UpcastFrom};
+pub use aggregate::{
+    Aggregate, AggregateRoot, Apply, DecodedEvent, DomainEvent, EventSet, StateDecode, UpcastEvent, UpcastFrom,
+};
 pub use codec::{BincodeCodec, Codec, Format, JsonCodec};
 pub use error::{CodecError, Error, EventDecodeError, Result};
 pub use event::{Envelope, EventRecord, Metadata, NewEvent, ReplayEvent, StoredEvent};
 pub use migrations::{get_schema, Backend, Schema};
 pub use repository::{
-    AggregateRepository, LoadOutcome, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats,
-    SnapshotUse,
+    AggregateRepository, LoadOutcome, Mismatch, PrepopulateReport, Progress, SaveOutcome, SnapshotAction,
+    SnapshotStats, SnapshotUse, Verdict, Verification, VerifyReport,
 };
 pub use snapshot::{MissReason, Snapshot, SnapshotMode, SnapshotWrite};
 pub use store::memory::{InMemoryEventStore, InMemorySnapshotStore};

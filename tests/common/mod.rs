@@ -2,6 +2,7 @@
 //! `shared/bench/WORKLOAD.md`, in three schema generations.
 #![allow(dead_code)]
 
+pub mod evolving;
 pub mod invariants;
 pub mod logs;
 

@@ -25,7 +25,9 @@ macro_rules! conformance_suite {
             manual_mode_writes_only_on_request, background_mode_captures_state_at_save,
             background_queue_drops_and_counts, no_snapshot_store_replays, delete_snapshots_by_type_is_strict,
             prepopulate_snapshots_every_aggregate, invariants_hold_under_injected_failures,
-            save_snapshots_applies_the_rule_to_each, lost_reply_after_commit_is_recognised);
+            save_snapshots_applies_the_rule_to_each, lost_reply_after_commit_is_recognised,
+            old_event_versions_upcast_on_load, renamed_event_decodes_under_its_alias,
+            retired_event_is_skipped_and_counted, unreadable_event_versions_are_typed_errors);
     };
     (@each sync $module:ident $factory:expr; $($name:ident),* $(,)?) => {
         mod $module {
@@ -69,14 +71,17 @@ pub mod sync_api {
     use std::sync::Arc;
 
     use eventsource::{
-        AggregateRepository, Error, EventStore, Metadata, MissReason, NewEvent, Snapshot, SnapshotAction, SnapshotMode,
-        SnapshotStore, SnapshotUse, SnapshotWrite,
+        AggregateRepository, Error, EventDecodeError, EventStore, Metadata, MissReason, NewEvent, Snapshot,
+        SnapshotAction, SnapshotMode, SnapshotStore, SnapshotUse, SnapshotWrite,
     };
     use uuid::Uuid;
 
     use eventsource::Codec;
 
     use super::support::{Faulty, LostReply};
+    use crate::common::evolving::{
+        Cart, CartEvent, CartFlagged, CartOpened, DiscountAppliedV2, ItemAdded, ItemAddedV1, ItemAddedV2,
+    };
     use crate::common::{expected_order, item, Order, OrderCreated, OrderNoUpcast, OrderV1, Shipped};
 
     include!("suite.rs");
@@ -97,13 +102,17 @@ pub mod async_api {
 
     use eventsource::tokio::{AggregateRepository, EventStore, SnapshotStore};
     use eventsource::{
-        Error, Metadata, MissReason, NewEvent, Snapshot, SnapshotAction, SnapshotMode, SnapshotUse, SnapshotWrite,
+        Error, EventDecodeError, Metadata, MissReason, NewEvent, Snapshot, SnapshotAction, SnapshotMode, SnapshotUse,
+        SnapshotWrite,
     };
     use uuid::Uuid;
 
     use eventsource::Codec;
 
     use super::support::{Faulty, LostReply};
+    use crate::common::evolving::{
+        Cart, CartEvent, CartFlagged, CartOpened, DiscountAppliedV2, ItemAdded, ItemAddedV1, ItemAddedV2,
+    };
     use crate::common::{expected_order, item, Order, OrderCreated, OrderNoUpcast, OrderV1, Shipped};
 
     include!("suite.rs");

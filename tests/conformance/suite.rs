@@ -675,3 +675,194 @@ api_fn! { pub fn lost_reply_after_commit_is_recognised<ES: EventStore, SS: Snaps
     expected.customer_id = Some(id);
     assert_eq!(loaded.state(), &expected);
 }}
+
+// ---------------------------------------------------------------------------------------
+// Event evolution: old payloads written as old code wrote them, read through the upcast
+// chains, aliases and retired names of `common::evolving`.
+
+/// An event as old code stored it: `payload` (an old shape) encoded with the store's codec,
+/// under `event_type` and `event_version`.
+fn old_event<ES: EventStore, T: serde::Serialize>(es: &ES, event_type: &str, event_version: u32, payload: &T) -> NewEvent {
+    NewEvent {
+        event_version,
+        ..new_event(event_type, &es.codec().encode(payload).expect("encode"))
+    }
+}
+
+api_fn! { fn read_cart<ES: EventStore>(es: &ES, id: Uuid) -> Vec<eventsource::StoredEvent> {
+    let mut out = Vec::new();
+    aw!(es.read_stream(id, "Cart", 0, &mut |r| {
+        out.push(r.to_owned()?);
+        Ok(())
+    }))
+    .expect("read_stream");
+    out
+}}
+
+/// The event decode error of a failed load, with the stream version and event type it names.
+fn decode_failure<T: std::fmt::Debug>(result: eventsource::Result<T>) -> (u64, String, EventDecodeError) {
+    match result {
+        Err(Error::EventDecode { version, event_type, source, .. }) => (version, event_type, *source),
+        other => panic!("expected an EventDecode error, got {other:?}"),
+    }
+}
+
+fn line(sku: &str, qty: u32, price_cents: i64) -> (String, u32, i64) {
+    (sku.to_owned(), qty, price_cents)
+}
+
+api_fn! { pub fn old_event_versions_upcast_on_load<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Cart, _, _>(&es, &ss, 100);
+    let id = Uuid::now_v7();
+    let history = [
+        old_event(&*es, "CartOpened", 1, &CartOpened { customer: "ada".into() }),
+        old_event(&*es, "ItemAdded", 1, &ItemAddedV1 { sku: "A".into() }),
+        old_event(&*es, "ItemAdded", 2, &ItemAddedV2 { sku: "B".into(), qty: 2 }),
+        old_event(&*es, "ItemAdded", 3, &ItemAdded { sku: "C".into(), qty: 3, price_cents: 250 }),
+        old_event(&*es, "DiscountApplied", 2, &DiscountAppliedV2 { percent: "15%".into() }),
+    ];
+    aw!(es.append(id, "Cart", 0, &history)).expect("append");
+    let (mut root, outcome) = aw!(repo.load_with_outcome(id)).expect("load through the upcast chains");
+    let expected = Cart {
+        customer: "ada".into(),
+        lines: vec![line("A", 1, 0), line("B", 2, 0), line("C", 3, 250)],
+        discount: 15,
+    };
+    assert_eq!(root.state(), &expected, "version 1 and 2 payloads converted step by step");
+    assert_eq!((outcome.events_replayed, outcome.events_skipped, outcome.version), (5, 0, 5));
+
+    // Stored events are never rewritten; a new event is stored at the current version.
+    root.record(ItemAdded { sku: "D".into(), qty: 1, price_cents: 100 });
+    aw!(repo.save(&mut root)).expect("save");
+    let stored = aw!(read_cart(&*es, id));
+    assert_eq!(stored.iter().map(|e| e.event_version).collect::<Vec<_>>(), vec![1, 1, 2, 3, 2, 3]);
+    // A stored event decoded on its own goes through the same chain.
+    let one = stored[1].decode::<CartEvent, _>(es.codec()).expect("decode");
+    assert!(
+        matches!(&one.event, CartEvent::ItemAdded(e) if e == &ItemAdded { sku: "A".into(), qty: 1, price_cents: 0 }),
+        "{one:?}"
+    );
+    assert_eq!(one.event_version, 1, "the envelope keeps the stored version");
+
+    // Old versions after a snapshot are upcast too (read with the snapshot in one query
+    // where the two stores share a database).
+    aw!(repo.create_snapshot(&root)).expect("snapshot");
+    let tail = [
+        old_event(&*es, "ItemAdded", 1, &ItemAddedV1 { sku: "E".into() }),
+        old_event(&*es, "ItemAdded", 2, &ItemAddedV2 { sku: "F".into(), qty: 4 }),
+    ];
+    aw!(es.append(id, "Cart", 6, &tail)).expect("append");
+    let (root, outcome) = aw!(repo.load_with_outcome(id)).expect("load");
+    assert_eq!(outcome.snapshot, SnapshotUse::Used { version: 6 });
+    assert_eq!((outcome.events_replayed, outcome.version), (2, 8));
+    assert_eq!(root.state().lines[3..], [line("D", 1, 100), line("E", 1, 0), line("F", 4, 0)]);
+}}
+
+api_fn! { pub fn renamed_event_decodes_under_its_alias<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Cart, _, _>(&es, &ss, 100);
+    let id = Uuid::now_v7();
+    let history = [
+        old_event(&*es, "CartOpened", 1, &CartOpened { customer: "bo".into() }),
+        // Stored under the event's former name, at an old version and at the current one.
+        old_event(&*es, "ItemPut", 1, &ItemAddedV1 { sku: "A".into() }),
+        old_event(&*es, "ItemPut", 3, &ItemAdded { sku: "B".into(), qty: 2, price_cents: 5 }),
+    ];
+    aw!(es.append(id, "Cart", 0, &history)).expect("append");
+    let mut root = aw!(repo.load(id)).expect("load under the alias");
+    assert_eq!(root.state().lines, [line("A", 1, 0), line("B", 2, 5)]);
+    // New events are stored under the current name.
+    root.record(ItemAdded { sku: "C".into(), qty: 1, price_cents: 1 });
+    aw!(repo.save(&mut root)).expect("save");
+    let stored = aw!(read_cart(&*es, id));
+    assert_eq!(
+        stored.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>(),
+        ["CartOpened", "ItemPut", "ItemPut", "ItemAdded"]
+    );
+    assert_eq!(aw!(repo.load(id)).expect("load").state().lines.len(), 3);
+}}
+
+api_fn! { pub fn retired_event_is_skipped_and_counted<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Cart, _, _>(&es, &ss, 5);
+    let id = Uuid::now_v7();
+    let flagged = |reason: &str| old_event(&*es, "CartFlagged", 1, &CartFlagged { reason: reason.into() });
+    let history = [
+        old_event(&*es, "CartOpened", 1, &CartOpened { customer: "cy".into() }),
+        flagged("fraud check"),
+        old_event(&*es, "ItemAdded", 3, &ItemAdded { sku: "A".into(), qty: 1, price_cents: 10 }),
+        flagged("cleared"),
+    ];
+    aw!(es.append(id, "Cart", 0, &history)).expect("append");
+    let (mut root, outcome) = aw!(repo.load_with_outcome(id)).expect("retired events never fail a load");
+    assert_eq!(root.state().lines, [line("A", 1, 10)]);
+    assert_eq!(root.state().customer, "cy");
+    assert_eq!((outcome.events_replayed, outcome.events_skipped, outcome.version), (2, 2, 4));
+    assert_eq!(root.committed_version(), 4, "skipped events keep their versions");
+
+    // A save at version 5 snapshots the state (the retired events in its past included);
+    // a retired event after the snapshot is skipped in the tail.
+    root.record(ItemAdded { sku: "B".into(), qty: 2, price_cents: 20 });
+    assert_eq!(aw!(repo.save(&mut root)).expect("save").snapshot, SnapshotAction::Written);
+    aw!(es.append(id, "Cart", 5, &[flagged("again")])).expect("append");
+    let (root, outcome) = aw!(repo.load_with_outcome(id)).expect("load");
+    assert_eq!(outcome.snapshot, SnapshotUse::Used { version: 5 });
+    assert_eq!((outcome.events_replayed, outcome.events_skipped, outcome.version), (0, 1, 6));
+    assert_eq!(root.state().lines, [line("A", 1, 10), line("B", 2, 20)]);
+
+    // On its own, a retired event has no domain event: a typed error, not a panic.
+    let stored = aw!(read_cart(&*es, id));
+    match stored[1].decode::<CartEvent, _>(es.codec()) {
+        Err(Error::EventDecode { version, source, .. }) => {
+            assert_eq!(version, 2);
+            assert!(matches!(&*source, EventDecodeError::Retired { event_type } if event_type == "CartFlagged"), "{source:?}");
+        }
+        other => panic!("expected EventDecode(Retired), got {other:?}"),
+    }
+}}
+
+api_fn! { pub fn unreadable_event_versions_are_typed_errors<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Cart, _, _>(&es, &ss, 100);
+    let opened = || old_event(&*es, "CartOpened", 1, &CartOpened { customer: "di".into() });
+
+    // Written by newer code (version 4 of a version-3 event): an error, never skipped.
+    let id = Uuid::now_v7();
+    let newer = old_event(&*es, "ItemAdded", 4, &ItemAdded { sku: "A".into(), qty: 1, price_cents: 1 });
+    aw!(es.append(id, "Cart", 0, &[opened(), newer])).expect("append");
+    let result = aw!(repo.load(id));
+    let message = result.as_ref().map(|_| ()).expect_err("newer version").to_string();
+    let (version, event_type, source) = decode_failure(result);
+    assert_eq!((version, event_type.as_str()), (2, "ItemAdded"));
+    match source {
+        EventDecodeError::NewerVersion { event_type, event_version, current } => {
+            assert_eq!((event_type.as_str(), event_version, current), ("ItemAdded", 4, 3));
+        }
+        other => panic!("expected NewerVersion, got {other:?}"),
+    }
+    assert!(message.contains("written by a newer version of the application"), "{message}");
+
+    // Below the lowest `from` (version 1 of DiscountApplied has no upcast).
+    let id = Uuid::now_v7();
+    let unreleased = old_event(&*es, "DiscountApplied", 1, &DiscountAppliedV2 { percent: "5%".into() });
+    aw!(es.append(id, "Cart", 0, &[opened(), unreleased])).expect("append");
+    match decode_failure(aw!(repo.load(id))) {
+        (2, _, EventDecodeError::NoUpcastPath { event_version, current, oldest, .. }) => {
+            assert_eq!((event_version, current, oldest), (1, 3, 2));
+        }
+        other => panic!("expected NoUpcastPath, got {other:?}"),
+    }
+
+    // A `TryFrom` step that refuses the stored payload.
+    let id = Uuid::now_v7();
+    let refused = old_event(&*es, "DiscountApplied", 2, &DiscountAppliedV2 { percent: "lots".into() });
+    aw!(es.append(id, "Cart", 0, &[opened(), refused])).expect("append");
+    match decode_failure(aw!(repo.load(id))) {
+        (2, event_type, EventDecodeError::Upcast { event_type: name, event_version, from, to, source }) => {
+            assert_eq!((event_type.as_str(), name.as_str()), ("DiscountApplied", "DiscountApplied"));
+            assert_eq!((event_version, from, to), (2, 2, 3));
+            assert_eq!(source.to_string(), "\"lots\" is not a percentage");
+        }
+        other => panic!("expected Upcast, got {other:?}"),
+    }
+
+    // Nothing was rewritten or removed.
+    assert_eq!(aw!(read_cart(&*es, id)).iter().map(|e| e.event_version).collect::<Vec<_>>(), [1, 2]);
+}}

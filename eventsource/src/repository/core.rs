@@ -524,36 +524,82 @@ pub struct PrepopulateReport {
 /// the SQL stores, so one commit per batch instead of one per aggregate).
 pub(crate) const PREPOPULATE_BATCH: usize = 64;
 
-/// The running tally of a pre-population batch, shared by its workers.
-pub(crate) struct Tally {
-    total: usize,
-    inner: Mutex<(usize, Vec<(Uuid, Error)>)>,
+/// How many aggregates a verification worker (or lane) takes at a time: verifying has no
+/// batch write to amortise, so small chunks keep the cores evenly busy.
+pub(crate) const VERIFY_CHUNK: usize = 4;
+
+/// How many bytes of a state's `Debug` text a [`Mismatch`] keeps, per side: enough to see
+/// the difference in a typical aggregate, bounded for a huge one.
+pub const VERIFY_DEBUG_LIMIT: usize = 4096;
+
+/// What one step of a batch (pre-population, verification) came to, for the [`Tally`].
+pub(crate) enum Tallied<K> {
+    /// Succeeded; nothing to list.
+    Done,
+    /// Succeeded with something worth counting (verification: nothing to compare).
+    Counted,
+    /// Succeeded with something worth listing (verification: a mismatch).
+    Kept(K),
 }
 
-impl Tally {
-    pub fn new(total: usize) -> Self {
+/// The running tally of a batch (pre-population, verification), shared by its workers:
+/// progress after every aggregate, failures with their errors, and what the batch lists.
+pub(crate) struct Tally<K = ()> {
+    total: usize,
+    activity: &'static str,
+    inner: Mutex<TallyState<K>>,
+}
+
+/// What a [`Tally`] holds.
+pub(crate) struct TallyState<K> {
+    done: usize,
+    failed: Vec<(Uuid, Error)>,
+    kept: Vec<K>,
+    counted: usize,
+}
+
+impl<K> Tally<K> {
+    /// A tally of `total` aggregates; `activity` names the batch in its WARN lines.
+    pub fn new(total: usize, activity: &'static str) -> Self {
         Self {
             total,
-            inner: Mutex::new((0, Vec::new())),
+            activity,
+            inner: Mutex::new(TallyState {
+                done: 0,
+                failed: Vec::new(),
+                kept: Vec::new(),
+                counted: 0,
+            }),
         }
     }
 
     /// Records one aggregate's result; returns the progress to report.
-    pub fn record<A: Aggregate>(&self, id: Uuid, result: Result<SnapshotWrite>) -> Progress {
+    pub fn record<A: Aggregate>(&self, id: Uuid, result: Result<Tallied<K>>) -> Progress {
         let mut st = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        st.0 += 1;
-        if let Err(e) = result {
-            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e,
-                  "pre-population failed for this aggregate");
-            st.1.push((id, e));
+        st.done += 1;
+        match result {
+            Ok(Tallied::Done) => {}
+            Ok(Tallied::Counted) => st.counted += 1,
+            Ok(Tallied::Kept(k)) => st.kept.push(k),
+            Err(e) => {
+                warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e,
+                      "{} failed for this aggregate", self.activity);
+                st.failed.push((id, e));
+            }
         }
         Progress {
-            done: st.0,
+            done: st.done,
             total: self.total,
-            failed: st.1.len(),
+            failed: st.failed.len(),
         }
     }
 
+    fn finish(self) -> TallyState<K> {
+        self.inner.into_inner().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Tally {
     /// Records the outcome of one batch write of pre-population snapshots (`ids[i]` is the
     /// aggregate of the i-th snapshot) and reports progress after each.
     pub fn record_batch<A: Aggregate>(
@@ -568,7 +614,7 @@ impl Tally {
                 for (&id, outcome) in ids.iter().zip(outcomes) {
                     let result = Ok(outcome);
                     counters.record_write(&result);
-                    progress(self.record::<A>(id, result));
+                    progress(self.record::<A>(id, result.map(|_| Tallied::Done)));
                 }
             }
             Err(e) => {
@@ -588,11 +634,298 @@ impl Tally {
     }
 
     pub fn into_report(self) -> PrepopulateReport {
-        let (done, failed) = self.inner.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let total = self.total;
+        let st = self.finish();
         PrepopulateReport {
-            total: self.total,
-            succeeded: done - failed.len(),
-            failed,
+            total,
+            succeeded: st.done.saturating_sub(st.failed.len()),
+            failed: st.failed,
+        }
+    }
+}
+
+impl Tally<Verification> {
+    /// Records one aggregate's verification; returns the progress to report.
+    pub fn record_verification<A: Aggregate>(&self, id: Uuid, result: Result<Verification>) -> Progress {
+        let tallied = result.map(|v| match v.verdict {
+            Verdict::Agree => Tallied::Done,
+            Verdict::NoSnapshot => Tallied::Counted,
+            Verdict::Mismatch(_) => Tallied::Kept(v),
+        });
+        self.record::<A>(id, tallied)
+    }
+
+    pub fn into_verify_report(self) -> VerifyReport {
+        let total = self.total;
+        let st = self.finish();
+        VerifyReport {
+            total,
+            agreed: st.done.saturating_sub(st.failed.len() + st.kept.len() + st.counted),
+            no_snapshot: st.counted,
+            mismatches: st.kept,
+            failed: st.failed,
+        }
+    }
+}
+
+/// The result of verifying one aggregate: its state loaded through its snapshot (plus the
+/// events after it) compared with its state rebuilt by replaying the whole stream.
+///
+/// Returned by `AggregateRepository::verify` (sync and async). A mismatch means the
+/// snapshot does not hold what the events say: an `apply` that is not deterministic (it
+/// reads a clock, a random number, a global counter), or a change to the state's shape
+/// without a raise of `schema_version` (an old snapshot that still decodes, with another
+/// meaning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Verification {
+    /// The aggregate verified.
+    pub aggregate_id: Uuid,
+    /// The version compared: the one the load through the snapshot reached. The full
+    /// replay stops there, so events appended meanwhile do not make a false mismatch.
+    pub version: u64,
+    /// How the load through the snapshot used it: used, upcast from an older schema, or
+    /// discarded and why (then there is nothing to compare).
+    pub snapshot: SnapshotUse,
+    /// Whether the two loads agree.
+    pub verdict: Verdict,
+}
+
+impl Verification {
+    /// Whether the two loads agree (`false` for a mismatch, and when there was nothing to
+    /// compare).
+    pub fn agrees(&self) -> bool {
+        matches!(self.verdict, Verdict::Agree)
+    }
+
+    /// The mismatch, if the two loads disagree.
+    pub fn mismatch(&self) -> Option<&Mismatch> {
+        match &self.verdict {
+            Verdict::Mismatch(m) => Some(m),
+            Verdict::Agree | Verdict::NoSnapshot => None,
+        }
+    }
+}
+
+/// The verdict of a [`Verification`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// The snapshot plus its tail and the full replay reached equal states (by
+    /// `PartialEq`) at the same version.
+    Agree,
+    /// No snapshot was used, so there is nothing to compare: none is stored, or it could
+    /// not be used ([`Verification::snapshot`] says why: an unknown schema, a state that
+    /// does not decode, a snapshot beyond its stream). Not a mismatch.
+    NoSnapshot,
+    /// The two loads disagree.
+    Mismatch(Mismatch),
+}
+
+/// How the two loads of a [`Verification`] disagree: both states' `Debug` text, so an
+/// operator can see the difference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Mismatch {
+    /// The state loaded through the snapshot, as `{:#?}` prints it, cut after
+    /// [`VERIFY_DEBUG_LIMIT`] bytes (a cut text ends with `…`).
+    pub via_snapshot: String,
+    /// The state rebuilt by full replay, printed and cut the same way.
+    pub via_replay: String,
+    /// The version the full replay reached; lower than [`Verification::version`] only when
+    /// events under the snapshot have disappeared.
+    pub replay_version: u64,
+    /// The first line (from 1) where the two texts differ; `None` when they are equal (the
+    /// states differ where `Debug` does not show, or beyond the cut).
+    pub first_difference: Option<usize>,
+}
+
+/// The result of a verification batch (`verify_many`).
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Aggregates in the batch.
+    pub total: usize,
+    /// Aggregates whose snapshot agrees with a full replay.
+    pub agreed: usize,
+    /// Aggregates with no usable snapshot: nothing to compare.
+    pub no_snapshot: usize,
+    /// The aggregates whose snapshot disagrees with a full replay, in no particular order.
+    pub mismatches: Vec<Verification>,
+    /// The aggregates that could not be verified, and why (not found, an event that does
+    /// not decode, a store error), in no particular order. One failure never stops the
+    /// batch.
+    pub failed: Vec<(Uuid, Error)>,
+}
+
+impl VerifyReport {
+    /// Whether every aggregate was verified without a mismatch.
+    pub fn is_clean(&self) -> bool {
+        self.mismatches.is_empty() && self.failed.is_empty()
+    }
+}
+
+/// Which load a repository's `rebuild` performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rebuild {
+    /// A load: through the snapshot, deleting one that is ahead of its stream, counting
+    /// the outcome; a snapshot store error degrades to a full replay.
+    Load,
+    /// Verification's load through the snapshot: read only (no delete, no counters), and
+    /// a snapshot store error is returned (an unreadable snapshot is not "no snapshot").
+    ViaSnapshot,
+    /// Verification's full replay, without the snapshot, up to a version; read only.
+    Replay {
+        /// The last version applied.
+        until: u64,
+    },
+}
+
+impl Rebuild {
+    /// Whether this load reads the snapshot.
+    pub fn uses_snapshot(self) -> bool {
+        !matches!(self, Rebuild::Replay { .. })
+    }
+
+    /// Whether this load may write (delete a bad snapshot) and count.
+    pub fn has_effects(self) -> bool {
+        self == Rebuild::Load
+    }
+
+    /// The last version to apply.
+    pub fn until(self) -> u64 {
+        match self {
+            Rebuild::Replay { until } => until,
+            Rebuild::Load | Rebuild::ViaSnapshot => u64::MAX,
+        }
+    }
+
+    /// What to feed the load machine after reading the snapshot: a load hands it the
+    /// error (it degrades to a replay), a verification returns it.
+    pub fn snapshot_read(self, read: Result<Option<Snapshot>>) -> Result<Result<Option<Snapshot>>> {
+        match self {
+            Rebuild::Load => Ok(read),
+            Rebuild::ViaSnapshot | Rebuild::Replay { .. } => read.map(Ok),
+        }
+    }
+}
+
+/// The span of a verification.
+pub(crate) fn verify_span<A: Aggregate>(id: Uuid) -> tracing::Span {
+    tracing::debug_span!(target: TARGET, "verify", aggregate_type = A::TYPE, aggregate_id = %id)
+}
+
+/// After the load through the snapshot: [`Error::NotFound`] for an empty stream, `None`
+/// when no snapshot was used (nothing to compare, no second read), else the version the
+/// full replay must stop at.
+pub(crate) fn replay_until<A: Aggregate>(id: Uuid, outcome: &LoadOutcome) -> Result<Option<u64>> {
+    if outcome.version == 0 {
+        return Err(Error::NotFound {
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: id,
+        });
+    }
+    Ok(match outcome.snapshot {
+        SnapshotUse::Used { .. } | SnapshotUse::Upcast { .. } => Some(outcome.version),
+        SnapshotUse::Discarded(_) => None,
+    })
+}
+
+/// Compares the load through the snapshot with the full replay (`None`: no snapshot was
+/// used) and logs the verdict: WARN for a mismatch, DEBUG otherwise.
+pub(crate) fn verdict<A: Aggregate + PartialEq>(
+    id: Uuid,
+    via_snapshot: A,
+    outcome: LoadOutcome,
+    replay: Option<(A, LoadOutcome)>,
+) -> Verification {
+    let verdict = match replay {
+        None => Verdict::NoSnapshot,
+        Some((state, replayed)) if replayed.version == outcome.version && state == via_snapshot => Verdict::Agree,
+        Some((state, replayed)) => {
+            let (a, b) = (
+                bounded_debug(&via_snapshot, VERIFY_DEBUG_LIMIT),
+                bounded_debug(&state, VERIFY_DEBUG_LIMIT),
+            );
+            let first_difference = first_difference(&a, &b);
+            warn!(
+                target: TARGET,
+                aggregate_type = A::TYPE,
+                aggregate_id = %id,
+                version = outcome.version,
+                replay_version = replayed.version,
+                snapshot = ?outcome.snapshot,
+                first_difference,
+                via_snapshot = ?a,
+                via_replay = ?b,
+                "the state loaded through the snapshot differs from a full replay: an apply that is not \
+                 deterministic, or a state shape changed without raising schema_version"
+            );
+            Verdict::Mismatch(Mismatch {
+                via_snapshot: a,
+                via_replay: b,
+                replay_version: replayed.version,
+                first_difference,
+            })
+        }
+    };
+    if !matches!(verdict, Verdict::Mismatch(_)) {
+        debug!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, version = outcome.version,
+               snapshot = ?outcome.snapshot, verdict = ?verdict, "verified");
+    }
+    Verification {
+        aggregate_id: id,
+        version: outcome.version,
+        snapshot: outcome.snapshot,
+        verdict,
+    }
+}
+
+/// `{:#?}` of `value`, cut after `limit` bytes (on a character boundary, marked with `…`);
+/// a huge state is never printed whole.
+pub(crate) fn bounded_debug(value: &impl std::fmt::Debug, limit: usize) -> String {
+    struct Bounded {
+        out: String,
+        limit: usize,
+        cut: bool,
+    }
+    impl std::fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = self.limit.saturating_sub(self.out.len());
+            if s.len() <= room {
+                self.out.push_str(s);
+                return Ok(());
+            }
+            let end = (0..=room).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+            self.out.push_str(s.get(..end).unwrap_or(""));
+            self.cut = true;
+            // Stops the formatting: nothing more is wanted.
+            Err(std::fmt::Error)
+        }
+    }
+    let mut w = Bounded {
+        out: String::new(),
+        limit,
+        cut: false,
+    };
+    // An error here is our own cut (or a `Debug` impl's failure): keep what was written.
+    let _ = std::fmt::Write::write_fmt(&mut w, format_args!("{value:#?}"));
+    if w.cut {
+        w.out.push('…');
+    }
+    w.out
+}
+
+/// The first line (from 1) where two texts differ, `None` when they are equal.
+pub(crate) fn first_difference(a: &str, b: &str) -> Option<usize> {
+    let (mut la, mut lb) = (a.lines(), b.lines());
+    let mut line = 0;
+    loop {
+        line += 1;
+        match (la.next(), lb.next()) {
+            (None, None) => return None,
+            (x, y) if x != y => return Some(line),
+            _ => {}
         }
     }
 }
@@ -649,5 +982,37 @@ mod tests {
             version_after(u64::MAX, &batch(1)),
             Err(Error::OutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn bounded_debug_cuts_on_a_char_boundary_and_marks_the_cut() {
+        assert_eq!(bounded_debug(&"abc", 100), "\"abc\"");
+        let cut = bounded_debug(&"ééééé", 4);
+        assert_eq!(cut, "\"é…", "4 bytes: the quote, one é, and half an é left out");
+        assert!(bounded_debug(&vec![7u64; 10_000], 64).len() <= 64 + '…'.len_utf8());
+    }
+
+    #[test]
+    fn first_difference_names_the_line() {
+        assert_eq!(first_difference("a\nb\nc", "a\nb\nc"), None);
+        assert_eq!(first_difference("a\nb\nc", "a\nx\nc"), Some(2));
+        assert_eq!(first_difference("a\nb", "a\nb\nc"), Some(3));
+        assert_eq!(first_difference("", "a"), Some(1));
+    }
+
+    #[test]
+    fn rebuild_kinds() {
+        assert!(Rebuild::Load.has_effects() && Rebuild::Load.uses_snapshot());
+        assert!(!Rebuild::ViaSnapshot.has_effects() && Rebuild::ViaSnapshot.uses_snapshot());
+        let replay = Rebuild::Replay { until: 9 };
+        assert!(!replay.has_effects() && !replay.uses_snapshot());
+        assert_eq!((replay.until(), Rebuild::Load.until()), (9, u64::MAX));
+        // A load degrades on a snapshot store error; a verification returns it.
+        assert!(matches!(
+            Rebuild::Load.snapshot_read(Err(Error::NoSnapshotStore)),
+            Ok(Err(_))
+        ));
+        assert!(Rebuild::ViaSnapshot.snapshot_read(Err(Error::NoSnapshotStore)).is_err());
+        assert!(matches!(Rebuild::ViaSnapshot.snapshot_read(Ok(None)), Ok(Ok(None))));
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use self::background::Background;
-use self::core::{Config, Counters, Tally};
+use self::core::{Config, Counters, Rebuild, Tally};
 use crate::aggregate::{Aggregate, AggregateRoot};
 use crate::error::{Error, Result};
 use crate::snapshot::load::{LoadMachine, LoadStep};
@@ -30,8 +30,8 @@ use crate::snapshot::SnapshotWrite;
 use crate::store::{EventStore, NoSnapshotStore, SnapshotStore};
 
 pub use self::core::{
-    PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SNAPSHOT_THRESHOLD,
+    Mismatch, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats, Verdict, Verification,
+    VerifyReport, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SNAPSHOT_THRESHOLD, VERIFY_DEBUG_LIMIT,
 };
 pub use crate::snapshot::load::{LoadOutcome, SnapshotUse};
 
@@ -116,16 +116,16 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     pub fn load_with_outcome(&self, id: Uuid) -> Result<(AggregateRoot<A>, LoadOutcome)> {
         let span = core::load_span::<A>(id);
         let _enter = span.enter();
-        let (state, outcome, schema) = self.rebuild(id)?;
+        let (state, outcome, schema) = self.rebuild(id, Rebuild::Load)?;
         let repair = core::repair_due::<A>(&self.config, self.snapshots.is_some(), &outcome, schema)
             .then(|| self.take_snapshot(id, outcome.version, &state));
         core::finish_load(&span, &self.counters, id, state, outcome, repair)
     }
 
     /// Rebuilds the state by driving a [`LoadMachine`]: snapshot (if usable) plus tail, or
-    /// a full replay.
-    fn rebuild(&self, id: Uuid) -> Result<(A, LoadOutcome, Option<u32>)> {
-        let snapshots = self.snapshots.as_deref();
+    /// a full replay; `how` says which, and whether the load may delete and count.
+    fn rebuild(&self, id: Uuid, how: Rebuild) -> Result<(A, LoadOutcome, Option<u32>)> {
+        let snapshots = self.snapshots.as_deref().filter(|_| how.uses_snapshot());
         let joint = core::joint(snapshots.and_then(SnapshotStore::location), self.events.location());
         let mut m = LoadMachine::<A, SS::Codec, ES::Codec>::new(
             id,
@@ -133,25 +133,38 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
             snapshots.map(SnapshotStore::codec),
             joint,
         );
+        let until = how.until();
         loop {
             match m.next_step() {
                 LoadStep::ReadJoint => {
                     let supported = self.events.read_with_snapshot(id, A::TYPE, &mut m)?;
                     m.joint_done(supported);
                 }
-                LoadStep::GetSnapshot => m.snapshot_read(snapshots.map_or(Ok(None), |s| s.get_snapshot(id, A::TYPE))),
+                LoadStep::GetSnapshot => {
+                    let read = snapshots.map_or(Ok(None), |s| s.get_snapshot(id, A::TYPE));
+                    m.snapshot_read(how.snapshot_read(read)?);
+                }
                 LoadStep::ReadEvents { after } => {
-                    self.events.replay_stream(id, A::TYPE, after, &mut |r| m.event(r))?;
+                    self.events.replay_stream(id, A::TYPE, after, &mut |r| {
+                        if r.version > until {
+                            Ok(())
+                        } else {
+                            m.event(r)
+                        }
+                    })?;
                     m.events_done();
                 }
-                LoadStep::DeleteSnapshot => {
-                    m.snapshot_deleted(snapshots.map_or(Ok(false), |s| s.delete_snapshot(id, A::TYPE)))
-                }
+                LoadStep::DeleteSnapshot => m.snapshot_deleted(match snapshots {
+                    Some(s) if how.has_effects() => s.delete_snapshot(id, A::TYPE),
+                    _ => Ok(false),
+                }),
                 LoadStep::Done => break,
             }
         }
         let (state, outcome, schema) = m.finish();
-        self.counters.record_load(&outcome);
+        if how.has_effects() {
+            self.counters.record_load(&outcome);
+        }
         Ok((state, outcome, schema))
     }
 
@@ -276,35 +289,23 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// threads). One failure never stops the batch; the report says which failed and why.
     pub fn prepopulate(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
         let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
-        let workers = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(ids.len().max(1));
-        let next = AtomicUsize::new(0);
-        let tally = Tally::new(ids.len());
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| loop {
-                    let start = next.fetch_add(core::PREPOPULATE_BATCH, Ordering::Relaxed);
-                    let Some(chunk) = ids.get(start..ids.len().min(start + core::PREPOPULATE_BATCH)) else {
-                        break;
-                    };
-                    let (mut loaded, mut snapshots) = (Vec::new(), Vec::new());
-                    for &id in chunk {
-                        match self
-                            .load(id)
-                            .and_then(|root| core::explicit_snapshot(&root, store.codec()))
-                        {
-                            Ok(snapshot) => {
-                                loaded.push(id);
-                                snapshots.push(snapshot);
-                            }
-                            Err(e) => progress(tally.record::<A>(id, Err(e))),
-                        }
+        let tally = Tally::<()>::new(ids.len(), "pre-population");
+        on_every_core(ids, core::PREPOPULATE_BATCH, |chunk| {
+            let (mut loaded, mut snapshots) = (Vec::new(), Vec::new());
+            for &id in chunk {
+                match self
+                    .load(id)
+                    .and_then(|root| core::explicit_snapshot(&root, store.codec()))
+                {
+                    Ok(snapshot) => {
+                        loaded.push(id);
+                        snapshots.push(snapshot);
                     }
-                    if !snapshots.is_empty() {
-                        tally.record_batch::<A>(&self.counters, &loaded, store.save_snapshots(&snapshots), &progress);
-                    }
-                });
+                    Err(e) => progress(tally.record::<A>(id, Err(e))),
+                }
+            }
+            if !snapshots.is_empty() {
+                tally.record_batch::<A>(&self.counters, &loaded, store.save_snapshots(&snapshots), &progress);
             }
         });
         Ok(tally.into_report())
@@ -326,4 +327,76 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
             .collect();
         self.prepopulate(&ids, progress)
     }
+}
+
+impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES, SS> {
+    /// Verifies an aggregate's snapshot against its events: loads the aggregate through its
+    /// snapshot (as [`load`](Self::load) does) and by replaying its whole stream, and
+    /// compares the two states. A mismatch, logged at WARN, means the snapshot does not hold
+    /// what the events say: an `apply` that is not deterministic, or a state whose shape
+    /// changed without a raise of `schema_version`.
+    ///
+    /// Verifying only reads. Unlike a load, it never deletes a snapshot (one beyond its
+    /// stream is reported, not removed), never writes a repair snapshot, and leaves the
+    /// [`stats`](Self::stats) counters alone, so what it finds stays in place to be looked
+    /// at. The full replay stops at the version the snapshot load reached, so events
+    /// appended meanwhile do not make a false mismatch.
+    ///
+    /// An aggregate without a usable snapshot has nothing to compare: [`Verdict::NoSnapshot`],
+    /// with the reason in [`Verification::snapshot`], and only one read. Errors:
+    /// [`Error::NoSnapshotStore`] without a snapshot store, [`Error::NotFound`] for an
+    /// aggregate without events, and the errors of a load (an event that does not decode,
+    /// a store failure; a snapshot store that fails to answer is an error here too, where
+    /// a load would replay).
+    pub fn verify(&self, id: Uuid) -> Result<Verification> {
+        self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
+        let _enter = core::verify_span::<A>(id).entered();
+        let (state, outcome, _) = self.rebuild(id, Rebuild::ViaSnapshot)?;
+        let replay = match core::replay_until::<A>(id, &outcome)? {
+            Some(until) => {
+                let (replayed, replay_outcome, _) = self.rebuild(id, Rebuild::Replay { until })?;
+                Some((replayed, replay_outcome))
+            }
+            None => None,
+        };
+        Ok(core::verdict(id, state, outcome, replay))
+    }
+
+    /// Verifies a batch of aggregates (see [`verify`](Self::verify)) on as many threads as
+    /// the machine has cores. `progress` is called after each aggregate (from the worker
+    /// threads); its `failed` counts the aggregates that could not be verified, the
+    /// mismatches are in the report. One failure never stops the batch.
+    /// [`Error::NoSnapshotStore`] without a snapshot store.
+    pub fn verify_many(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<VerifyReport> {
+        self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
+        let tally = Tally::<Verification>::new(ids.len(), "verification");
+        on_every_core(ids, core::VERIFY_CHUNK, |chunk| {
+            for &id in chunk {
+                progress(tally.record_verification::<A>(id, self.verify(id)));
+            }
+        });
+        Ok(tally.into_verify_report())
+    }
+}
+
+/// Runs `work` over `ids`, `chunk` at a time, on as many threads as the machine has cores
+/// (never more threads than chunks); each thread takes the next chunk when it is done.
+fn on_every_core(ids: &[Uuid], chunk: usize, work: impl Fn(&[Uuid]) + Sync) {
+    let chunk = chunk.max(1);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(ids.len().div_ceil(chunk))
+        .max(1);
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let start = next.fetch_add(chunk, Ordering::Relaxed);
+                let Some(part) = ids.get(start..ids.len().min(start.saturating_add(chunk))) else {
+                    break;
+                };
+                work(part);
+            });
+        }
+    });
 }

@@ -17,12 +17,12 @@
 //! 2. On a miss: [`LoadStep::DeleteSnapshot`] for a snapshot ahead of its stream, then
 //!    [`LoadStep::ReadEvents`] from the start.
 
-use tracing::{error, warn};
+use tracing::{debug, error, trace, warn};
 use uuid::Uuid;
 
 use super::policy::{self, LoadPlan, MissReason, SnapshotHeader};
 use super::Snapshot;
-use crate::aggregate::{Aggregate, EventSet, StateDecode};
+use crate::aggregate::{Aggregate, DecodedEvent, EventSet, StateDecode};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::event::ReplayEvent;
@@ -76,6 +76,10 @@ pub struct LoadOutcome {
     pub snapshot: SnapshotUse,
     /// Events decoded and applied.
     pub events_replayed: u64,
+    /// Stored events of a retired event type (`#[aggregate(retired("..."))]`) read and
+    /// skipped: not applied, not an error, and not counted in `events_replayed`. Their
+    /// versions still count towards `version`.
+    pub events_skipped: u64,
     /// The version reached (0: the aggregate has no events).
     pub version: u64,
     /// Whether a fresh snapshot was written (sync mode) or queued (background mode) to
@@ -105,6 +109,7 @@ pub struct LoadMachine<'c, A, SC, EC> {
     miss: Option<MissReason>,
     next_version: u64,
     replayed: u64,
+    skipped: u64,
     joint_tail: bool,
     /// The snapshot's version while its anchor event has not been read.
     anchor: Option<u64>,
@@ -126,6 +131,7 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
             miss: None,
             next_version: 1,
             replayed: 0,
+            skipped: 0,
             joint_tail: false,
             anchor: None,
         };
@@ -207,17 +213,31 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
                 found: record.version,
             });
         }
-        let event = <A::Event as EventSet>::decode_payload(self.event_codec, record.event_type, record.payload)
-            .map_err(|source| Error::EventDecode {
-                aggregate_type: A::TYPE.to_owned(),
-                aggregate_id: self.id,
-                version: record.version,
-                event_type: record.event_type.to_owned(),
-                source: Box::new(source),
-            })?;
-        self.state.apply_event(&event);
+        let decoded = <A::Event as EventSet>::decode_stored(
+            self.event_codec,
+            record.event_type,
+            record.event_version,
+            record.payload,
+        )
+        .map_err(|source| Error::EventDecode {
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: self.id,
+            version: record.version,
+            event_type: record.event_type.to_owned(),
+            source: Box::new(source),
+        })?;
+        match decoded {
+            DecodedEvent::Event(event) => {
+                self.state.apply_event(&event);
+                self.replayed = self.replayed.saturating_add(1);
+            }
+            DecodedEvent::Retired => {
+                trace!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %self.id,
+                       version = record.version, event_type = record.event_type, "retired event skipped");
+                self.skipped = self.skipped.saturating_add(1);
+            }
+        }
         self.next_version = self.next_version.saturating_add(1);
-        self.replayed = self.replayed.saturating_add(1);
         Ok(())
     }
 
@@ -242,9 +262,14 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
             SnapshotUse::Discarded(_) => self.header.map(|h| h.schema_version),
             _ => None,
         };
+        if self.skipped > 0 {
+            debug!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %self.id, events_skipped = self.skipped,
+                   "skipped events of retired event types");
+        }
         let outcome = LoadOutcome {
             snapshot,
             events_replayed: self.replayed,
+            events_skipped: self.skipped,
             version: self.next_version.saturating_sub(1),
             repaired: false,
         };
@@ -313,6 +338,7 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
         self.miss = Some(reason);
         self.next_version = 1;
         self.replayed = 0;
+        self.skipped = 0;
         self.phase = if self.header.is_some() && policy::delete_on_miss(reason) {
             Phase::Delete
         } else {

@@ -18,7 +18,7 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
-use crate::aggregate::{Aggregate, DomainEvent};
+use crate::aggregate::{Aggregate, DomainEvent, EventSet};
 
 #[cfg(feature = "schema-lock")]
 mod check;
@@ -94,6 +94,11 @@ pub struct UpcastSchema {
 }
 
 impl UpcastSchema {
+    /// Stored data of version `from` decodes as `ty`.
+    pub fn new(from: u32, ty: TypeSchema) -> Self {
+        Self { from, ty }
+    }
+
     /// The version whose data decodes as this type.
     pub fn from(&self) -> u32 {
         self.from
@@ -126,9 +131,17 @@ impl EventSchema {
         }
     }
 
-    /// The schema of the event type `E`: its `DomainEvent::NAME` and `VERSION`.
+    /// The schema of the event type `E`: its `DomainEvent::NAME`, `VERSION` and
+    /// upcast sources (`DomainEvent::upcast_schemas`).
     pub fn of<E: DomainEvent>() -> Self {
-        Self::new(E::NAME, E::VERSION, TypeSchema::of::<E>())
+        Self::new(E::NAME, E::VERSION, TypeSchema::of::<E>()).upcasts(E::upcast_schemas())
+    }
+
+    /// Adds older versions (what `DomainEvent::upcast_schemas` returns).
+    #[must_use]
+    pub fn upcasts(mut self, upcasts: impl IntoIterator<Item = UpcastSchema>) -> Self {
+        self.upcasts.extend(upcasts);
+        self
     }
 
     /// Adds an older version: stored events of version `from` decode as `ty`.
@@ -154,7 +167,7 @@ impl EventSchema {
     }
 
     /// The older versions it upcasts from.
-    pub fn upcasts(&self) -> &[UpcastSchema] {
+    pub fn upcast_sources(&self) -> &[UpcastSchema] {
         &self.upcasts
     }
 }
@@ -176,8 +189,8 @@ pub struct AggregateSchema {
 }
 
 impl AggregateSchema {
-    /// The schema of aggregate `A`: its `TYPE`, `SCHEMA_VERSION` and state type, without
-    /// upcasts or events yet.
+    /// The schema of aggregate `A`: its `TYPE`, `SCHEMA_VERSION`, state type and retired
+    /// event types (`EventSet::RETIRED_EVENT_TYPES`), without upcasts or events yet.
     pub fn of<A: Aggregate>() -> Self {
         Self {
             aggregate_type: A::TYPE,
@@ -185,7 +198,7 @@ impl AggregateSchema {
             state: TypeSchema::of::<A>(),
             upcasts: Vec::new(),
             events: Vec::new(),
-            retired: Vec::new(),
+            retired: <A::Event as EventSet>::RETIRED_EVENT_TYPES.to_vec(),
         }
     }
 

@@ -118,6 +118,7 @@ impl OwnedRecord {
 struct OwnedReplay {
     version: u64,
     event_type: String,
+    event_version: u32,
     payload: Vec<u8>,
 }
 
@@ -126,6 +127,7 @@ impl OwnedReplay {
         Self {
             version: r.version,
             event_type: r.event_type.to_owned(),
+            event_version: r.event_version,
             payload: r.payload.to_vec(),
         }
     }
@@ -134,6 +136,7 @@ impl OwnedReplay {
         ReplayEvent {
             version: self.version,
             event_type: &self.event_type,
+            event_version: self.event_version,
             payload: &self.payload,
         }
     }

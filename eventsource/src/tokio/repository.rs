@@ -15,8 +15,10 @@ use super::store::{EventStore, SnapshotStore};
 use crate::aggregate::{Aggregate, AggregateRoot};
 use crate::error::{Error, Result};
 use crate::repository::background::written_caught;
-use crate::repository::core::{self, Config, Counters, Tally};
-use crate::repository::{LoadOutcome, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats};
+use crate::repository::core::{self, Config, Counters, Rebuild, Tally};
+use crate::repository::{
+    LoadOutcome, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats, Verification, VerifyReport,
+};
 use crate::snapshot::load::{LoadMachine, LoadStep};
 use crate::snapshot::policy::{self, SnapshotMode};
 use crate::snapshot::SnapshotWrite;
@@ -93,7 +95,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     pub async fn load_with_outcome(&self, id: Uuid) -> Result<(AggregateRoot<A>, LoadOutcome)> {
         let span = core::load_span::<A>(id);
         async {
-            let (state, outcome, schema) = self.rebuild(id).await?;
+            let (state, outcome, schema) = self.rebuild(id, Rebuild::Load).await?;
             let repair = if core::repair_due::<A>(&self.config, self.snapshots.is_some(), &outcome, schema) {
                 Some(self.take_snapshot(id, outcome.version, &state).await)
             } else {
@@ -105,8 +107,10 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         .await
     }
 
-    async fn rebuild(&self, id: Uuid) -> Result<(A, LoadOutcome, Option<u32>)> {
-        let snapshots = self.snapshots.as_deref();
+    /// Rebuilds the state by driving a [`LoadMachine`]; `how` says which load (see the
+    /// sync shell).
+    async fn rebuild(&self, id: Uuid, how: Rebuild) -> Result<(A, LoadOutcome, Option<u32>)> {
+        let snapshots = self.snapshots.as_deref().filter(|_| how.uses_snapshot());
         let joint = core::joint(snapshots.and_then(SnapshotStore::location), self.events.location());
         let mut m = LoadMachine::<A, SS::Codec, ES::Codec>::new(
             id,
@@ -114,6 +118,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
             snapshots.map(SnapshotStore::codec),
             joint,
         );
+        let until = how.until();
         loop {
             match m.next_step() {
                 LoadStep::ReadJoint => {
@@ -121,22 +126,28 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
                     m.joint_done(supported);
                 }
                 LoadStep::GetSnapshot => {
-                    let result = match snapshots {
+                    let read = match snapshots {
                         Some(s) => s.get_snapshot(id, A::TYPE).await,
                         None => Ok(None),
                     };
-                    m.snapshot_read(result);
+                    m.snapshot_read(how.snapshot_read(read)?);
                 }
                 LoadStep::ReadEvents { after } => {
                     self.events
-                        .replay_stream(id, A::TYPE, after, &mut |r| m.event(r))
+                        .replay_stream(id, A::TYPE, after, &mut |r| {
+                            if r.version > until {
+                                Ok(())
+                            } else {
+                                m.event(r)
+                            }
+                        })
                         .await?;
                     m.events_done();
                 }
                 LoadStep::DeleteSnapshot => {
                     let result = match snapshots {
-                        Some(s) => s.delete_snapshot(id, A::TYPE).await,
-                        None => Ok(false),
+                        Some(s) if how.has_effects() => s.delete_snapshot(id, A::TYPE).await,
+                        _ => Ok(false),
                     };
                     m.snapshot_deleted(result);
                 }
@@ -144,7 +155,9 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
             }
         }
         let (state, outcome, schema) = m.finish();
-        self.counters.record_load(&outcome);
+        if how.has_effects() {
+            self.counters.record_load(&outcome);
+        }
         Ok((state, outcome, schema))
     }
 
@@ -277,36 +290,30 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// aggregate. One failure never stops the batch; the report says which failed and why.
     pub async fn prepopulate(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
         let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
-        let lanes = (2 * std::thread::available_parallelism().map_or(1, usize::from)).clamp(1, ids.len().max(1));
-        let next = AtomicUsize::new(0);
-        let tally = Tally::new(ids.len());
-        let lane = || async {
-            loop {
-                let start = next.fetch_add(core::PREPOPULATE_BATCH, Ordering::Relaxed);
-                let Some(chunk) = ids.get(start..ids.len().min(start + core::PREPOPULATE_BATCH)) else {
-                    break;
-                };
-                let (mut loaded, mut snapshots) = (Vec::new(), Vec::new());
-                for &id in chunk {
-                    match self
-                        .load(id)
-                        .await
-                        .and_then(|root| core::explicit_snapshot(&root, store.codec()))
-                    {
-                        Ok(snapshot) => {
-                            loaded.push(id);
-                            snapshots.push(snapshot);
-                        }
-                        Err(e) => progress(tally.record::<A>(id, Err(e))),
+        let tally = Tally::<()>::new(ids.len(), "pre-population");
+        let (tally_ref, progress) = (&tally, &progress);
+        in_lanes(ids, core::PREPOPULATE_BATCH, move |chunk| async move {
+            let tally = tally_ref;
+            let (mut loaded, mut snapshots) = (Vec::new(), Vec::new());
+            for &id in chunk {
+                match self
+                    .load(id)
+                    .await
+                    .and_then(|root| core::explicit_snapshot(&root, store.codec()))
+                {
+                    Ok(snapshot) => {
+                        loaded.push(id);
+                        snapshots.push(snapshot);
                     }
-                }
-                if !snapshots.is_empty() {
-                    let written = store.save_snapshots(&snapshots).await;
-                    tally.record_batch::<A>(&self.counters, &loaded, written, &progress);
+                    Err(e) => progress(tally.record::<A>(id, Err(e))),
                 }
             }
-        };
-        futures_util::future::join_all((0..lanes).map(|_| lane())).await;
+            if !snapshots.is_empty() {
+                let written = store.save_snapshots(&snapshots).await;
+                tally.record_batch::<A>(&self.counters, &loaded, written, progress);
+            }
+        })
+        .await;
         Ok(tally.into_report())
     }
 
@@ -326,4 +333,68 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
             .collect();
         self.prepopulate(&ids, progress).await
     }
+}
+
+impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES, SS> {
+    /// Verifies an aggregate's snapshot against a full replay of its events, reading only
+    /// (see [`crate::AggregateRepository::verify`]).
+    pub async fn verify(&self, id: Uuid) -> Result<Verification> {
+        self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
+        async {
+            let (state, outcome, _) = self.rebuild(id, Rebuild::ViaSnapshot).await?;
+            let replay = match core::replay_until::<A>(id, &outcome)? {
+                Some(until) => {
+                    let (replayed, replay_outcome, _) = self.rebuild(id, Rebuild::Replay { until }).await?;
+                    Some((replayed, replay_outcome))
+                }
+                None => None,
+            };
+            Ok(core::verdict(id, state, outcome, replay))
+        }
+        .instrument(core::verify_span::<A>(id))
+        .await
+    }
+
+    /// Verifies a batch of aggregates (see [`verify`](Self::verify)), with two
+    /// verifications per core in flight at once. `progress` is called after each
+    /// aggregate; its `failed` counts the aggregates that could not be verified, the
+    /// mismatches are in the report. One failure never stops the batch.
+    /// [`Error::NoSnapshotStore`] without a snapshot store.
+    pub async fn verify_many(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<VerifyReport> {
+        self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
+        let tally = Tally::<Verification>::new(ids.len(), "verification");
+        let (tally_ref, progress) = (&tally, &progress);
+        in_lanes(ids, core::VERIFY_CHUNK, move |chunk| async move {
+            let tally = tally_ref;
+            for &id in chunk {
+                progress(tally.record_verification::<A>(id, self.verify(id).await));
+            }
+        })
+        .await;
+        Ok(tally.into_verify_report())
+    }
+}
+
+/// Runs `work` over `ids`, `chunk` at a time, with two chunks per core in flight at once
+/// (never more than there are chunks); each lane takes the next chunk when it is done.
+async fn in_lanes<'a, F, Fut>(ids: &'a [Uuid], chunk: usize, work: F)
+where
+    F: Fn(&'a [Uuid]) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let chunk = chunk.max(1);
+    let lanes = (2 * std::thread::available_parallelism().map_or(1, usize::from))
+        .min(ids.len().div_ceil(chunk))
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let lane = || async {
+        loop {
+            let start = next.fetch_add(chunk, Ordering::Relaxed);
+            let Some(part) = ids.get(start..ids.len().min(start.saturating_add(chunk))) else {
+                break;
+            };
+            work(part).await;
+        }
+    };
+    futures_util::future::join_all((0..lanes).map(|_| lane())).await;
 }

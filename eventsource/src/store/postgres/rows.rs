@@ -29,20 +29,22 @@ mod event_col {
     pub const METADATA: usize = 8;
 }
 
-/// Column positions of a replay row (`sql::REPLAY_STREAM`, and the first three columns of
+/// Column positions of a replay row (`sql::REPLAY_STREAM`, and the first four columns of
 /// every `sql::JOINT_READ` row).
 mod replay_col {
     pub const VERSION: usize = 0;
     pub const EVENT_TYPE: usize = 1;
     pub const PAYLOAD: usize = 2;
+    pub const EVENT_VERSION: usize = 3;
 }
 
 /// Column positions of the joint read's header row beyond the replay columns (where
-/// `version` holds the header's sort key 0 and `payload` the snapshot's state).
+/// `version` holds the header's sort key 0, `payload` the snapshot's state and
+/// `event_version` NULL).
 mod header_col {
-    pub const SNAPSHOT_VERSION: usize = 3;
-    pub const SCHEMA_VERSION: usize = 4;
-    pub const SNAPSHOT_CREATED_AT: usize = 5;
+    pub const SNAPSHOT_VERSION: usize = 4;
+    pub const SCHEMA_VERSION: usize = 5;
+    pub const SNAPSHOT_CREATED_AT: usize = 6;
 }
 
 fn get<'a, T: FromSql<'a>>(row: &'a Row, idx: usize, table: &'static str, column: &str) -> Result<T> {
@@ -108,6 +110,7 @@ pub(crate) fn replay_event(row: &Row) -> Result<ReplayEvent<'_>> {
     Ok(ReplayEvent {
         version: stream_position(row, replay_col::VERSION)?,
         event_type: get(row, replay_col::EVENT_TYPE, T, "event_type")?,
+        event_version: u32_col(row, replay_col::EVENT_VERSION, T, "event_version")?,
         payload: get::<Body<'_>>(row, replay_col::PAYLOAD, T, "payload")?.0,
     })
 }

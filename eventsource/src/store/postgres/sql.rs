@@ -81,10 +81,10 @@ macro_rules! event_columns {
 }
 
 /// The columns a replay reads, in order (see `rows::replay_event`): [`REPLAY_STREAM`]'s rows,
-/// and the first three columns of every [`JOINT_READ`] row.
+/// and the first four columns of every [`JOINT_READ`] row.
 macro_rules! replay_columns {
     () => {
-        "version, event_type, payload"
+        "version, event_type, payload, event_version"
     };
 }
 
@@ -175,8 +175,8 @@ ORDER BY version"
 ///   version, schema version and creation time in columns of their own, NULL when there is no
 ///   snapshot;
 /// - then the events with `version >= snapshot.version` (all of them when there is no
-///   snapshot: a load without snapshot is one query too), as `version, event_type, payload`
-///   (`replay_columns!`) and NULLs. The first, at the snapshot's own version, is the anchor:
+///   snapshot: a load without snapshot is one query too), as `version, event_type, payload,
+///   event_version` (`replay_columns!`) and NULLs. The first, at the snapshot's own version, is the anchor:
 ///   it proves the stream reaches the snapshot (rule 5), so no stream-version probe is
 ///   needed, and the load does not apply it again.
 ///
@@ -201,7 +201,7 @@ SELECT ",
         ", snapshot_version, schema_version, snapshot_created_at
 FROM (
     SELECT 0::BIGINT AS version, NULL::VARCHAR AS event_type, snap.state AS payload,
-           snap.version::BIGINT AS snapshot_version, snap.schema_version, snap.created_at AS snapshot_created_at
+           NULL::INTEGER AS event_version, snap.version::BIGINT AS snapshot_version, snap.schema_version, snap.created_at AS snapshot_created_at
     FROM (VALUES (1)) AS header(one) LEFT JOIN snap ON TRUE
     UNION ALL
     (SELECT ",

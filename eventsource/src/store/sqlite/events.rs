@@ -21,14 +21,15 @@ pub(super) const REPLAY_COLUMNS: usize = 0;
 /// Where the replay columns start in a row of `sql::READ_WITH_SNAPSHOT` (after `kind`).
 const JOINT_COLUMNS: usize = 1;
 
-/// Reads what a replay needs of an event row (`version`, `event_type`, `payload` from
-/// index `at`), borrowing its text and bytes.
+/// Reads what a replay needs of an event row (`version`, `event_type`, `payload`,
+/// `event_version` from index `at`), borrowing its text and bytes.
 fn replay_event<'r>(row: &'r Row<'_>, at: usize, format: Format) -> Result<ReplayEvent<'r>> {
     let c = Columns::new(row, "events");
     Ok(ReplayEvent {
         version: c.u64(at, "version")?,
         event_type: c.str(at + 1, "event_type")?,
         payload: c.encoded(at + 2, "payload", format)?,
+        event_version: c.u32(at + 3, "event_version")?,
     })
 }
 

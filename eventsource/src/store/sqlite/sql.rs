@@ -65,9 +65,9 @@ pub(super) const READ_STREAM: &str = "SELECT global_position, event_id, event_ty
      ORDER BY version";
 
 /// What a replay reads of the events of a stream after a version, in order: the version,
-/// the type and the payload, nothing it would not use. Column layout: see
-/// [`REPLAY_COLUMNS`](super::events::REPLAY_COLUMNS).
-pub(super) const REPLAY_STREAM: &str = "SELECT version, event_type, payload \
+/// the type, the payload and the event version, nothing it would not use. Column layout:
+/// see [`REPLAY_COLUMNS`](super::events::REPLAY_COLUMNS).
+pub(super) const REPLAY_STREAM: &str = "SELECT version, event_type, payload, event_version \
      FROM events \
      WHERE aggregate_id = ?1 AND aggregate_type = ?2 AND version > ?3 \
      ORDER BY version";
@@ -80,7 +80,9 @@ pub(super) const REPLAY_STREAM: &str = "SELECT version, event_type, payload \
 /// version, creation time and version (NULL when there is no snapshot). The rows after it
 /// (`kind` 1) are what a replay needs of the events from the snapshot's version on (its
 /// anchor first: the proof that the stream reaches the snapshot), or of every event when
-/// there is no snapshot.
+/// there is no snapshot: `version`, `event_type`, `payload` and, in the fifth column (the
+/// header's `schema_version`), the `event_version`, so that the replay columns are the same
+/// four as [`REPLAY_STREAM`]'s.
 ///
 /// The order is by the version column alone: the head row's is one below the snapshot's
 /// version (NULL without a snapshot, which sorts first), and every event row's is at least
@@ -93,7 +95,7 @@ pub(super) const READ_WITH_SNAPSHOT: &str = "SELECT 0 AS kind, s.version - 1, NU
      FROM (SELECT 1) AS one \
      LEFT JOIN snapshots AS s ON s.aggregate_id = ?1 AND s.aggregate_type = ?2 \
      UNION ALL \
-     SELECT 1, e.version, e.event_type, e.payload, NULL, NULL, NULL \
+     SELECT 1, e.version, e.event_type, e.payload, e.event_version, NULL, NULL \
      FROM events AS e \
      WHERE e.aggregate_id = ?1 AND e.aggregate_type = ?2 \
        AND e.version >= COALESCE((SELECT version FROM snapshots \

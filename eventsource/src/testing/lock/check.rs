@@ -622,7 +622,7 @@ impl SchemaLock {
                     traced: self.trace_type(event.ty()),
                 },
             });
-            events.extend(event.upcasts().iter().map(|upcast| TracedEvent {
+            events.extend(event.upcast_sources().iter().map(|upcast| TracedEvent {
                 name: event.name().to_owned(),
                 ty: TracedType {
                     version: upcast.from(),
