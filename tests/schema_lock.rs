@@ -780,7 +780,10 @@ fn the_one_line_helper_panics_with_the_fix() {
 /// `EVENTSOURCE_UPDATE_LOCK=1 cargo test --test schema_lock` and commit the lock.)
 #[test]
 fn the_test_domain_matches_its_committed_lock() {
-    check_schema_lock(&[common::Order::schema()], "tests/common/eventsource.lock");
+    check_schema_lock(
+        &[common::Order::schema(), common::evolving::Cart::schema()],
+        "tests/common/eventsource.lock",
+    );
 }
 
 #[test]
