@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use super::domain::{event_at, evolved_event_at, Blob, Order, OrderEvolved, OrderV2, ORDER};
 use super::measure::{
-    bytes, cpu_time, dur, heap_peak, paired, paired3, per_sec, rate, rss_peak, thousands, time_ratio, timed, with_setup, Budget,
-    Res, Row, Samples, Table,
+    bytes, cpu_time, dur, heap_peak, paired, paired3, per_sec, rate, rss_peak, thousands, time_ratio, timed,
+    with_setup, Budget, Res, Row, Samples, Table,
 };
 use super::raw::Floors;
 
