@@ -141,6 +141,8 @@ pub mod guide {
     pub mod snapshotting {}
     #[doc = include_str!("../../docs/reliability.md")]
     pub mod reliability {}
+    #[doc = include_str!("../../docs/schema-evolution.md")]
+    pub mod schema_evolution {}
 }
 pub mod time;
 #[cfg(feature = "tokio")]
