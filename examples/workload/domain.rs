@@ -13,10 +13,11 @@
 //! - `Blob`: the W2 state `{ "blob": "x" * S }`.
 //! - `OrderEvolved` (W1u, issue 10): the same order under the same type name after its
 //!   `ItemAdded` evolved twice: version 2 renamed `price_cents` to `unit_price_cents`,
-//!   version 3 (current, [`ItemAddedV3`]) added `discount_cents`. The events `Order` writes
-//!   are version 1 of that chain, so a W1 stream replays through `OrderEvolved` as a stream
-//!   of version-1 events upcast in two steps; a stream `OrderEvolved` writes itself holds
-//!   current-version events of the same JSON size ([`ITEM_JSON_BYTES`]).
+//!   version 3 (current, [`ItemAddedV3`]) renamed `qty` to `quantity`. The events `Order`
+//!   writes are version 1 of that chain, so a W1 stream replays through `OrderEvolved` as a
+//!   stream of version-1 events upcast in two steps; a stream `OrderEvolved` writes itself
+//!   holds current-version events with as many fields and the same JSON size
+//!   ([`ITEM_JSON_BYTES`]), so that the two replays differ only by the upcasts.
 
 #![allow(dead_code)] // each binary that includes this module uses a part of it
 
@@ -148,7 +149,7 @@ pub struct ItemAddedV2 {
     pub note: String,
 }
 
-/// `ItemAdded` version 3, the current shape of W1u: a `discount_cents` added. Stored under
+/// `ItemAdded` version 3, the current shape of W1u: `qty` renamed `quantity`. Stored under
 /// the same name as version 1 (`ItemAdded`, what [`Order`] writes), it reads version 1 and
 /// 2 payloads through two upcast steps.
 #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
@@ -161,12 +162,10 @@ pub struct ItemAddedV2 {
 pub struct ItemAddedV3 {
     /// The item's SKU.
     pub sku: String,
-    /// Quantity.
-    pub qty: u32,
+    /// Quantity (`qty` before version 3).
+    pub quantity: u32,
     /// Unit price in cents.
     pub unit_price_cents: i64,
-    /// Discount on the line, in cents (0 before version 3).
-    pub discount_cents: i64,
     /// `"x"` repeated, padding the JSON payload to [`ITEM_JSON_BYTES`].
     pub note: String,
 }
@@ -186,9 +185,8 @@ impl From<ItemAddedV2> for ItemAddedV3 {
     fn from(v2: ItemAddedV2) -> Self {
         ItemAddedV3 {
             sku: v2.sku,
-            qty: v2.qty,
+            quantity: v2.qty,
             unit_price_cents: v2.unit_price_cents,
-            discount_cents: 0,
             note: v2.note,
         }
     }
@@ -205,7 +203,7 @@ pub struct OrderEvolved {
     pub customer_id: Uuid,
     /// Items added (sum of quantities).
     pub item_count: u64,
-    /// Sum of quantity times unit price, less the discounts.
+    /// Sum of quantity times unit price.
     pub total_cents: i64,
     /// The SKU of the last item added.
     pub last_sku: String,
@@ -221,8 +219,8 @@ impl Apply<OrderCreated> for OrderEvolved {
 
 impl Apply<ItemAddedV3> for OrderEvolved {
     fn apply(&mut self, e: &ItemAddedV3) {
-        self.item_count += u64::from(e.qty);
-        self.total_cents += i64::from(e.qty) * e.unit_price_cents - e.discount_cents;
+        self.item_count += u64::from(e.quantity);
+        self.total_cents += i64::from(e.quantity) * e.unit_price_cents;
         self.last_sku.clone_from(&e.sku);
     }
 }
@@ -285,9 +283,8 @@ fn note_v3() -> &'static str {
     NOTE.get_or_init(|| {
         let bare = ItemAddedV3 {
             sku: "SKU-000000".into(),
-            qty: 1,
+            quantity: 1,
             unit_price_cents: 1000,
-            discount_cents: 0,
             note: String::new(),
         };
         let len = serde_json::to_vec(&bare).map_or(0, |v| v.len());
@@ -301,9 +298,8 @@ pub fn item_v3(i: u64) -> ItemAddedV3 {
     let v1 = item(i);
     ItemAddedV3 {
         sku: v1.sku,
-        qty: v1.qty,
+        quantity: v1.qty,
         unit_price_cents: v1.price_cents,
-        discount_cents: 0,
         note: note_v3().to_owned(),
     }
 }
