@@ -9,6 +9,9 @@
 //! cargo run --release --example workload -- --backend sqlite --quick   # about a minute
 //! ```
 //!
+//! W1 includes W1u (issue 10): the replay of a stream of version-1 events upcast in two
+//! steps, beside the replay of current-version events (`--only w1` runs it).
+//!
 //! Progress goes to stderr (with an indicatif bar for W5's pre-population); the header
 //! and the table go to stdout. A failed check (a wrong load, W4's stream not exactly
 //! 1..8,000) ends the run with an error and a non-zero exit status. `docs/benchmarks.md`

@@ -141,6 +141,7 @@ pub mod guide {
     pub mod snapshotting {}
     #[doc = include_str!("../../docs/reliability.md")]
     pub mod reliability {}
+    // Compiled with the `schema-lock` feature: its format-lock samples need it.
     #[cfg(feature = "schema-lock")]
     #[doc = include_str!("../../docs/schema-evolution.md")]
     pub mod schema_evolution {}

@@ -102,6 +102,31 @@ pub fn timed<T>(f: impl FnOnce() -> Res<T>) -> Res<(Duration, T)> {
     Ok((start.elapsed(), value))
 }
 
+/// Times `a`, `b` and `floor` in turn (so all three see the same machine state), after one
+/// warm-up run of each; the budget decides how many runs.
+pub fn paired3(
+    budget: Budget,
+    mut a: impl FnMut() -> Res<()>,
+    mut b: impl FnMut() -> Res<()>,
+    mut floor: impl FnMut() -> Res<()>,
+) -> Res<(Samples, Samples, Samples)> {
+    let (ta, ()) = timed(&mut a)?;
+    let (tb, ()) = timed(&mut b)?;
+    let (tf, ()) = timed(&mut floor)?;
+    let runs = budget.runs(ta + tb + tf);
+    let (mut sa, mut sb, mut sf) = (
+        Samples::with_capacity(runs),
+        Samples::with_capacity(runs),
+        Samples::with_capacity(runs),
+    );
+    for _ in 0..runs {
+        sa.push(timed(&mut a)?.0);
+        sb.push(timed(&mut b)?.0);
+        sf.push(timed(&mut floor)?.0);
+    }
+    Ok((sa, sb, sf))
+}
+
 /// Times `figure` and `floor` alternately (so both see the same machine state), after one
 /// warm-up run of each; the budget decides how many runs.
 pub fn paired(

@@ -14,10 +14,10 @@ use eventsource::{
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use uuid::Uuid;
 
-use super::domain::{event_at, Blob, Order, OrderV2, ORDER};
+use super::domain::{event_at, evolved_event_at, Blob, Order, OrderEvolved, OrderV2, ORDER};
 use super::measure::{
-    bytes, cpu_time, dur, heap_peak, paired, per_sec, rate, rss_peak, thousands, time_ratio, timed, with_setup, Budget,
-    Res, Row, Samples, Table,
+    bytes, cpu_time, dur, heap_peak, paired, paired3, per_sec, rate, rss_peak, thousands, time_ratio, timed,
+    with_setup, Budget, Res, Row, Samples, Table,
 };
 use super::raw::Floors;
 
@@ -125,11 +125,32 @@ where
     Ok(root)
 }
 
+/// Appends a W1u stream of `n` current-version events (`OrderCreated` then
+/// [`ItemAddedV3`](super::domain::ItemAddedV3)s) in saves of at most 1,000 events.
+fn build_evolved_stream<ES: EventStore>(
+    repo: &AggregateRepository<OrderEvolved, ES>,
+    id: Uuid,
+    n: u64,
+) -> Res<AggregateRoot<OrderEvolved>> {
+    let mut root = AggregateRoot::<OrderEvolved>::new(id);
+    for v in 1..=n {
+        root.record(evolved_event_at(v));
+        if root.uncommitted_events().len() >= 1_000 {
+            repo.save(&mut root)?;
+        }
+    }
+    repo.save(&mut root)?;
+    Ok(root)
+}
+
 fn target(met: bool, text: &str) -> String {
     format!("target {text}: **{}**", if met { "met" } else { "MISSED" })
 }
 
-/// W1: load one stream of N events in settings a, b, c.
+/// W1: load one stream of N events in settings a, b, c; and W1u (issue 10): the same
+/// stream replayed by [`OrderEvolved`], whose `ItemAdded` is at version 3, so that every
+/// item is a version-1 event upcast in two steps, beside a stream of N current-version
+/// events replayed by the same aggregate.
 pub fn w1<ES, SS, F>(ctx: &mut Ctx, events: &ES, snapshots: &SS, floors: &mut F, memory_backend: bool) -> Res<()>
 where
     ES: EventStore + Clone,
@@ -148,6 +169,7 @@ where
         .with_snapshot_store(snapshots.clone())
         .snapshot_threshold(100)?
         .snapshot_mode(SnapshotMode::Sync);
+    let evolved = AggregateRepository::<OrderEvolved, ES>::new(events.clone());
     let budget = ctx.budget();
     let mut peaks = Vec::new();
     for &n in ctx.w1_sizes() {
@@ -155,6 +177,10 @@ where
         let id = Uuid::now_v7();
         let root = build_stream(&plain, id, n)?;
         let expected = root.state().clone();
+        eprintln!("W1u: building a stream of {} current-version events", thousands(n));
+        let id_current = Uuid::now_v7();
+        let current_root = build_evolved_stream(&evolved, id_current, n)?;
+        let expected_current = current_root.state().clone();
         // (b)'s snapshot, at the last threshold boundary crossed: version n (a multiple of 100).
         check(snap.create_snapshot(&root)? == SnapshotWrite::Written, || {
             "W1: snapshot not written".into()
@@ -179,6 +205,16 @@ where
                 && o.events_replayed == n
                 && !o.repaired,
             || format!("W1c: expected a schema-mismatch replay without repair: {o:?}"),
+        )?;
+        let (r, o) = evolved.load_with_outcome(id)?;
+        check(
+            Order::from(r.state().clone()) == expected && o.events_replayed == n && o.events_skipped == 0,
+            || format!("W1u: wrong upcast replay {o:?}"),
+        )?;
+        let (r, o) = evolved.load_with_outcome(id_current)?;
+        check(
+            r.state() == &expected_current && o.events_replayed == n && o.events_skipped == 0,
+            || format!("W1u: wrong current-version replay {o:?}"),
         )?;
         let (count, state) = floors.replay(id)?;
         check(count == n && state == expected, || "W1: the bare replay differs".into())?;
@@ -220,6 +256,60 @@ where
             median: dur(fig.median()),
             p99: dur(fig.p99()),
             floor: format!("{}: {}", floors.replay_label(), dur(floor.median())),
+            ratio: format!("{ratio:.2}x floor ev/s"),
+            note,
+        });
+
+        // (u) W1u: the same aggregate, with `ItemAdded` at version 3, replays N
+        // current-version events and the W1 stream of N version-1 events (each upcast
+        // 1 -> 2 -> 3), in turn with the bare loop over the version-1 stream.
+        let (current, upcast, floor) = paired3(
+            budget,
+            || {
+                black_box(evolved.load(id_current)?);
+                Ok(())
+            },
+            || {
+                black_box(evolved.load(id)?);
+                Ok(())
+            },
+            || {
+                black_box(floors.replay(id)?);
+                Ok(())
+            },
+        )?;
+        let floor_label = format!("{} (v1 stream): {}", floors.replay_label(), dur(floor.median()));
+        let ratio = floor.median().as_secs_f64() / current.median().as_secs_f64();
+        ctx.table.push(Row {
+            scenario: format!("W1u current-version replay, N={nn}"),
+            figure: "load() of N ItemAdded v3 events, no snapshot store".into(),
+            median: dur(current.median()),
+            p99: dur(current.p99()),
+            floor: floor_label.clone(),
+            ratio: format!("{ratio:.2}x floor ev/s"),
+            note: format!(
+                "{} runs; {}; {:.2}x W1a's time (W1a measured separately)",
+                current.len(),
+                per_sec(rate(n, current.median()), "ev"),
+                time_ratio(current.median(), fig.median()),
+            ),
+        });
+        let ratio = floor.median().as_secs_f64() / upcast.median().as_secs_f64();
+        let speed = current.median().as_secs_f64() / upcast.median().as_secs_f64();
+        let mut note = format!(
+            "{} runs; {}; {speed:.2}x the current-version replay's ev/s",
+            upcast.len(),
+            per_sec(rate(n, upcast.median()), "ev"),
+        );
+        if n == 100_000 {
+            note.push_str(&format!("; {}", target(speed >= 0.8, "≥0.8x current-version")));
+        }
+        ctx.table.push(Row {
+            scenario: format!("W1u v1 upcast ×2 replay, N={nn}"),
+            figure: "load() of N ItemAdded v1 events, upcast 1→2→3".into(),
+            median: dur(upcast.median()),
+            p99: dur(upcast.p99()),
+            floor: floor_label,
             ratio: format!("{ratio:.2}x floor ev/s"),
             note,
         });
