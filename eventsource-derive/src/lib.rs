@@ -107,6 +107,7 @@ use syn::{parse_macro_input, DeriveInput};
 
 mod errors;
 mod expand;
+mod handlers;
 mod parse;
 mod validate;
 
@@ -132,6 +133,29 @@ pub fn derive_domain_event(input: TokenStream) -> TokenStream {
 pub fn derive_aggregate(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     output(aggregate(&input))
+}
+
+/// Declares an aggregate's events as handler methods: on the aggregate's own impl block,
+/// each method `fn name(&mut self, event: &E)` handles event `E`.
+///
+/// Generates the event enum (default name: the aggregate's name followed by `Event`, or
+/// `event_enum = Name`; visibility `pub(crate)`, or `vis = pub` for a public aggregate, whose
+/// `Aggregate::Event` must be as visible as itself) with `From<E>` for each
+/// event and `impl EventSet`, exactly as `#[derive(Aggregate)]` with `events(...)` does, and
+/// `impl AggregateHandlers`, the dispatch to the handlers. Goes with `#[derive(Aggregate)]`
+/// *without* `events(...)`; see the crate docs.
+#[proc_macro_attribute]
+pub fn handlers(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = parse_macro_input!(input as syn::ItemImpl);
+    let result = handlers::parse_args(args.into()).and_then(|args| handlers::expand(args, &item));
+    match result {
+        Ok(code) => code.into(),
+        // The impl block stays, so that its methods still resolve; the errors follow it.
+        Err(error) => {
+            let error = error.into_compile_error();
+            quote::quote!(#item #error).into()
+        }
+    }
 }
 
 /// `#[derive(DomainEvent)]`: parse, validate, expand.

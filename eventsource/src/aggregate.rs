@@ -199,6 +199,21 @@ pub mod __stored_names {
         false
     }
 
+    /// Whether `name` or one of `aliases` is one of `list`.
+    pub const fn any_listed(name: &str, aliases: &[&str], list: &[&str]) -> bool {
+        if listed(name, list) {
+            return true;
+        }
+        let mut i = 0;
+        while i < aliases.len() {
+            if listed(aliases[i], list) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
     /// Whether an alias of one event is the name or an alias of the other (the two names
     /// themselves are compared with [`same`]).
     pub const fn alias_shared(a_name: &str, a_aliases: &[&str], b_name: &str, b_aliases: &[&str]) -> bool {
@@ -260,6 +275,58 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Debug + Send + Syn
             Ok(StateDecode::NoPath)
         }
     }
+}
+
+/// The events of an aggregate declared as handler methods: what
+/// `#[eventsource::handlers] impl Order { ... }` generates, and what `#[derive(Aggregate)]`
+/// uses when its attribute has no `events(...)`.
+///
+/// Each method `fn name(&mut self, event: &E)` of the impl block is the handler of event
+/// `E`; the macro generates the event enum ([`Event`](Self::Event)) and
+/// [`dispatch`](Self::dispatch), the `match` that calls the handler of each variant.
+#[diagnostic::on_unimplemented(
+    message = "aggregate `{Self}` has no events: list them with `#[aggregate(events(...))]` or declare handlers with `#[eventsource::handlers] impl {Self}`",
+    label = "`{Self}` has no events",
+    note = "an aggregate declares its events in one of two styles: `#[aggregate(events(OrderCreated, ItemAdded))]` with an `impl Apply<E>` per event, or handler methods `fn item_added(&mut self, event: &ItemAdded)` in an `#[eventsource::handlers] impl {Self}` block"
+)]
+pub trait AggregateHandlers {
+    /// The generated event enum.
+    type Event: EventSet;
+
+    /// Calls the handler of `event`. Like [`Apply::apply`]: deterministic, never fails.
+    fn dispatch(&mut self, event: &Self::Event);
+}
+
+/// The half of the handler style that `#[derive(Aggregate)]` generates (without
+/// `events(...)`): what `#[eventsource::handlers]` needs to know of the aggregate's
+/// attribute. Not a public API.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "aggregate `{Self}` declares its events in two styles: `#[aggregate(events(...))]` and `#[eventsource::handlers] impl {Self}`",
+    label = "`{Self}` already lists its events in `#[aggregate(events(...))]`, or does not derive `Aggregate`",
+    note = "keep one style: remove `events(...)` (and the `Apply` impls) from `#[aggregate(...)]`, or remove `#[eventsource::handlers]` and list the events; `#[eventsource::handlers]` goes with `#[derive(Aggregate)]` without `events(...)`"
+)]
+pub trait __HandlerStyle {
+    /// The aggregate's `retired(...)` names, for the generated `EventSet`.
+    const RETIRED_EVENT_TYPES: &'static [&'static str];
+}
+
+/// An event of aggregate `A`: one of its events, or its event enum. The bound of
+/// [`AggregateRoot::record`]; it exists to say, when an event is not one of the
+/// aggregate's, how to make it one.
+///
+/// The derives implement it for each event of the aggregate and for the event enum. (It is
+/// not a blanket impl over `Into<A::Event>`: the compiler would then report a missing
+/// `From` impl of the enum instead of this trait's message.) An aggregate whose `Aggregate`
+/// impl is written by hand implements it for its events the same way.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event of aggregate `{A}`: add it to the aggregate's events",
+    label = "not an event of `{A}`",
+    note = "add it to the aggregate's events: list it in `#[aggregate(events(...))]` (with an `impl Apply<{Self}> for {A}`), or declare its handler `fn ...(&mut self, event: &{Self})` in the `#[eventsource::handlers] impl {A}` block"
+)]
+pub trait EventOf<A: Aggregate> {
+    /// The event as a variant of the aggregate's event enum.
+    fn into_event(self) -> A::Event;
 }
 
 /// One upcast step: a snapshot state of an older schema converts into the next one.
@@ -345,8 +412,11 @@ impl<A: Aggregate> AggregateRoot<A> {
 
     /// Records an event: applies it to the state now and keeps it for the next save, with
     /// an event id and an occurrence time fixed now (they survive retried saves).
-    pub fn record(&mut self, event: impl Into<A::Event>) {
-        let event = event.into();
+    ///
+    /// `event` is one of the aggregate's events (or the event enum itself): anything else is
+    /// a compile error saying to add it to the aggregate's events ([`EventOf`]).
+    pub fn record<E: EventOf<A>>(&mut self, event: E) {
+        let event = event.into_event();
         self.state.apply_event(&event);
         self.uncommitted.push(event);
         self.uncommitted_ids.push(Uuid::now_v7());
@@ -358,7 +428,7 @@ impl<A: Aggregate> AggregateRoot<A> {
     pub fn execute<E, I>(&mut self, command: impl FnOnce(&A) -> Result<I, E>) -> Result<(), E>
     where
         I: IntoIterator,
-        I::Item: Into<A::Event>,
+        I::Item: EventOf<A>,
     {
         let events = command(&self.state)?;
         for event in events {

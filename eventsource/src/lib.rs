@@ -147,7 +147,7 @@ pub mod time;
 pub mod tokio;
 
 pub use aggregate::{
-    Aggregate, AggregateRoot, Apply, DecodedEvent, DomainEvent, EventSet, StateDecode, UpcastEvent, UpcastFrom,
+    Aggregate, AggregateHandlers, AggregateRoot, Apply, DecodedEvent, DomainEvent, EventOf, EventSet, StateDecode, UpcastEvent, UpcastFrom,
 };
 pub use codec::{BincodeCodec, Codec, Format, JsonCodec};
 pub use error::{CodecError, Error, EventDecodeError, Result};
@@ -169,7 +169,7 @@ pub use store::sqlite::{SqliteEventStore, SqliteOptions, SqliteSnapshotStore, Sy
 pub use store::{EventStore, NoSnapshotStore, SnapshotStore, StoreLocation};
 
 #[cfg(feature = "derive")]
-pub use eventsource_derive::{Aggregate, DomainEvent};
+pub use eventsource_derive::{handlers, Aggregate, DomainEvent};
 
 /// Re-exports the generated code relies on. Not a public API.
 #[doc(hidden)]
