@@ -70,7 +70,10 @@ pub(crate) fn expand(args: Args, item: &ItemImpl) -> syn::Result<TokenStream> {
     }
     let Some(aggregate) = aggregate else {
         errors.finish(())?;
-        return Err(syn::Error::new(item.self_ty.span(), "expected `impl Aggregate { ... }`"));
+        return Err(syn::Error::new(
+            item.self_ty.span(),
+            "expected `impl Aggregate { ... }`",
+        ));
     };
     let event_enum = args
         .event_enum
@@ -83,7 +86,12 @@ pub(crate) fn expand(args: Args, item: &ItemImpl) -> syn::Result<TokenStream> {
     }
     // The same rules as `events(...)`: no event twice, none named like the enum, no two on
     // one variant. Handler order follows the events' (those dropped were reported).
-    let entries = event_entries(paths.clone(), &item.self_ty.to_token_stream(), Some(&event_enum), &mut errors);
+    let entries = event_entries(
+        paths.clone(),
+        &item.self_ty.to_token_stream(),
+        Some(&event_enum),
+        &mut errors,
+    );
     // After a mistake, the events of the good handlers are still generated (when there are
     // any), so that the compiler does not add "has no events" to the errors reported here.
     let reported = errors.finish(());

@@ -44,7 +44,7 @@
 //! #[aggregate(
 //!     type = "Order",                        // required: the stored aggregate type
 //!     schema_version = 3,                    // optional, default 1
-//!     events(OrderCreated, ItemAdded),       // required: every event, each with `impl Apply<E>`
+//!     events(OrderCreated, ItemAdded),       // every event, each with `impl Apply<E>` (or handlers, below)
 //!     upcast(from = 1, state = OrderV1),     // repeatable: schema 1 decodes as OrderV1,
 //!     upcast(from = 2, state = OrderV2),     //   then From<OrderV1> for OrderV2, From<OrderV2> for Order
 //!     retired("OrderFlagged"),               // optional: stored names of events it no longer has
@@ -69,6 +69,34 @@
 //! - compile-time checks that no two listed events share a `DomainEvent::NAME`, that no
 //!   alias of one is the name or an alias of another, and that no `retired` name is the name
 //!   or an alias of a listed event.
+//!
+//! # `#[handlers]`: the handler style
+//!
+//! Without `events(...)` (and `event_enum`), the derive generates `impl Aggregate` with
+//! `type Event = <Order as AggregateHandlers>::Event` and `apply_event` calling
+//! `AggregateHandlers::dispatch`, plus a hidden `__HandlerStyle` impl holding the `retired`
+//! names; the events are declared on the aggregate's impl block:
+//!
+//! ```ignore
+//! #[eventsource::handlers]                   // or (event_enum = Name, vis = pub)
+//! impl Order {
+//!     fn created(&mut self, event: &OrderCreated) { ... }
+//!     fn item_added(&mut self, event: &ItemAdded) { ... }
+//! }
+//! ```
+//!
+//! Each method `fn name(&mut self, event: &E)` (no generics, no return value, not `async`,
+//! `const` or `unsafe`) is the handler of event `E`; every item of the block must be one
+//! (each other item is an error at its span: put other methods in another impl block). The
+//! macro keeps the block as written and generates the event enum, its `From` and `EventSet`
+//! impls and the checks of its stored names with the same code as `events(...)` (the
+//! `retired` names come from the derive, through `__HandlerStyle`), and
+//! `impl AggregateHandlers` (the dispatch). Neither style is an error from
+//! `AggregateHandlers`' `on_unimplemented` ("has no events"), both an error from
+//! `__HandlerStyle`'s ("declares its events in two styles").
+//!
+//! Both styles implement `eventsource::EventOf<Aggregate>` for each event and the enum,
+//! the bound of `AggregateRoot::record`.
 //!
 //! The upcast chain must be complete from its lowest `from` to `schema_version - 1`; a
 //! snapshot of an older schema, or of a schema not in the chain, decodes as
