@@ -12,7 +12,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ImplItem, ItemImpl, Path, ReturnType, Type, Visibility};
 
 use crate::errors::Errors;
-use crate::validate::{event_entries, EventEntry, EventSetSpec, Retired};
+use crate::validate::{event_entries, path_text, EventEntry, EventSetSpec, Retired};
 
 /// The arguments: `event_enum = Name`, `vis = pub` (default `pub(crate)`).
 #[derive(Default)]
@@ -57,6 +57,18 @@ pub(crate) fn expand(args: Args, item: &ItemImpl) -> syn::Result<TokenStream> {
     let mut handlers: Vec<&Ident> = Vec::new();
     for impl_item in &item.items {
         if let Some((method, path)) = handler(impl_item, &mut errors) {
+            let text = path_text(&path);
+            if let Some(i) = paths.iter().position(|seen| path_text(seen) == text) {
+                let first = handlers.get(i).map(|first| first.to_string()).unwrap_or_default();
+                errors.spanned(
+                    &path,
+                    format!(
+                        "event `{text}` has two handlers, `{first}` and `{method}`: an event has \
+                         one handler; merge them"
+                    ),
+                );
+                continue;
+            }
             handlers.push(method);
             paths.push(path);
         }
@@ -86,12 +98,17 @@ pub(crate) fn expand(args: Args, item: &ItemImpl) -> syn::Result<TokenStream> {
     }
     // The same rules as `events(...)`: no event twice, none named like the enum, no two on
     // one variant. Handler order follows the events' (those dropped were reported).
-    let entries = event_entries(
-        paths.clone(),
-        &item.self_ty.to_token_stream(),
-        Some(&event_enum),
-        &mut errors,
-    );
+    // (No handler at all was reported above: `event_entries` would call it `events()`.)
+    let entries = if paths.is_empty() {
+        Vec::new()
+    } else {
+        event_entries(
+            paths.clone(),
+            &item.self_ty.to_token_stream(),
+            Some(&event_enum),
+            &mut errors,
+        )
+    };
     // After a mistake, the events of the good handlers are still generated (when there are
     // any), so that the compiler does not add "has no events" to the errors reported here.
     let reported = errors.finish(());

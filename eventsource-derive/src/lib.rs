@@ -534,4 +534,107 @@ mod tests {
             "{code}"
         );
     }
+
+    /// `#[eventsource::handlers(args)]` on `item`.
+    fn handlers_on(args: proc_macro2::TokenStream, item: syn::ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
+        handlers::parse_args(args).and_then(|args| handlers::expand(args, &item))
+    }
+
+    #[test]
+    fn handlers_generate_the_event_set_and_the_dispatch() {
+        let code = items(handlers_on(
+            quote! {},
+            parse_quote! {
+                impl Order {
+                    fn created(&mut self, event: &OrderCreated) {}
+                    fn added(&mut self, e: &items::ItemAdded) -> () {}
+                }
+            },
+        ));
+        assert!(code.contains("pub (crate) enum OrderEvent"), "{code}");
+        assert!(
+            code.contains("OrderEvent :: ItemAdded (event) => Order :: added (self , event)"),
+            "{code}"
+        );
+        assert!(
+            code.contains("impl :: eventsource :: AggregateHandlers for Order"),
+            "{code}"
+        );
+        assert!(code.contains("__HandlerStyle > :: RETIRED_EVENT_TYPES"), "{code}");
+        // The impl block is kept as written.
+        assert!(
+            code.contains("fn created (& mut self , event : & OrderCreated) { }"),
+            "{code}"
+        );
+
+        let named = items(handlers_on(
+            quote! { event_enum = Happened, vis = pub },
+            parse_quote! { impl Order { fn created(&mut self, event: &OrderCreated) {} } },
+        ));
+        assert!(named.contains("pub enum Happened"), "{named}");
+    }
+
+    #[test]
+    fn items_that_are_not_handlers_are_reported_each_at_its_span() {
+        let errors = messages(handlers_on(
+            quote! {},
+            parse_quote! {
+                impl Order {
+                    async fn a(&mut self, e: &A) {}
+                    fn b<T>(&mut self, e: &T) {}
+                    fn c(&mut self, e: &mut C) {}
+                    fn d(self: Box<Self>, e: &D) {}
+                    type E = u32;
+                }
+            },
+        ));
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        assert!(errors[0].contains("handler `a` is `async`"), "{errors:?}");
+        assert!(errors[1].contains("handler `b` is generic"), "{errors:?}");
+        assert!(errors[2].contains("by shared reference"), "{errors:?}");
+        assert!(errors[3].contains("must take `&mut self` first"), "{errors:?}");
+        assert!(errors[4].starts_with("not a handler"), "{errors:?}");
+
+        let errors = messages(handlers_on(quote! { events = 3 }, parse_quote! { impl Order {} }));
+        assert!(errors[0].contains("unknown argument"), "{errors:?}");
+        let errors = messages(handlers_on(quote! {}, parse_quote! { impl Order {} }));
+        assert!(errors[0].contains("declares no events"), "{errors:?}");
+        // With one good handler, its events are still generated beside the errors.
+        let code = handlers_on(
+            quote! {},
+            parse_quote! { impl Order { fn a(&mut self, e: &A) {} fn b(&mut self, e: &A) {} } },
+        );
+        let code = code.map(|code| code.to_string()).unwrap_or_default();
+        assert!(code.contains("event `A` has two handlers, `a` and `b`"), "{code}");
+        assert!(
+            code.contains("impl :: eventsource :: AggregateHandlers for Order"),
+            "{code}"
+        );
+    }
+
+    #[test]
+    fn an_aggregate_without_events_takes_them_from_its_handlers() {
+        let code = items(aggregate(&parse_quote! {
+            #[aggregate(type = "Order", schema_version = 2, retired("Flagged"))]
+            struct Order;
+        }));
+        assert!(
+            code.contains("type Event = < Order as :: eventsource :: AggregateHandlers > :: Event"),
+            "{code}"
+        );
+        assert!(
+            code.contains("impl :: eventsource :: aggregate :: __HandlerStyle for Order"),
+            "{code}"
+        );
+        assert!(code.contains("& [\"Flagged\"]"), "{code}");
+        assert!(!code.contains("enum OrderEvent"), "{code}");
+        let errors = messages(aggregate(&parse_quote! {
+            #[aggregate(type = "Order", event_enum = Happened)]
+            struct Order;
+        }));
+        assert!(
+            errors[0].contains("#[eventsource::handlers(event_enum = Name)]"),
+            "{errors:?}"
+        );
+    }
 }
