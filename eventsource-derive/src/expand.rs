@@ -253,6 +253,13 @@ fn event_enum(spec: &EventSetSpec, by: &str) -> TokenStream {
             #(#variants,)*
         }
         #(#from_impls)*
+        #[automatically_derived]
+        impl ::eventsource::EventOf<#ident> for #event_enum {
+            #[inline]
+            fn into_event(self) -> #event_enum {
+                self
+            }
+        }
     }
 }
 

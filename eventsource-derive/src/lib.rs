@@ -95,8 +95,8 @@
 //! `AggregateHandlers`' `on_unimplemented` ("has no events"), both an error from
 //! `__HandlerStyle`'s ("declares its events in two styles").
 //!
-//! Both styles implement `eventsource::EventOf<Aggregate>` for each event, the bound of
-//! `AggregateRoot::record` (the enum has it from a blanket impl).
+//! Both styles implement `eventsource::EventOf<Aggregate>` for each event and the enum,
+//! the bound of `AggregateRoot::record`.
 //!
 //! The upcast chain must be complete from its lowest `from` to `schema_version - 1`; a
 //! snapshot of an older schema, or of a schema not in the chain, decodes as

@@ -315,11 +315,11 @@ pub trait __HandlerStyle {
 /// [`AggregateRoot::record`]; it exists to say, when an event is not one of the
 /// aggregate's, how to make it one.
 ///
-/// Implemented for the event enum of every aggregate, and by the derives for each event of
-/// the aggregate. (It is not a blanket impl over `Into<A::Event>`: the compiler would then
-/// report a missing `From` impl of the enum instead of this trait's message.) An aggregate
-/// whose `Aggregate` impl is written by hand implements it for its events the same way;
-/// generic code bounds `E: EventOf<A>` where it used to bound `E: Into<A::Event>`.
+/// The derives implement it for each event of the aggregate and for the event enum. (There
+/// is no blanket impl, over `Into<A::Event>` or for `A::Event`: the compiler would then
+/// report a missing `From` impl or a type mismatch instead of this trait's message.) An
+/// aggregate whose `Aggregate` impl is written by hand implements it the same way; generic
+/// code bounds `E: EventOf<A>` where it used to bound `E: Into<A::Event>`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an event of aggregate `{A}`: add it to the aggregate's events",
     label = "not an event of `{A}`",
@@ -328,13 +328,6 @@ pub trait __HandlerStyle {
 pub trait EventOf<A: Aggregate> {
     /// The event as a variant of the aggregate's event enum.
     fn into_event(self) -> A::Event;
-}
-
-impl<A: Aggregate> EventOf<A> for <A as Aggregate>::Event {
-    #[inline]
-    fn into_event(self) -> A::Event {
-        self
-    }
 }
 
 /// One upcast step: a snapshot state of an older schema converts into the next one.
