@@ -451,7 +451,7 @@ fn last_sku(t: &Tracked) -> String {
 fn grow<A, ES, SS>(repo: &AggregateRepository<A, ES, SS>, t: &mut Tracked, k: u64) -> Res<(LoadOutcome, SaveOutcome)>
 where
     A: Aggregate,
-    ItemAdded: Into<A::Event>,
+    ItemAdded: eventsource::EventOf<A>,
     ES: EventStore,
     SS: SnapshotStore,
 {

@@ -44,7 +44,7 @@
 //! #[aggregate(
 //!     type = "Order",                        // required: the stored aggregate type
 //!     schema_version = 3,                    // optional, default 1
-//!     events(OrderCreated, ItemAdded),       // required: every event, each with `impl Apply<E>`
+//!     events(OrderCreated, ItemAdded),       // every event, each with `impl Apply<E>` (or handlers, below)
 //!     upcast(from = 1, state = OrderV1),     // repeatable: schema 1 decodes as OrderV1,
 //!     upcast(from = 2, state = OrderV2),     //   then From<OrderV1> for OrderV2, From<OrderV2> for Order
 //!     retired("OrderFlagged"),               // optional: stored names of events it no longer has
@@ -73,6 +73,34 @@
 //!   `schema_version`, state type, upcast sources, events (with their upcast sources) and
 //!   retired event names, for the format lock (`eventsource::testing::check_schema_lock`).
 //!   An inherent `fn schema` of your own on the aggregate would clash with it.
+//!
+//! # `#[handlers]`: the handler style
+//!
+//! Without `events(...)` (and `event_enum`), the derive generates `impl Aggregate` with
+//! `type Event = <Order as AggregateHandlers>::Event` and `apply_event` calling
+//! `AggregateHandlers::dispatch`, plus a hidden `__HandlerStyle` impl holding the `retired`
+//! names; the events are declared on the aggregate's impl block:
+//!
+//! ```ignore
+//! #[eventsource::handlers]                   // or (event_enum = Name, vis = pub)
+//! impl Order {
+//!     fn created(&mut self, event: &OrderCreated) { ... }
+//!     fn item_added(&mut self, event: &ItemAdded) { ... }
+//! }
+//! ```
+//!
+//! Each method `fn name(&mut self, event: &E)` (no generics, no return value, not `async`,
+//! `const` or `unsafe`) is the handler of event `E`; every item of the block must be one
+//! (each other item is an error at its span: put other methods in another impl block). The
+//! macro keeps the block as written and generates the event enum, its `From` and `EventSet`
+//! impls and the checks of its stored names with the same code as `events(...)` (the
+//! `retired` names come from the derive, through `__HandlerStyle`), and
+//! `impl AggregateHandlers` (the dispatch). Neither style is an error from
+//! `AggregateHandlers`' `on_unimplemented` ("has no events"), both an error from
+//! `__HandlerStyle`'s ("declares its events in two styles").
+//!
+//! Both styles implement `eventsource::EventOf<Aggregate>` for each event and the enum,
+//! the bound of `AggregateRoot::record`.
 //!
 //! The upcast chain must be complete from its lowest `from` to `schema_version - 1`; a
 //! snapshot of an older schema, or of a schema not in the chain, decodes as
@@ -111,6 +139,7 @@ use syn::{parse_macro_input, DeriveInput};
 
 mod errors;
 mod expand;
+mod handlers;
 mod parse;
 mod schema;
 mod validate;
@@ -137,6 +166,29 @@ pub fn derive_domain_event(input: TokenStream) -> TokenStream {
 pub fn derive_aggregate(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     output(aggregate(&input))
+}
+
+/// Declares an aggregate's events as handler methods: on the aggregate's own impl block,
+/// each method `fn name(&mut self, event: &E)` handles event `E`.
+///
+/// Generates the event enum (default name: the aggregate's name followed by `Event`, or
+/// `event_enum = Name`; visibility `pub(crate)`, or `vis = pub` for a public aggregate, whose
+/// `Aggregate::Event` must be as visible as itself) with `From<E>` for each
+/// event and `impl EventSet`, exactly as `#[derive(Aggregate)]` with `events(...)` does, and
+/// `impl AggregateHandlers`, the dispatch to the handlers. Goes with `#[derive(Aggregate)]`
+/// *without* `events(...)`; see the crate docs.
+#[proc_macro_attribute]
+pub fn handlers(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = parse_macro_input!(input as syn::ItemImpl);
+    let result = handlers::parse_args(args.into()).and_then(|args| handlers::expand(args, &item));
+    match result {
+        Ok(code) => code.into(),
+        // The impl block stays, so that its methods still resolve; the errors follow it.
+        Err(error) => {
+            let error = error.into_compile_error();
+            quote::quote!(#item #error).into()
+        }
+    }
 }
 
 /// `#[derive(DomainEvent)]`: parse, validate, expand.
@@ -485,6 +537,109 @@ mod tests {
         assert!(
             code.contains("`retired(\\\"Flagged\\\")` is a stored name of event `Placed`"),
             "{code}"
+        );
+    }
+
+    /// `#[eventsource::handlers(args)]` on `item`.
+    fn handlers_on(args: proc_macro2::TokenStream, item: syn::ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
+        handlers::parse_args(args).and_then(|args| handlers::expand(args, &item))
+    }
+
+    #[test]
+    fn handlers_generate_the_event_set_and_the_dispatch() {
+        let code = items(handlers_on(
+            quote! {},
+            parse_quote! {
+                impl Order {
+                    fn created(&mut self, event: &OrderCreated) {}
+                    fn added(&mut self, e: &items::ItemAdded) -> () {}
+                }
+            },
+        ));
+        assert!(code.contains("pub (crate) enum OrderEvent"), "{code}");
+        assert!(
+            code.contains("OrderEvent :: ItemAdded (event) => Order :: added (self , event)"),
+            "{code}"
+        );
+        assert!(
+            code.contains("impl :: eventsource :: AggregateHandlers for Order"),
+            "{code}"
+        );
+        assert!(code.contains("__HandlerStyle > :: RETIRED_EVENT_TYPES"), "{code}");
+        // The impl block is kept as written.
+        assert!(
+            code.contains("fn created (& mut self , event : & OrderCreated) { }"),
+            "{code}"
+        );
+
+        let named = items(handlers_on(
+            quote! { event_enum = Happened, vis = pub },
+            parse_quote! { impl Order { fn created(&mut self, event: &OrderCreated) {} } },
+        ));
+        assert!(named.contains("pub enum Happened"), "{named}");
+    }
+
+    #[test]
+    fn items_that_are_not_handlers_are_reported_each_at_its_span() {
+        let errors = messages(handlers_on(
+            quote! {},
+            parse_quote! {
+                impl Order {
+                    async fn a(&mut self, e: &A) {}
+                    fn b<T>(&mut self, e: &T) {}
+                    fn c(&mut self, e: &mut C) {}
+                    fn d(self: Box<Self>, e: &D) {}
+                    type E = u32;
+                }
+            },
+        ));
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        assert!(errors[0].contains("handler `a` is `async`"), "{errors:?}");
+        assert!(errors[1].contains("handler `b` is generic"), "{errors:?}");
+        assert!(errors[2].contains("by shared reference"), "{errors:?}");
+        assert!(errors[3].contains("must take `&mut self` first"), "{errors:?}");
+        assert!(errors[4].starts_with("not a handler"), "{errors:?}");
+
+        let errors = messages(handlers_on(quote! { events = 3 }, parse_quote! { impl Order {} }));
+        assert!(errors[0].contains("unknown argument"), "{errors:?}");
+        let errors = messages(handlers_on(quote! {}, parse_quote! { impl Order {} }));
+        assert!(errors[0].contains("declares no events"), "{errors:?}");
+        // With one good handler, its events are still generated beside the errors.
+        let code = handlers_on(
+            quote! {},
+            parse_quote! { impl Order { fn a(&mut self, e: &A) {} fn b(&mut self, e: &A) {} } },
+        );
+        let code = code.map(|code| code.to_string()).unwrap_or_default();
+        assert!(code.contains("event `A` has two handlers, `a` and `b`"), "{code}");
+        assert!(
+            code.contains("impl :: eventsource :: AggregateHandlers for Order"),
+            "{code}"
+        );
+    }
+
+    #[test]
+    fn an_aggregate_without_events_takes_them_from_its_handlers() {
+        let code = items(aggregate(&parse_quote! {
+            #[aggregate(type = "Order", schema_version = 2, retired("Flagged"))]
+            struct Order;
+        }));
+        assert!(
+            code.contains("type Event = < Order as :: eventsource :: AggregateHandlers > :: Event"),
+            "{code}"
+        );
+        assert!(
+            code.contains("impl :: eventsource :: aggregate :: __HandlerStyle for Order"),
+            "{code}"
+        );
+        assert!(code.contains("& [\"Flagged\"]"), "{code}");
+        assert!(!code.contains("enum OrderEvent"), "{code}");
+        let errors = messages(aggregate(&parse_quote! {
+            #[aggregate(type = "Order", event_enum = Happened)]
+            struct Order;
+        }));
+        assert!(
+            errors[0].contains("#[eventsource::handlers(event_enum = Name)]"),
+            "{errors:?}"
         );
     }
 }

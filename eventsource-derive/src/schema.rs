@@ -16,23 +16,11 @@ use crate::validate::{AggregateSpec, EventSpec};
 
 /// `impl Aggregate { pub fn schema() -> ::eventsource::testing::AggregateSchema }`.
 pub(crate) fn aggregate_schema(spec: &AggregateSpec) -> TokenStream {
-    let AggregateSpec {
-        ident, events, upcasts, ..
-    } = spec;
+    let AggregateSpec { ident, upcasts, .. } = spec;
     let upcasts = upcasts.iter().map(|step| {
         let (from, state) = (Literal::u32_unsuffixed(step.from), &step.ty);
         quote! {
             .upcast(#from, ::eventsource::testing::TypeSchema::of::<#state>())
-        }
-    });
-    let events = events.iter().map(|event| {
-        let path = &event.path;
-        quote! {
-            .event(::eventsource::testing::EventSchema::new(
-                <#path as ::eventsource::DomainEvent>::NAME,
-                <#path as ::eventsource::DomainEvent>::VERSION,
-                ::eventsource::testing::TypeSchema::of::<#path>(),
-            ).upcasts(<#path as ::eventsource::DomainEvent>::upcast_schemas()))
         }
     });
     let doc = format!(
@@ -49,7 +37,6 @@ pub(crate) fn aggregate_schema(spec: &AggregateSpec) -> TokenStream {
             pub fn schema() -> ::eventsource::testing::AggregateSchema {
                 ::eventsource::testing::AggregateSchema::of::<Self>()
                     #(#upcasts)*
-                    #(#events)*
             }
         }
     }

@@ -32,23 +32,43 @@ pub(crate) struct EventSpec<'a> {
 
 /// A checked `#[derive(Aggregate)]`.
 pub(crate) struct AggregateSpec<'a> {
-    /// The aggregate's visibility, given to the generated event enum.
-    pub vis: &'a Visibility,
     /// The aggregate type.
     pub ident: &'a Ident,
     /// `Aggregate::TYPE`.
     pub type_name: LitStr,
     /// `Aggregate::SCHEMA_VERSION`.
     pub schema_version: u32,
-    /// The events, in declaration order.
-    pub events: Vec<EventEntry>,
+    /// The events of `events(...)` and the event enum's name, or `None` for the handler
+    /// style: no `events(...)`, the events are those of `#[eventsource::handlers] impl`.
+    pub events: Option<EventSetSpec<'a>>,
     /// The upcast chain, ascending and contiguous up to `schema_version - 1`.
     pub upcasts: Vec<UpcastStep>,
     /// `EventSet::RETIRED_EVENT_TYPES`: stored names of events the aggregate no longer
     /// has, distinct.
     pub retired: Vec<LitStr>,
+}
+
+/// A checked set of events: of `events(...)` or of a `#[eventsource::handlers]` impl.
+pub(crate) struct EventSetSpec<'a> {
+    /// The generated enum's visibility.
+    pub vis: Visibility,
+    /// The aggregate type.
+    pub aggregate: &'a Ident,
     /// The event enum's name.
     pub event_enum: Ident,
+    /// The events, in declaration order.
+    pub events: Vec<EventEntry>,
+    /// Where `EventSet::RETIRED_EVENT_TYPES` comes from.
+    pub retired: Retired,
+}
+
+/// The retired names of an event set.
+pub(crate) enum Retired {
+    /// Written in the same attribute: `retired(...)` of `#[aggregate(events(...))]`.
+    Listed(Vec<LitStr>),
+    /// Declared by `#[derive(Aggregate)]` for the handler style, read through
+    /// `eventsource::aggregate::__HandlerStyle`.
+    OfAggregate,
 }
 
 /// One event of an aggregate.
@@ -269,7 +289,17 @@ pub(crate) fn aggregate<'a>(
         Slot::Invalid => None,
     };
 
+    let handler_style = matches!(attrs.events, Slot::Missing);
     let event_enum = match attrs.event_enum {
+        Slot::Present(ident) if handler_style => {
+            errors.at(
+                ident.span(),
+                "`event_enum` names the enum of `events(...)`; without `events(...)` the events \
+                 are declared by `#[eventsource::handlers]`: name the enum there, as \
+                 `#[eventsource::handlers(event_enum = Name)]`",
+            );
+            None
+        }
         Slot::Present(ident) => Some(ident),
         Slot::Missing => Some(format_ident!("{}Event", input.ident, span = input.ident.span())),
         Slot::Invalid => None,
@@ -284,17 +314,10 @@ pub(crate) fn aggregate<'a>(
     }
 
     let events = match attrs.events {
-        Slot::Present(list) => Some(event_entries(list.paths, &list.item, event_enum.as_ref(), errors)),
-        Slot::Missing => {
-            if attrs.complete {
-                errors.spanned(
-                    attr,
-                    "missing `events(...)`: list every event of the aggregate, such as \
-                     `events(OrderCreated, ItemAdded)`",
-                );
-            }
-            None
-        }
+        Slot::Present(list) => Some(Some(event_entries(list.paths, &list.item, event_enum.as_ref(), errors))),
+        // The handler style: `#[eventsource::handlers] impl` declares the events (and the
+        // compiler says so through `AggregateHandlers` when it does not).
+        Slot::Missing => Some(None),
         Slot::Invalid => None,
     };
 
@@ -315,19 +338,26 @@ pub(crate) fn aggregate<'a>(
         return None;
     }
     Some(AggregateSpec {
-        vis: &input.vis,
         ident: &input.ident,
         type_name: type_name?,
         schema_version: schema_version?,
-        events: events?,
+        events: match events? {
+            Some(events) => Some(EventSetSpec {
+                vis: input.vis.clone(),
+                aggregate: &input.ident,
+                event_enum: event_enum?,
+                events,
+                retired: Retired::Listed(retired.clone()),
+            }),
+            None => None,
+        },
         upcasts,
         retired,
-        event_enum: event_enum?,
     })
 }
 
 /// The events of `events(...)`: not empty, none listed twice, no two on one variant name.
-fn event_entries(
+pub(crate) fn event_entries(
     paths: Vec<Path>,
     item: &proc_macro2::TokenStream,
     event_enum: Option<&Ident>,

@@ -78,8 +78,9 @@
 //! - `type` (required): the aggregate type stored beside events and snapshots;
 //! - `schema_version` (optional, **defaults to 1**, as the reference guide's "start with 1"):
 //!   raise it on every breaking change to the state;
-//! - `events(...)` (required): every event of the aggregate; each needs an
-//!   `impl Apply<Event> for Aggregate`, checked at compile time;
+//! - `events(...)`: every event of the aggregate; each needs an
+//!   `impl Apply<Event> for Aggregate`, checked at compile time (without `events(...)`, the
+//!   events are declared by handlers, see [the handler style](#the-handler-style));
 //! - `upcast(from = K, state = T)` (repeatable): a snapshot written with schema `K` decodes
 //!   as `T` and converts with `From` to the next step, up to the current state. The chain
 //!   must be complete from its lowest `from` to `schema_version - 1`;
@@ -88,6 +89,48 @@
 //!   ([`LoadOutcome::events_skipped`]), never an error;
 //! - `event_enum = Name` (optional): the name of the generated event enum (default: the
 //!   aggregate's name followed by `Event`).
+//!
+//! ### The handler style
+//!
+//! Instead of `events(...)` and one `Apply` impl per event, the events can be declared by
+//! their handlers: `#[derive(Aggregate)]` without `events(...)` and an
+//! [`#[eventsource::handlers]`](handlers) impl block whose every method
+//! `fn name(&mut self, event: &E)` is the handler of event `E`. It generates the same event
+//! enum (with `From<E>`, [`EventSet`], upcasts, aliases and `retired` names as above) and
+//! the dispatch ([`AggregateHandlers`]):
+//!
+//! ```
+//! use eventsource::{Aggregate, AggregateRoot, DomainEvent};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+//! struct OrderCreated { customer: String }
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+//! struct ItemAdded { sku: String, qty: u32 }
+//!
+//! #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+//! #[aggregate(type = "Order", schema_version = 2)]
+//! struct Order { customer: String, items: u32 }
+//!
+//! #[eventsource::handlers] // generates `OrderEvent`; or `(event_enum = Name, vis = pub)`
+//! impl Order {
+//!     fn created(&mut self, e: &OrderCreated) { self.customer = e.customer.clone() }
+//!     fn item_added(&mut self, e: &ItemAdded) { self.items += e.qty }
+//! }
+//!
+//! let mut order = AggregateRoot::<Order>::new(uuid::Uuid::now_v7());
+//! order.record(OrderCreated { customer: "ada".into() });
+//! order.record(ItemAdded { sku: "A-1".into(), qty: 2 });
+//! assert_eq!(order.state().items, 2);
+//! ```
+//!
+//! Every item of the impl block must be such a handler (other methods go in another
+//! `impl`); anything else is a compile error at that item. The enum is `pub(crate)` unless
+//! `vis = ...` says otherwise (a `pub` aggregate needs `vis = pub`). An aggregate uses one
+//! style: both (`events(...)` and a handlers impl) or neither is a compile error saying
+//! so. Recording an event that is not one of the aggregate's is a compile error saying to
+//! add it to the aggregate's events ([`EventOf`]).
 //!
 //! Raw identifiers work wherever a name goes: `struct r#match`, `events(r#match)` (its
 //! variant is `r#match`), `event_enum = r#enum`, an aggregate `r#struct` (whose default enum
@@ -151,7 +194,8 @@ pub mod time;
 pub mod tokio;
 
 pub use aggregate::{
-    Aggregate, AggregateRoot, Apply, DecodedEvent, DomainEvent, EventSet, StateDecode, UpcastEvent, UpcastFrom,
+    Aggregate, AggregateHandlers, AggregateRoot, Apply, DecodedEvent, DomainEvent, EventOf, EventSet, StateDecode,
+    UpcastEvent, UpcastFrom,
 };
 pub use codec::{BincodeCodec, Codec, Format, JsonCodec};
 pub use error::{CodecError, Error, EventDecodeError, Result};
@@ -173,7 +217,7 @@ pub use store::sqlite::{SqliteEventStore, SqliteOptions, SqliteSnapshotStore, Sy
 pub use store::{EventStore, NoSnapshotStore, SnapshotStore, StoreLocation};
 
 #[cfg(feature = "derive")]
-pub use eventsource_derive::{Aggregate, DomainEvent};
+pub use eventsource_derive::{handlers, Aggregate, DomainEvent};
 
 /// Re-exports the generated code relies on. Not a public API.
 #[doc(hidden)]

@@ -112,7 +112,7 @@ pub fn build_stream<A: Aggregate, ES: EventStore>(
     n: u64,
 ) -> Res<AggregateRoot<A>>
 where
-    A::Event: From<super::domain::OrderEvent>,
+    A::Event: From<super::domain::OrderEvent> + eventsource::EventOf<A>,
 {
     let mut root = AggregateRoot::<A>::new(id);
     for v in 1..=n {

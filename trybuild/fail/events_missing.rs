@@ -1,3 +1,4 @@
+//! Neither style: no `events(...)` and no `#[eventsource::handlers]` impl.
 use eventsource::{Aggregate, Apply, DomainEvent};
 use serde::{Deserialize, Serialize};
 
