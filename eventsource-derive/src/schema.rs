@@ -85,18 +85,16 @@ mod tests {
         let body = "pubfnschema()->::eventsource::testing::AggregateSchema{\
                     ::eventsource::testing::AggregateSchema::of::<Self>()\
                     .upcast(1,::eventsource::testing::TypeSchema::of::<OrderV1>())\
-                    .upcast(2,::eventsource::testing::TypeSchema::of::<OrderV2>())\
-                    .event(::eventsource::testing::EventSchema::new(\
-                    <Placedas::eventsource::DomainEvent>::NAME,\
-                    <Placedas::eventsource::DomainEvent>::VERSION,\
-                    ::eventsource::testing::TypeSchema::of::<Placed>(),)\
-                    .upcasts(<Placedas::eventsource::DomainEvent>::upcast_schemas()))\
-                    .event(::eventsource::testing::EventSchema::new(\
-                    <items::Addedas::eventsource::DomainEvent>::NAME,\
-                    <items::Addedas::eventsource::DomainEvent>::VERSION,\
-                    ::eventsource::testing::TypeSchema::of::<items::Added>(),)\
-                    .upcasts(<items::Addedas::eventsource::DomainEvent>::upcast_schemas()))}";
+                    .upcast(2,::eventsource::testing::TypeSchema::of::<OrderV2>())}";
         assert!(code.contains(body), "{code}");
+        // The events come from the generated event set, written once for both styles.
+        let events = "fnevent_schemas()->::std::vec::Vec<::eventsource::testing::EventSchema>{\
+                      ::std::vec![::eventsource::testing::EventSchema::new(\
+                      <Placedas::eventsource::DomainEvent>::NAME,\
+                      <Placedas::eventsource::DomainEvent>::VERSION,\
+                      ::eventsource::testing::TypeSchema::of::<Placed>(),)\
+                      .upcasts(<Placedas::eventsource::DomainEvent>::upcast_schemas()),";
+        assert!(code.contains(events), "{code}");
     }
 
     #[test]
