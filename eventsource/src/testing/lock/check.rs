@@ -1226,21 +1226,7 @@ impl Walk<'_> {
                 .filter(|(name, _)| !names_a.contains(name))
                 .map(|(name, format)| format!("`{name}: {}`", render_format(format)))
                 .collect();
-            let mut changes = Vec::new();
-            if !added.is_empty() {
-                changes.push(format!("{kind} {} added", added.join(", ")));
-            }
-            if !removed.is_empty() {
-                changes.push(format!("{kind} {} removed", removed.join(", ")));
-            }
-            if changes.is_empty() {
-                changes.push(format!(
-                    "{kind}s reordered from ({}) to ({})",
-                    names_a.join(", "),
-                    names_b.join(", ")
-                ));
-            }
-            return Some(format!("at `{path}`: {}", changes.join(", ")));
+            return Some(describe_changes(path, kind, &added, &removed, &names_a, &names_b));
         }
         a.iter()
             .zip(&b)
@@ -1274,21 +1260,7 @@ impl Walk<'_> {
                 .filter(|n| !names_b.contains(*n))
                 .map(|n| format!("`{n}`"))
                 .collect();
-            let mut changes = Vec::new();
-            if !added.is_empty() {
-                changes.push(format!("variant {} added", added.join(", ")));
-            }
-            if !removed.is_empty() {
-                changes.push(format!("variant {} removed", removed.join(", ")));
-            }
-            if changes.is_empty() {
-                changes.push(format!(
-                    "variants reordered from ({}) to ({})",
-                    names_a.join(", "),
-                    names_b.join(", ")
-                ));
-            }
-            return Some(format!("at `{path}`: {}", changes.join(", ")));
+            return Some(describe_changes(path, "variant", &added, &removed, &names_a, &names_b));
         }
         for ((_, name, fa), (_, _, fb)) in a.iter().zip(&b) {
             let at = format!("{path}::{name}");
@@ -1410,6 +1382,34 @@ fn render_entry(entry: &Entry) -> String {
         }
     }
     parts.join(" ")
+}
+
+/// What changed in a list of fields or variants (`kind`): the added and removed ones, or,
+/// when the names are the same, the new order.
+fn describe_changes<S: AsRef<str>>(
+    path: &str,
+    kind: &str,
+    added: &[String],
+    removed: &[String],
+    names_a: &[S],
+    names_b: &[S],
+) -> String {
+    let join = |names: &[S]| names.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ");
+    let mut changes = Vec::new();
+    if !added.is_empty() {
+        changes.push(format!("{kind} {} added", added.join(", ")));
+    }
+    if !removed.is_empty() {
+        changes.push(format!("{kind} {} removed", removed.join(", ")));
+    }
+    if changes.is_empty() {
+        changes.push(format!(
+            "{kind}s reordered from ({}) to ({})",
+            join(names_a),
+            join(names_b)
+        ));
+    }
+    format!("at `{path}`: {}", changes.join(", "))
 }
 
 #[cfg(test)]
