@@ -1,5 +1,5 @@
 //! Criterion benches of the append hot path of the Order workload
-//! (`shared/bench/WORKLOAD.md`, W3): `save()` of 1 and of 10 recorded events with the
+//! (`docs/workload.md`, W3): `save()` of 1 and of 10 recorded events with the
 //! expected version, on memory, SQLite (a file, WAL, `synchronous = FULL`) and PostgreSQL.
 //! Throughput is in events. Recording the events is not timed; the save is.
 //!

@@ -1,5 +1,5 @@
 //! Criterion benches of the load hot paths of the Order workload
-//! (`shared/bench/WORKLOAD.md`) on memory, SQLite (a file, WAL) and PostgreSQL:
+//! (`docs/workload.md`) on memory, SQLite (a file, WAL) and PostgreSQL:
 //!
 //! - `replay_per_event/<backend>/<codec>`: `load()` of a 1,000-event stream without a
 //!   snapshot store (throughput in events, so criterion reports the time per event);

@@ -1,4 +1,4 @@
-//! The Order workload (`shared/bench/WORKLOAD.md`, issue 6): W1..W5 on one backend, each
+//! The Order workload (`docs/workload.md`): W1..W5 on one backend, each
 //! figure beside the floor it is judged against, measured in the same run, printed as one
 //! markdown table.
 //!

@@ -1,4 +1,4 @@
-//! The Order workload's domain, exactly as `shared/bench/WORKLOAD.md` defines it, shared by
+//! The Order workload's domain, as `docs/workload.md` defines it, shared by
 //! the workload program (`examples/workload.rs`) and the criterion benches (`benches/`).
 //!
 //! - `Order` (schema 1): `status`, `customer_id`, `item_count`, `total_cents`, `last_sku`;

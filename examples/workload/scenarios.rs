@@ -1,4 +1,4 @@
-//! W1..W5 of `shared/bench/WORKLOAD.md`, generic over the backend's stores, each figure
+//! W1..W5 of `docs/workload.md`, generic over the backend's stores, each figure
 //! beside its floor measured in the same run (see `raw.rs`).
 
 use std::collections::HashSet;

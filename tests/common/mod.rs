@@ -1,5 +1,5 @@
 //! The test domain shared by the integration tests: the Order aggregate of
-//! `shared/bench/WORKLOAD.md`, in three schema generations.
+//! `docs/workload.md`, in three schema generations.
 #![allow(dead_code)]
 
 pub mod evolving;
