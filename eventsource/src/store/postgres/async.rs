@@ -25,7 +25,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use super::conn::{
-    bound_to_i64, check_schema_name, classify, connect_timed_out, location, session_options, setup_timeout,
+    bound_to_i64, check_schema_name, connect_timed_out, location, on_failure, session_options, setup_timeout,
     ssl_mode_for, store_error, Connector, Failure, PgOptions, BACKEND, TARGET,
 };
 use super::migrate;
@@ -147,18 +147,13 @@ impl Lease {
     }
 
     fn fail(&mut self, what: &str, e: tokio_postgres::Error) -> Error {
-        let failure = classify(&e);
-        match failure {
-            Failure::Connection => self.broken = true,
-            Failure::StaleStatement => {
-                if let Some(obj) = self.obj.as_ref() {
-                    debug!(target: TARGET, code = ?e.code(), "dropping the connection's prepared statements");
-                    obj.statement_cache.clear();
-                }
+        let (broken, retry) = on_failure(&e, || {
+            if let Some(obj) = self.obj.as_ref() {
+                obj.statement_cache.clear();
             }
-            Failure::Statement => {}
-        }
-        self.retry = failure.retryable().then_some(failure);
+        });
+        self.broken |= broken;
+        self.retry = retry;
         store_error(what, e)
     }
 

@@ -593,6 +593,18 @@ impl Failure {
     }
 }
 
+/// What a lease (sync or async) does about a failed statement: classifies it, drops the
+/// connection's prepared statements on a stale statement (`clear_statements`), and returns
+/// whether the connection is broken and which failure, if any, allows one more run.
+pub(crate) fn on_failure(e: &tokio_postgres::Error, clear_statements: impl FnOnce()) -> (bool, Option<Failure>) {
+    let failure = classify(e);
+    if failure == Failure::StaleStatement {
+        tracing::debug!(target: TARGET, code = ?e.code(), "dropping the connection's prepared statements");
+        clear_statements();
+    }
+    (failure == Failure::Connection, failure.retryable().then_some(failure))
+}
+
 /// Classifies a driver error (see [`Failure`]).
 pub(crate) fn classify(e: &tokio_postgres::Error) -> Failure {
     if e.is_closed() {
