@@ -123,6 +123,14 @@ impl Compound {
         }
     }
 
+    /// The compound of an enum variant: its name is the path segment of its fields.
+    fn variant(name: &str) -> Self {
+        Compound {
+            index: 0,
+            key: name.to_owned(),
+        }
+    }
+
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
         let i = self.index;
         self.index += 1;
@@ -236,10 +244,7 @@ impl ser::Serializer for Walker {
         variant: &'static str,
         _: usize,
     ) -> Result<Compound, Stop> {
-        Ok(Compound {
-            index: 0,
-            key: variant.to_owned(),
-        })
+        Ok(Compound::variant(variant))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Compound, Stop> {
         Ok(Compound::new())
@@ -254,10 +259,7 @@ impl ser::Serializer for Walker {
         variant: &'static str,
         _: usize,
     ) -> Result<Compound, Stop> {
-        Ok(Compound {
-            index: 0,
-            key: variant.to_owned(),
-        })
+        Ok(Compound::variant(variant))
     }
 }
 
