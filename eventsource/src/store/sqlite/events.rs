@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, Row, TransactionBehavior};
 use tracing::{debug, warn};
 use uuid::Uuid;
@@ -23,7 +24,47 @@ const JOINT_COLUMNS: usize = 1;
 
 /// Reads what a replay needs of an event row (`version`, `event_type`, `payload`,
 /// `event_version` from index `at`), borrowing its text and bytes.
+///
+/// The hot path of every replay: the four values are read once each and checked together;
+/// only a row that fails a check goes through [`Columns`], which names what is wrong.
+#[inline]
 fn replay_event<'r>(row: &'r Row<'_>, at: usize, format: Format) -> Result<ReplayEvent<'r>> {
+    if let (
+        Ok(ValueRef::Integer(version)),
+        Ok(ValueRef::Text(event_type)),
+        Ok(payload),
+        Ok(ValueRef::Integer(event_version)),
+    ) = (
+        row.get_ref(at),
+        row.get_ref(at + 1),
+        row.get_ref(at + 2),
+        row.get_ref(at + 3),
+    ) {
+        let payload = match (payload, format) {
+            (ValueRef::Text(bytes), Format::Json) | (ValueRef::Blob(bytes), Format::Binary) => Some(bytes),
+            _ => None,
+        };
+        if let (Ok(version), Ok(event_type), Some(payload), Ok(event_version)) = (
+            u64::try_from(version),
+            std::str::from_utf8(event_type),
+            payload,
+            u32::try_from(event_version),
+        ) {
+            return Ok(ReplayEvent {
+                version,
+                event_type,
+                payload,
+                event_version,
+            });
+        }
+    }
+    replay_event_checked(row, at, format)
+}
+
+/// [`replay_event`] column by column, for a row that failed its checks: the error names
+/// the column and what is wrong with it.
+#[cold]
+fn replay_event_checked<'r>(row: &'r Row<'_>, at: usize, format: Format) -> Result<ReplayEvent<'r>> {
     let c = Columns::new(row, "events");
     Ok(ReplayEvent {
         version: c.u64(at, "version")?,
