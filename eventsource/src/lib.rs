@@ -162,6 +162,17 @@
 //! [`AggregateRepository::create_snapshot`] ([`SnapshotMode::Manual`]). A snapshot failure
 //! never fails a load or a save: the load replays the stream and the failure is logged and
 //! counted ([`SnapshotStats`]).
+//!
+//! ## Features
+//!
+//! - `derive` (default): the derives and `#[eventsource::handlers]`;
+//! - `sqlite` (default): the SQLite stores, over any rusqlite from 0.29 to 0.43 (one
+//!   rusqlite for your whole dependency graph);
+//! - `bundled` (default): SQLite compiled in; without it the system's libsqlite3 is linked;
+//! - `tokio`: the async API; `postgres` (implies `tokio`): the PostgreSQL stores;
+//!   `postgres-tls`: TLS to PostgreSQL through rustls;
+//! - `bincode`: `BincodeCodec` (JSON, the default codec, needs no feature);
+//! - `schema-lock`: `testing::check_schema_lock`, for your tests.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
