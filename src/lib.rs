@@ -2,3 +2,14 @@
 //! benchmarks. Its docs are the README, so the README's example is compiled by
 //! `cargo test`.
 #![doc = include_str!("../README.md")]
+
+/// The user guides (`docs/*.md`), compiled here so that every code sample in them is
+/// tested by `cargo test --workspace`.
+pub mod guide {
+    #[doc = include_str!("../docs/snapshotting.md")]
+    pub mod snapshotting {}
+    #[doc = include_str!("../docs/reliability.md")]
+    pub mod reliability {}
+    #[doc = include_str!("../docs/schema-evolution.md")]
+    pub mod schema_evolution {}
+}

@@ -176,8 +176,3 @@ fn events_table_has_the_designed_columns_and_constraints() {
         .constraints
         .contains(&("events_pkey".into(), "PRIMARY KEY".into())));
 }
-
-#[test]
-fn the_copied_ddl_is_the_guides() {
-    reference::assert_verbatim();
-}

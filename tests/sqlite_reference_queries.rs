@@ -237,8 +237,3 @@ fn guide_queries_run_verbatim_and_agree_with_the_monitoring_api() {
     assert_eq!(carts.first(), Some(&(aggregates[9].id, 620)));
     assert_eq!(carts.len(), 3);
 }
-
-#[test]
-fn the_queries_here_are_the_guides_verbatim() {
-    reference::assert_verbatim();
-}

@@ -162,8 +162,20 @@
 //! [`AggregateRepository::create_snapshot`] ([`SnapshotMode::Manual`]). A snapshot failure
 //! never fails a load or a save: the load replays the stream and the failure is logged and
 //! counted ([`SnapshotStats`]).
+//!
+//! ## Features
+//!
+//! - `derive` (default): the derives and `#[eventsource::handlers]`;
+//! - `sqlite` (default): the SQLite stores, over any rusqlite from 0.29 to 0.43 (one
+//!   rusqlite for your whole dependency graph);
+//! - `bundled` (default): SQLite compiled in; without it the system's libsqlite3 is linked;
+//! - `tokio`: the async API; `postgres` (implies `tokio`): the PostgreSQL stores;
+//!   `postgres-tls`: TLS to PostgreSQL through rustls;
+//! - `bincode`: `BincodeCodec` (JSON, the default codec, needs no feature);
+//! - `schema-lock`: `testing::check_schema_lock`, for your tests.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Lets the derives, which name `::eventsource`, work inside this crate too.
 extern crate self as eventsource;
@@ -178,26 +190,19 @@ pub mod snapshot;
 pub mod store;
 pub mod testing;
 
-/// The user guides, compiled here so that every code sample in them is tested.
-pub mod guide {
-    #[doc = include_str!("../../docs/snapshotting.md")]
-    pub mod snapshotting {}
-    #[doc = include_str!("../../docs/reliability.md")]
-    pub mod reliability {}
-    // Compiled with the `schema-lock` feature: its format-lock samples need it.
-    #[cfg(feature = "schema-lock")]
-    #[doc = include_str!("../../docs/schema-evolution.md")]
-    pub mod schema_evolution {}
-}
 pub mod time;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 
 pub use aggregate::{
     Aggregate, AggregateHandlers, AggregateRoot, Apply, DecodedEvent, DomainEvent, EventOf, EventSet, StateDecode,
     UpcastEvent, UpcastFrom,
 };
-pub use codec::{BincodeCodec, Codec, Format, JsonCodec};
+#[cfg(feature = "bincode")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bincode")))]
+pub use codec::BincodeCodec;
+pub use codec::{Codec, Format, JsonCodec};
 pub use error::{CodecError, Error, EventDecodeError, Result};
 pub use event::{Envelope, EventRecord, Metadata, NewEvent, ReplayEvent, StoredEvent};
 pub use migrations::{get_schema, Backend, Schema};
@@ -209,14 +214,17 @@ pub use snapshot::{MissReason, Snapshot, SnapshotMode, SnapshotWrite};
 pub use store::memory::{InMemoryEventStore, InMemorySnapshotStore};
 pub use store::monitor::{Coverage, SnapshotMonitor, StaleSnapshot};
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::{
     AsyncPostgresEventStore, AsyncPostgresSnapshotStore, PostgresEventStore, PostgresSnapshotStore,
 };
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::sqlite::{SqliteEventStore, SqliteOptions, SqliteSnapshotStore, Synchronous};
 pub use store::{EventStore, NoSnapshotStore, SnapshotStore, StoreLocation};
 
 #[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
 pub use eventsource_derive::{handlers, Aggregate, DomainEvent};
 
 /// Re-exports the generated code relies on. Not a public API.

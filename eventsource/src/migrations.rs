@@ -1,7 +1,8 @@
 //! The database schema: embedded migrations, DDL rendering, and what is still to apply.
 //!
-//! The SQL lives in the workspace's `migrations/<backend>/NNNN_name.sql` files, the only
-//! place DDL is written; this module embeds them. They are plain SQL for the default
+//! The SQL lives in the `migrations/<backend>/NNNN_name.sql` files of the
+//! [`eventsource_migrations`](https://docs.rs/eventsource-migrations) crate, the only place
+//! DDL is written; that crate embeds them and this module says which tables each creates. They are plain SQL for the default
 //! (JSON) codec that a DBA can apply in order with `psql` or `sqlite3`, or hand to their own
 //! migration tool. The bincode column types (`BLOB` / `BYTEA` for `state` and `payload`) are
 //! derived from them here by [`render`], not kept in a second copy.
@@ -18,13 +19,15 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use eventsource_migrations::{self as sql, SqlFile};
+
 use crate::codec::Format;
 use crate::error::{Error, Result};
 
 /// A SQL dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
-    /// SQLite (rusqlite, bundled).
+    /// SQLite.
     Sqlite,
     /// PostgreSQL.
     Postgres,
@@ -63,34 +66,24 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// A migration file of the `eventsource-migrations` crate, with the tables it creates.
+const fn migration(file: SqlFile, schema: Schema) -> Migration {
+    Migration {
+        version: file.version,
+        name: file.name,
+        schema,
+        sql: file.sql,
+    }
+}
+
 const SQLITE: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "events",
-        schema: Schema::Events,
-        sql: include_str!("../../migrations/sqlite/0001_events.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "snapshots",
-        schema: Schema::Snapshots,
-        sql: include_str!("../../migrations/sqlite/0002_snapshots.sql"),
-    },
+    migration(sql::sqlite::EVENTS, Schema::Events),
+    migration(sql::sqlite::SNAPSHOTS, Schema::Snapshots),
 ];
 
 const POSTGRES: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "events",
-        schema: Schema::Events,
-        sql: include_str!("../../migrations/postgres/0001_events.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "snapshots",
-        schema: Schema::Snapshots,
-        sql: include_str!("../../migrations/postgres/0002_snapshots.sql"),
-    },
+    migration(sql::postgres::EVENTS, Schema::Events),
+    migration(sql::postgres::SNAPSHOTS, Schema::Snapshots),
 ];
 
 /// The embedded migrations of a backend, in order.
@@ -253,6 +246,15 @@ mod tests {
         let pg = get_schema(Schema::All, Backend::Postgres, Format::Binary);
         assert!(pg.contains("state BYTEA NOT NULL") && pg.contains("payload BYTEA NOT NULL"));
         assert!(pg.contains("metadata JSONB NOT NULL"));
+    }
+
+    #[test]
+    fn every_migration_file_is_a_migration() {
+        for (backend, files) in [(Backend::Sqlite, sql::SQLITE), (Backend::Postgres, sql::POSTGRES)] {
+            let ours: Vec<_> = migrations(backend).iter().map(|m| (m.version, m.name, m.sql)).collect();
+            let theirs: Vec<_> = files.iter().map(|f| (f.version, f.name, f.sql)).collect();
+            assert_eq!(ours, theirs, "{backend}");
+        }
     }
 
     #[test]

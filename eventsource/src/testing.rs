@@ -43,6 +43,7 @@ use crate::codec::JsonCodec;
 mod lock;
 
 #[cfg(feature = "schema-lock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schema-lock")))]
 pub use lock::{check_schema_lock, LockMode, LockProblem, LockReport, SchemaLock, SchemaLockError, UPDATE_VAR};
 pub use lock::{AggregateSchema, EventSchema, TypeSchema, UpcastSchema};
 

@@ -1,8 +1,8 @@
 //! Codecs turn events and aggregate state into bytes and back.
 //!
 //! [`JsonCodec`] is the default and matches the reference schema (`JSONB` on PostgreSQL,
-//! `TEXT` on SQLite). [`BincodeCodec`] is the compact option (bincode 2, serde mode); with it
-//! `state` and `payload` columns are `BYTEA` / `BLOB`.
+//! `TEXT` on SQLite). `BincodeCodec` (feature `bincode`) is the compact option (bincode 2,
+//! serde mode); with it `state` and `payload` columns are `BYTEA` / `BLOB`.
 //!
 //! Events are stored as their event type (in its own column) plus a payload holding the
 //! event's own fields only, so payloads never need a self-describing format and any codec
@@ -26,7 +26,7 @@
 //!
 //! ## Corrupt bytes
 //!
-//! Decoding never trusts a length: [`BincodeCodec`] decodes with a decoder of our own that
+//! Decoding never trusts a length: `BincodeCodec` decodes with a decoder of our own that
 //! checks every length prefix against the bytes that remain before it allocates, so a
 //! damaged snapshot or event is an error (a snapshot then degrades to a replay), never a
 //! process abort.
@@ -35,6 +35,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::CodecError;
 
+#[cfg(feature = "bincode")]
 mod bincode_de;
 mod finite;
 
@@ -92,9 +93,12 @@ impl Codec for JsonCodec {
 /// integers). Compact and fast; not self-describing, so a state type change that is not
 /// declared through `schema_version` fails to decode (and falls back to replay) instead of
 /// silently misreading.
+#[cfg(feature = "bincode")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bincode")))]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BincodeCodec;
 
+#[cfg(feature = "bincode")]
 impl Codec for BincodeCodec {
     const NAME: &'static str = "bincode";
     const FORMAT: Format = Format::Binary;
@@ -145,6 +149,7 @@ mod tests {
         round_trip(JsonCodec);
     }
 
+    #[cfg(feature = "bincode")]
     #[test]
     fn json_text_that_is_not_utf8_is_a_codec_error() {
         // Invalid UTF-8 inside a string, and outside one.
@@ -165,6 +170,7 @@ mod tests {
         round_trip(BincodeCodec);
     }
 
+    #[cfg(feature = "bincode")]
     #[test]
     fn bincode_rejects_trailing_bytes() {
         let mut bytes = BincodeCodec.encode(&7u32).expect("encode");
@@ -200,8 +206,11 @@ mod tests {
         });
         assert!(ok.is_ok());
         // bincode keeps them, bit for bit.
-        let bytes = BincodeCodec.encode(&f64::NAN).expect("encode");
-        assert!(BincodeCodec.decode::<f64>(&bytes).expect("decode").is_nan());
+        #[cfg(feature = "bincode")]
+        {
+            let bytes = BincodeCodec.encode(&f64::NAN).expect("encode");
+            assert!(BincodeCodec.decode::<f64>(&bytes).expect("decode").is_nan());
+        }
     }
 
     #[test]
@@ -223,14 +232,18 @@ mod tests {
             let json: f64 = JsonCodec
                 .decode(&JsonCodec.encode(&v).expect("json"))
                 .expect("json back");
-            let bin: f64 = BincodeCodec
-                .decode(&BincodeCodec.encode(&v).expect("bincode"))
-                .expect("bincode back");
             assert_eq!(json.to_bits(), v.to_bits(), "json {v:e}");
-            assert_eq!(bin.to_bits(), v.to_bits(), "bincode {v:e}");
+            #[cfg(feature = "bincode")]
+            {
+                let bin: f64 = BincodeCodec
+                    .decode(&BincodeCodec.encode(&v).expect("bincode"))
+                    .expect("bincode back");
+                assert_eq!(bin.to_bits(), v.to_bits(), "bincode {v:e}");
+            }
         }
     }
 
+    #[cfg(feature = "bincode")]
     #[test]
     fn bincode_corrupt_length_prefix_is_an_error_not_an_allocation() {
         // A string announcing u64::MAX bytes, then a Vec<String> announcing 2^60 elements.

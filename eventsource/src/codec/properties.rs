@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{BincodeCodec, Codec, JsonCodec};
+#[cfg(feature = "bincode")]
+use super::BincodeCodec;
+use super::{Codec, JsonCodec};
 
 /// A value with every serde shape the derives produce.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +50,7 @@ enum Shape {
     Struct { x: f64, y: Option<char> },
 }
 
+#[cfg(feature = "bincode")]
 fn shape() -> impl Strategy<Value = Shape> {
     prop_oneof![
         Just(Shape::Unit),
@@ -57,6 +60,7 @@ fn shape() -> impl Strategy<Value = Shape> {
     ]
 }
 
+#[cfg(feature = "bincode")]
 fn leaf() -> impl Strategy<Value = Everything> {
     (
         (
@@ -116,6 +120,7 @@ fn leaf() -> impl Strategy<Value = Everything> {
         })
 }
 
+#[cfg(feature = "bincode")]
 fn everything() -> impl Strategy<Value = Everything> {
     (leaf(), prop::option::of(leaf())).prop_map(|(mut outer, inner)| {
         outer.opt = inner.map(Box::new);
@@ -123,6 +128,7 @@ fn everything() -> impl Strategy<Value = Everything> {
     })
 }
 
+#[cfg(feature = "bincode")]
 /// Floats compared by their bits (NaN payloads included).
 fn same_bits(a: &Everything, b: &Everything) -> bool {
     let floats = |e: &Everything| {
@@ -158,16 +164,20 @@ proptest! {
         let (bx, by): (f64, f32) = JsonCodec.decode(&bytes).expect("json back");
         prop_assert_eq!(bx.to_bits(), x.to_bits());
         prop_assert_eq!(by.to_bits(), y.to_bits());
-        let bytes = BincodeCodec.encode(&(x, y)).expect("bincode");
-        let (bx, by): (f64, f32) = BincodeCodec.decode(&bytes).expect("bincode back");
-        prop_assert_eq!(bx.to_bits(), x.to_bits());
-        prop_assert_eq!(by.to_bits(), y.to_bits());
+        #[cfg(feature = "bincode")]
+        {
+            let bytes = BincodeCodec.encode(&(x, y)).expect("bincode");
+            let (bx, by): (f64, f32) = BincodeCodec.decode(&bytes).expect("bincode back");
+            prop_assert_eq!(bx.to_bits(), x.to_bits());
+            prop_assert_eq!(by.to_bits(), y.to_bits());
+        }
     }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
+    #[cfg(feature = "bincode")]
     #[test]
     fn our_bincode_decoder_reads_what_bincode_writes(value in everything()) {
         let bytes = BincodeCodec.encode(&value).expect("encode");
@@ -182,6 +192,7 @@ proptest! {
         }
     }
 
+    #[cfg(feature = "bincode")]
     #[test]
     fn mutated_bytes_never_panic_and_agree_with_bincode_when_both_accept(
         value in everything(),
@@ -212,9 +223,12 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        let _ = BincodeCodec.decode::<Everything>(&bytes);
-        let _ = BincodeCodec.decode::<Vec<Shape>>(&bytes);
-        let _ = BincodeCodec.decode::<String>(&bytes);
+        #[cfg(feature = "bincode")]
+        {
+            let _ = BincodeCodec.decode::<Everything>(&bytes);
+            let _ = BincodeCodec.decode::<Vec<Shape>>(&bytes);
+            let _ = BincodeCodec.decode::<String>(&bytes);
+        }
         let _ = JsonCodec.decode::<Everything>(&bytes);
         let _ = JsonCodec.decode::<serde_json::Value>(&bytes);
     }

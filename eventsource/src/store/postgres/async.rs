@@ -349,6 +349,7 @@ impl AsyncPostgresEventStore<JsonCodec> {
     /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
     /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
     pub async fn connect_tls(url: &str) -> Result<Self> {
         let (config, options) = super::conn::tls_config(url)?;
         Self::from_config(config, JsonCodec, options).await
@@ -561,6 +562,7 @@ impl AsyncPostgresSnapshotStore<JsonCodec> {
     /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
     /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
     pub async fn connect_tls(url: &str) -> Result<Self> {
         AsyncPostgresEventStore::connect_tls(url)
             .await

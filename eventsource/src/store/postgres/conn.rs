@@ -170,6 +170,7 @@ pub enum TlsMode {
     Disable,
     /// TLS through rustls with this client configuration.
     #[cfg(feature = "postgres-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
     Rustls(std::sync::Arc<rustls::ClientConfig>),
 }
 
@@ -184,6 +185,7 @@ impl std::fmt::Debug for TlsMode {
 }
 
 #[cfg(feature = "postgres-tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
 impl TlsMode {
     /// rustls with the ring provider and the Mozilla root certificates (webpki-roots).
     pub fn webpki_roots() -> Result<Self> {

@@ -176,6 +176,7 @@ pub use ::deadpool_postgres;
 pub use ::postgres as driver;
 /// rustls, for building a [`TlsMode::Rustls`] client configuration.
 #[cfg(feature = "postgres-tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
 pub use ::rustls;
 /// The `tokio-postgres` crate (async driver) these stores use, for building a
 /// `tokio_postgres::Config`.

@@ -497,6 +497,7 @@ impl PostgresEventStore<JsonCodec> {
     /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
     /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
     pub fn connect_tls(url: &str) -> Result<Self> {
         let (config, options) = tls_config(url)?;
         Self::from_config(config, JsonCodec, options)
@@ -686,6 +687,7 @@ impl PostgresSnapshotStore<JsonCodec> {
     /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
     /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     #[cfg(feature = "postgres-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
     pub fn connect_tls(url: &str) -> Result<Self> {
         PostgresEventStore::connect_tls(url).map(|events| events.snapshot_store())
     }

@@ -58,7 +58,13 @@ pub fn migrate(conn: &Connection, format: Format) -> Result<Vec<u32>> {
         let rendered = migrations::render(m.sql, Backend::Sqlite, format);
         tx.execute_batch(&rendered).map_err(|e| {
             let problem = format!("migration {} ({}) failed: {e}", m.version, m.name);
-            match e.sqlite_extended_error_code() {
+            // The extended code, read from the error itself (the accessor is not in every
+            // rusqlite version we support).
+            let extended = match &e {
+                rusqlite::Error::SqliteFailure(failure, _) => Some(failure.extended_code),
+                _ => None,
+            };
+            match extended {
                 // A plain SQL error: the database holds objects that contradict the DDL.
                 Some(rusqlite::ffi::SQLITE_ERROR) => Error::SchemaMismatch {
                     problem,

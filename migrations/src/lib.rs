@@ -1,0 +1,127 @@
+//! The SQL migrations of [eventsource](https://docs.rs/eventsource), embedded.
+//!
+//! The files `sqlite/NNNN_name.sql` and `postgres/NNNN_name.sql` of this crate are the only
+//! place eventsource's DDL is written. They are plain SQL for the default (JSON) codec, in
+//! the order they apply. This crate embeds them as [`SqlFile`]s; `eventsource::migrations`
+//! gives them meaning (which tables each creates, rendering for a binary codec, checksums,
+//! what is still to apply).
+//!
+//! ```
+//! let first = eventsource_migrations::SQLITE[0];
+//! assert_eq!((first.version, first.name), (1, "events"));
+//! assert!(first.sql.contains("CREATE TABLE IF NOT EXISTS events"));
+//! ```
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+/// One migration file, embedded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SqlFile {
+    /// Its number: the `NNNN` of the file name.
+    pub version: u32,
+    /// Its name: the rest of the file name, without `.sql`.
+    pub name: &'static str,
+    /// Its path inside this crate (`sqlite/0001_events.sql`).
+    pub path: &'static str,
+    /// Its text.
+    pub sql: &'static str,
+}
+
+/// Embeds `<dir>/<stem>.sql`, with its number and name.
+macro_rules! sql_file {
+    ($dir:literal, $version:literal, $stem:literal, $name:literal) => {
+        SqlFile {
+            version: $version,
+            name: $name,
+            path: concat!($dir, "/", $stem, ".sql"),
+            sql: include_str!(concat!("../", $dir, "/", $stem, ".sql")),
+        }
+    };
+}
+
+/// The SQLite migrations.
+pub mod sqlite {
+    use super::SqlFile;
+
+    /// `0001_events.sql`: the `events` table and its indexes.
+    pub const EVENTS: SqlFile = sql_file!("sqlite", 1, "0001_events", "events");
+    /// `0002_snapshots.sql`: the `snapshots` table and its indexes.
+    pub const SNAPSHOTS: SqlFile = sql_file!("sqlite", 2, "0002_snapshots", "snapshots");
+}
+
+/// The PostgreSQL migrations.
+pub mod postgres {
+    use super::SqlFile;
+
+    /// `0001_events.sql`: the `events` table and its indexes.
+    pub const EVENTS: SqlFile = sql_file!("postgres", 1, "0001_events", "events");
+    /// `0002_snapshots.sql`: the `snapshots` table and its indexes.
+    pub const SNAPSHOTS: SqlFile = sql_file!("postgres", 2, "0002_snapshots", "snapshots");
+}
+
+/// Every SQLite migration, in order.
+pub const SQLITE: &[SqlFile] = &[sqlite::EVENTS, sqlite::SNAPSHOTS];
+
+/// Every PostgreSQL migration, in order.
+pub const POSTGRES: &[SqlFile] = &[postgres::EVENTS, postgres::SNAPSHOTS];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// The `.sql` files of a directory of this crate, by file name, sorted.
+    fn files_in(dir: &str) -> Vec<String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut names: Vec<String> = std::fs::read_dir(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            .map(|entry| {
+                entry
+                    .expect("directory entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Every file of the directory is embedded, in order, numbered 1, 2, 3, ... with the
+    /// number and name its file name gives, and the text on disk.
+    fn embeds_every_file(dir: &str, embedded: &[SqlFile]) {
+        let files = files_in(dir);
+        assert_eq!(
+            files,
+            embedded
+                .iter()
+                .map(|f| f.path.trim_start_matches(&format!("{dir}/")).to_owned())
+                .collect::<Vec<_>>(),
+            "every file of {dir}/ is embedded, in order"
+        );
+        for (i, file) in embedded.iter().enumerate() {
+            assert_eq!(file.version as usize, i + 1, "{}", file.path);
+            assert_eq!(file.path, format!("{dir}/{:04}_{}.sql", file.version, file.name));
+            let on_disk = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file.path))
+                .unwrap_or_else(|e| panic!("read {}: {e}", file.path));
+            assert_eq!(file.sql, on_disk, "{}", file.path);
+        }
+    }
+
+    #[test]
+    fn every_sqlite_file_is_embedded() {
+        embeds_every_file("sqlite", SQLITE);
+    }
+
+    #[test]
+    fn every_postgres_file_is_embedded() {
+        embeds_every_file("postgres", POSTGRES);
+    }
+
+    #[test]
+    fn both_backends_have_the_same_migrations() {
+        let names = |files: &[SqlFile]| files.iter().map(|f| (f.version, f.name)).collect::<Vec<_>>();
+        assert_eq!(names(SQLITE), names(POSTGRES));
+    }
+}
