@@ -493,6 +493,14 @@ fn parse_url(url: &str) -> Result<postgres::Config> {
     super::conn::parse_url(url).map(postgres::Config::from)
 }
 
+/// Parses a connection string (`host=... user=... dbname=...` or `postgresql://...`) into
+/// the `postgres::Config` that `from_config` takes, with [`PgOptions`] beside it. A
+/// malformed string is [`Error::InvalidConnectionString`](crate::Error::InvalidConnectionString),
+/// which never repeats the string (nor so its password).
+pub fn parse_config(url: &str) -> Result<postgres::Config> {
+    parse_url(url)
+}
+
 #[cfg(feature = "postgres-tls")]
 fn tls_config(url: &str) -> Result<(postgres::Config, PgOptions)> {
     super::conn::tls_config(url).map(|(config, options)| (postgres::Config::from(config), options))

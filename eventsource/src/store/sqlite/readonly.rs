@@ -244,7 +244,7 @@ impl SqliteOptions {
     pub fn inspection(path: impl AsRef<Path>) -> Self {
         let file = database_file(path.as_ref());
         let untouched = is_wal_database(&file) && ["-wal", "-shm"].iter().all(|s| !sibling(&file, s).exists());
-        Self::new().pool_size(1).read_only(true).immutable(untouched)
+        Self::new().read_only(true).immutable(untouched)
     }
 }
 
