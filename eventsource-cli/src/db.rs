@@ -65,6 +65,7 @@ pub(crate) enum Target {
 pub(crate) struct Place {
     pub target: Target,
     /// PostgreSQL: the schema.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub schema: Option<String>,
     /// SQLite: the events' file, apart from the snapshots' one.
     pub events: Option<PathBuf>,

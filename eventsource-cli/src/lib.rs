@@ -140,7 +140,7 @@ impl<C: Codec> Ops<C> {
             }
         };
         let json = cli.json || cli.format == OutputFormat::Json;
-        let outcome = output::execute(self, &cli.command, json, console);
+        let outcome = output::execute(self, &cli.command, console);
         let written = match &outcome {
             Ok(report) => report.print(json, console.out),
             Err(e) => report_error(&self.name, e, json, console.err),

@@ -74,13 +74,8 @@ macro_rules! read_only {
     }};
 }
 
-pub(crate) fn execute<C: Codec>(
-    ops: &Ops<C>,
-    command: &Command,
-    json: bool,
-    console: &mut Console<'_>,
-) -> Result<Report> {
-    let _ = json;
+/// Runs a command; returns what to print.
+pub(crate) fn execute<C: Codec>(ops: &Ops<C>, command: &Command, console: &mut Console<'_>) -> Result<Report> {
     match command {
         Command::Schema { backend, codec, table } => Ok(schema(*backend, *codec, *table)),
         Command::Migrate { db, codec } => {
