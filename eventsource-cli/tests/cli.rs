@@ -92,7 +92,7 @@ fn operations_on_a_sqlite_file() {
     assert_eq!(v[1]["events"].as_u64(), Some(20));
     assert_eq!(v.as_array().map(Vec::len), Some(2));
 
-    let (ok, out, _) = cli(&["invalidate", &db, "--type", "Clock", "--below", "2"]);
+    let (ok, out, _) = cli(&["invalidate", &db, "--type", "Clock", "--below", "2", "--yes"]);
     assert!(
         ok && out.contains("deleted 1 Clock snapshot(s) with schema_version < 2"),
         "{out}"
@@ -100,10 +100,11 @@ fn operations_on_a_sqlite_file() {
     assert!(snapshots.get_snapshot(a, "Clock").expect("get").is_none());
     assert!(snapshots.get_snapshot(b, "Clock").expect("get").is_some());
 
-    let (ok, out, _) = cli(&["delete", &db, "--type", "Clock", "--id", &b.to_string()]);
+    let (ok, out, _) = cli(&["delete", &db, "--type", "Clock", "--id", &b.to_string(), "--yes"]);
     assert!(ok && out.contains("deleted the snapshot"), "{out}");
-    let (ok, out, _) = cli(&["delete", &db, "--type", "Clock", "--id", &b.to_string()]);
-    assert!(ok && out.contains("had no snapshot"), "{out}");
+    // Nothing left to delete: exit code 3.
+    let (ok, out, _) = cli(&["delete", &db, "--type", "Clock", "--id", &b.to_string(), "--yes"]);
+    assert!(!ok && out.contains("had no snapshot"), "{out}");
 }
 
 #[test]
@@ -219,4 +220,161 @@ fn failures_never_print_the_postgres_password() {
             "{args:?}: {out}{err}"
         );
     }
+}
+
+/// Everything in the test's schema that a command could change: its relations, and the
+/// rows of both tables.
+#[cfg(feature = "postgres")]
+fn pg_state(schema: &common_pg::PgSchema) -> (Vec<String>, i64, String) {
+    schema.with_client(|c| {
+        let relations = c
+            .query(
+                "SELECT relname::TEXT FROM pg_class WHERE relnamespace = current_schema()::regnamespace \
+                 ORDER BY relname",
+                &[],
+            )
+            .expect("pg_class")
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>();
+        let (events, snapshots) = if relations.iter().any(|r| r == "snapshots") {
+            let events: i64 = c.query_one("SELECT count(*) FROM events", &[]).expect("events").get(0);
+            let snapshots: String = c
+                .query_one(
+                    "SELECT COALESCE(string_agg(aggregate_id::TEXT || ':' || version || ':' || schema_version \
+                     || ':' || created_at::TEXT, ',' ORDER BY id), '') FROM snapshots",
+                    &[],
+                )
+                .expect("snapshots")
+                .get(0);
+            (events, snapshots)
+        } else {
+            (0, String::new())
+        };
+        (relations, events, snapshots)
+    })
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_reports_run_read_only_and_change_nothing() {
+    use eventsource::PostgresEventStore;
+
+    let Some(schema) = common_pg::schema("postgres_reports_run_read_only_and_change_nothing") else {
+        return;
+    };
+    let db = schema.url().to_owned();
+    let name = schema.name.clone();
+
+    // An empty schema: an error, and nothing created.
+    let (ok, out, err) = cli(&["coverage", &db, "--schema", &name]);
+    assert!(
+        !ok && err.contains("no eventsource schema found in") && err.contains(&name),
+        "{out}{err}"
+    );
+    assert_eq!(pg_state(&schema).0, Vec::<String>::new());
+    let (ok, _, err) = cli(&["invalidate", &db, "--schema", &name, "--type", "Clock", "--dry-run"]);
+    assert!(!ok && err.contains("no eventsource schema found"), "{err}");
+    assert_eq!(pg_state(&schema).0, Vec::<String>::new());
+
+    let (ok, _, err) = cli(&["migrate", &db, "--schema", &name]);
+    assert!(ok, "{err}");
+    let config = schema.config("cli_pg_test");
+    let store =
+        PostgresEventStore::from_config(config.clone(), eventsource::JsonCodec, schema.options()).expect("store");
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    store.append(a, "Clock", 0, &events(150)).expect("append");
+    store.append(b, "Clock", 0, &events(3)).expect("append");
+    store
+        .snapshot_store()
+        .save_snapshot(&snapshot(a, 20, 1))
+        .expect("snapshot");
+    store
+        .snapshot_store()
+        .save_snapshot(&snapshot(b, 3, 2))
+        .expect("snapshot");
+    drop(store);
+    let before = pg_state(&schema);
+    assert_eq!(before.1, 153);
+
+    let (a_text, b_text) = (a.to_string(), b.to_string());
+    for args in [
+        vec!["coverage", &db, "--schema", &name, "--json"],
+        vec!["stale", &db, "--schema", &name, "--json"],
+        vec![
+            "top",
+            &db,
+            "--schema",
+            &name,
+            "--type",
+            "Clock",
+            "--min-events",
+            "1",
+            "--json",
+        ],
+        vec!["versions", &db, "--schema", &name, "--json"],
+        vec![
+            "invalidate",
+            &db,
+            "--schema",
+            &name,
+            "--type",
+            "Clock",
+            "--below",
+            "2",
+            "--dry-run",
+            "--json",
+        ],
+        vec![
+            "delete",
+            &db,
+            "--schema",
+            &name,
+            "--type",
+            "Clock",
+            "--id",
+            &b_text,
+            "--dry-run",
+            "--json",
+        ],
+    ] {
+        let (ok, out, err) = cli(&args);
+        assert!(ok, "{args:?}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        match args[0] {
+            "coverage" => assert_eq!(v[0]["total_aggregates"].as_u64(), Some(2)),
+            "stale" => assert_eq!(v[0]["aggregate_id"], a_text.as_str()),
+            "top" => assert_eq!(v[0]["events"].as_u64(), Some(150)),
+            "versions" => assert_eq!(v.as_array().map(Vec::len), Some(2)),
+            "invalidate" => assert_eq!(v["would_delete"].as_u64(), Some(1)),
+            _ => assert_eq!(v["would_delete"], true),
+        }
+        assert_eq!(pg_state(&schema), before, "{args:?} changed the database");
+    }
+
+    // Without --yes on a non-terminal: refused; with it: done.
+    let (ok, _, err) = cli(&["invalidate", &db, "--schema", &name, "--type", "Clock", "--below", "2"]);
+    assert!(!ok && err.contains("--yes"), "{err}");
+    assert_eq!(pg_state(&schema), before);
+    let (ok, out, err) = cli(&[
+        "invalidate",
+        &db,
+        "--schema",
+        &name,
+        "--type",
+        "Clock",
+        "--below",
+        "2",
+        "--yes",
+    ]);
+    assert!(ok && out.contains("deleted 1 Clock snapshot(s)"), "{out}{err}");
+
+    // The library's read-only session refuses writes at the server.
+    let read_only = PostgresEventStore::from_config(config, eventsource::JsonCodec, schema.options().read_only(true))
+        .expect("read-only store");
+    let err = read_only
+        .snapshot_store()
+        .save_snapshot(&snapshot(a, 30, 1))
+        .expect_err("a read-only session writes nothing");
+    assert!(err.to_string().contains("read-only transaction"), "{err}");
 }

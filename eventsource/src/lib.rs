@@ -212,7 +212,7 @@ pub use repository::{
 };
 pub use snapshot::{MissReason, Snapshot, SnapshotMode, SnapshotWrite};
 pub use store::memory::{InMemoryEventStore, InMemorySnapshotStore};
-pub use store::monitor::{Coverage, SnapshotMonitor, StaleSnapshot};
+pub use store::monitor::{Coverage, SnapshotMonitor, SnapshotVersions, StaleSnapshot};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::{

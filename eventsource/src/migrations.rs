@@ -117,6 +117,35 @@ pub fn format_name(format: Format) -> &'static str {
     }
 }
 
+/// The codec format a database was migrated for, from what it recorded: `None` when it
+/// recorded nothing (no eventsource schema). Fails with [`Error::SchemaMismatch`] when the
+/// records name a format this build does not know, or more than one.
+pub fn recorded_format(applied: &[AppliedMigration]) -> Result<Option<Format>> {
+    let mut found = None;
+    for a in applied {
+        let Some(format) = [Format::Json, Format::Binary]
+            .into_iter()
+            .find(|f| format_name(*f) == a.format)
+        else {
+            return Err(Error::SchemaMismatch {
+                problem: format!(
+                    "migration {} records the unknown codec format `{}`",
+                    a.version, a.format
+                ),
+                fix: "upgrade eventsource to the version that migrated this database".into(),
+            });
+        };
+        if found.is_some_and(|f| f != format) {
+            return Err(Error::SchemaMismatch {
+                problem: "the database records migrations for two codec formats".into(),
+                fix: "restore the database from a backup; its migrations table was edited".into(),
+            });
+        }
+        found = Some(format);
+    }
+    Ok(found)
+}
+
 /// The SQL of a migration for a codec format: for binary codecs the `state` and
 /// `payload` columns become `BLOB` (SQLite) or `BYTEA` (PostgreSQL).
 pub fn render(sql: &'static str, backend: Backend, format: Format) -> Cow<'static, str> {
@@ -255,6 +284,29 @@ mod tests {
             let theirs: Vec<_> = files.iter().map(|f| (f.version, f.name, f.sql)).collect();
             assert_eq!(ours, theirs, "{backend}");
         }
+    }
+
+    #[test]
+    fn the_recorded_format_is_read_back() {
+        let applied = |version, format: &str| AppliedMigration {
+            version,
+            checksum: String::new(),
+            format: format.into(),
+        };
+        assert_eq!(recorded_format(&[]).ok(), Some(None));
+        assert_eq!(
+            recorded_format(&[applied(1, "binary"), applied(2, "binary")]).ok(),
+            Some(Some(Format::Binary))
+        );
+        assert_eq!(recorded_format(&[applied(1, "json")]).ok(), Some(Some(Format::Json)));
+        assert!(matches!(
+            recorded_format(&[applied(1, "json"), applied(2, "binary")]),
+            Err(Error::SchemaMismatch { .. })
+        ));
+        assert!(matches!(
+            recorded_format(&[applied(1, "yaml")]),
+            Err(Error::SchemaMismatch { .. })
+        ));
     }
 
     #[test]

@@ -33,6 +33,19 @@ pub struct StaleSnapshot {
     pub events_since_snapshot: u64,
 }
 
+/// How many snapshots of a type are stored at one state schema version: what
+/// `delete_snapshots_by_type(type, Some(n))` would remove is the sum of the rows of that type
+/// below `n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotVersions {
+    /// The aggregate type.
+    pub aggregate_type: String,
+    /// The state schema version the snapshots were written with.
+    pub schema_version: u32,
+    /// How many snapshots of the type have it.
+    pub snapshots: u64,
+}
+
 /// Monitoring queries over a snapshot store and the events beside it, for deciding what
 /// to pre-populate and checking a migration to snapshots. SQL stores implement it with
 /// the reference guide's queries.
@@ -47,4 +60,8 @@ pub trait SnapshotMonitor {
     /// Aggregates of a type with more than `min_events` events and their event counts,
     /// most first (the guide's "prioritize high-event aggregates").
     fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>>;
+
+    /// The stored snapshots counted per aggregate type and schema version, ordered by type
+    /// then version (reads the snapshots table alone).
+    fn snapshot_versions(&self) -> Result<Vec<SnapshotVersions>>;
 }

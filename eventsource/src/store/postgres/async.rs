@@ -36,7 +36,7 @@ use crate::codec::{Codec, Format, JsonCodec};
 use crate::error::{Error, Result};
 use crate::event::NewEvent;
 use crate::snapshot::{Snapshot, SnapshotWrite};
-use crate::store::monitor::{Coverage, StaleSnapshot};
+use crate::store::monitor::{Coverage, SnapshotVersions, StaleSnapshot};
 use crate::store::StoreLocation;
 use crate::tokio::{EventStore, SendJointVisitor, SnapshotStore, Visit, VisitReplay};
 
@@ -265,7 +265,7 @@ impl Shared {
         if let Some(schema) = options.get_schema() {
             check_schema_name(schema)?;
         }
-        let session = session_options(config.get_options(), options.get_schema());
+        let session = session_options(config.get_options(), options);
         config.options(session);
         config.ssl_mode(ssl_mode_for(
             config.get_ssl_mode(),
@@ -614,6 +614,14 @@ impl<C: Codec> AsyncPostgresSnapshotStore<C> {
     /// Aggregates of a type with more than `min_events` events, most first.
     pub async fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
         aggregates_by_event_count(&self.shared, aggregate_type, min_events).await
+    }
+
+    /// Stored snapshots per aggregate type and schema version.
+    pub async fn snapshot_versions(&self) -> Result<Vec<SnapshotVersions>> {
+        run!(&self.shared, |lease| lease.query(&sql::SNAPSHOT_VERSIONS, &[]))?
+            .iter()
+            .map(rows::snapshot_versions)
+            .collect()
     }
 }
 

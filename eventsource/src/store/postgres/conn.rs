@@ -35,6 +35,7 @@ pub struct PgOptions {
     checkout_timeout: Duration,
     connect_timeout: Option<Duration>,
     migrate: bool,
+    read_only: bool,
     tls: TlsMode,
 }
 
@@ -46,6 +47,7 @@ impl Default for PgOptions {
             checkout_timeout: Duration::from_secs(30),
             connect_timeout: None,
             migrate: true,
+            read_only: false,
             tls: TlsMode::Disable,
         }
     }
@@ -97,6 +99,16 @@ impl PgOptions {
         self
     }
 
+    /// Opens read-only sessions (default `false`): every connection starts with
+    /// `default_transaction_read_only = on`, so the server refuses any write, and nothing is
+    /// migrated (the schema is only checked, as with [`migrate(false)`](Self::migrate)).
+    /// Reads and the monitoring queries work; appends and snapshot writes fail with
+    /// [`Error::Store`]. For reporting tools that must never change a database.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
     /// How to secure the connection (see [`TlsMode`]).
     pub fn tls(mut self, tls: TlsMode) -> Self {
         self.tls = tls;
@@ -123,9 +135,15 @@ impl PgOptions {
         self.connect_timeout
     }
 
-    /// Whether the store migrates on connect.
+    /// Whether the store migrates on connect (never in a [read-only](Self::read_only)
+    /// session).
     pub fn get_migrate(&self) -> bool {
-        self.migrate
+        self.migrate && !self.read_only
+    }
+
+    /// Whether sessions are read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The configured TLS mode.
@@ -506,11 +524,14 @@ pub(crate) fn quote_ident(name: &str) -> String {
 ///   measured on loopback; see docs/benchmarks.md).
 /// - the caller's own `options`;
 /// - `-c search_path=<schema>` when a schema is configured: it applies from the
-///   connection's first statement, and survives `RESET ALL` / `DISCARD ALL`.
+///   connection's first statement, and survives `RESET ALL` / `DISCARD ALL`;
+/// - `-c default_transaction_read_only=on` last for a [read-only](PgOptions::read_only)
+///   session, so that nothing the caller set can turn it off.
 ///
 /// PostgreSQL splits `options` at white space and takes a backslash as escaping the next
 /// character; the schema is quoted as an identifier so any name works.
-pub(crate) fn session_options(existing: Option<&str>, schema: Option<&str>) -> String {
+pub(crate) fn session_options(existing: Option<&str>, options: &PgOptions) -> String {
+    let schema = options.get_schema();
     let mut out = String::from("-c plan_cache_mode=force_generic_plan");
     if let Some(existing) = existing.map(str::trim).filter(|s| !s.is_empty()) {
         out.push(' ');
@@ -524,6 +545,9 @@ pub(crate) fn session_options(existing: Option<&str>, schema: Option<&str>) -> S
             }
             out.push(c);
         }
+    }
+    if options.is_read_only() {
+        out.push_str(" -c default_transaction_read_only=on");
     }
     out
 }
@@ -718,19 +742,35 @@ mod tests {
 
     #[test]
     fn session_options_put_the_callers_after_ours_and_escape_the_schema() {
+        let schema = |name: &str| PgOptions::new().schema(name);
         assert_eq!(
-            session_options(None, Some("es_1")),
+            session_options(None, &schema("es_1")),
             "-c plan_cache_mode=force_generic_plan -c search_path=\"es_1\""
         );
         assert_eq!(
-            session_options(Some("-c statement_timeout=5s"), Some("my schema")),
+            session_options(Some("-c statement_timeout=5s"), &schema("my schema")),
             "-c plan_cache_mode=force_generic_plan -c statement_timeout=5s -c search_path=\"my\\ schema\""
         );
         assert_eq!(
-            session_options(Some("  "), Some("a\"b")),
+            session_options(Some("  "), &schema("a\"b")),
             "-c plan_cache_mode=force_generic_plan -c search_path=\"a\"\"b\""
         );
-        assert_eq!(session_options(None, None), "-c plan_cache_mode=force_generic_plan");
+        assert_eq!(
+            session_options(None, &PgOptions::new()),
+            "-c plan_cache_mode=force_generic_plan"
+        );
+    }
+
+    #[test]
+    fn a_read_only_session_ends_with_the_setting_and_never_migrates() {
+        let options = PgOptions::new().read_only(true);
+        assert_eq!(
+            session_options(Some("-c default_transaction_read_only=off"), &options),
+            "-c plan_cache_mode=force_generic_plan -c default_transaction_read_only=off \
+             -c default_transaction_read_only=on"
+        );
+        assert!(!options.get_migrate() && options.is_read_only());
+        assert!(PgOptions::new().get_migrate());
     }
 
     #[test]

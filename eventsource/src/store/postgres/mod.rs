@@ -165,10 +165,10 @@ mod wire;
 mod nonblocking;
 mod sync;
 
-pub use crate::store::monitor::{Coverage, SnapshotMonitor, StaleSnapshot};
+pub use crate::store::monitor::{Coverage, SnapshotMonitor, SnapshotVersions, StaleSnapshot};
 pub use conn::{redact_connection_string, PgOptions, TlsMode};
 pub use nonblocking::{AsyncPostgresEventStore, AsyncPostgresSnapshotStore};
-pub use sync::{PostgresEventStore, PostgresSnapshotStore};
+pub use sync::{parse_config, recorded_format, PostgresEventStore, PostgresSnapshotStore};
 
 /// deadpool-postgres, whose pool status [`AsyncPostgresEventStore::pool_status`] reports.
 pub use ::deadpool_postgres;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::event::{EventRecord, ReplayEvent};
 use crate::migrations::AppliedMigration;
 use crate::snapshot::Snapshot;
-use crate::store::monitor::{Coverage, StaleSnapshot};
+use crate::store::monitor::{Coverage, SnapshotVersions, StaleSnapshot};
 
 /// Column positions of an event row (`sql::READ_STREAM`).
 mod event_col {
@@ -204,6 +204,16 @@ pub(crate) fn stale_snapshot(row: &Row) -> Result<StaleSnapshot> {
         snapshot_version: u64_col(row, 2, T, "snapshot_version")?,
         current_version: u64_col(row, 3, T, "current_version")?,
         events_since_snapshot: u64_col(row, 4, T, "events_since_snapshot")?,
+    })
+}
+
+/// A row of `sql::SNAPSHOT_VERSIONS`.
+pub(crate) fn snapshot_versions(row: &Row) -> Result<SnapshotVersions> {
+    const T: &str = "snapshots";
+    Ok(SnapshotVersions {
+        aggregate_type: get(row, 0, T, "aggregate_type")?,
+        schema_version: unsigned(get(row, 1, T, "schema_version")?, T, "schema_version")?,
+        snapshots: u64_col(row, 2, T, "count")?,
     })
 }
 

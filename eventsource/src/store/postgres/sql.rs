@@ -356,6 +356,23 @@ ORDER BY events_since_snapshot DESC, s.aggregate_type, s.aggregate_id",
     params: &[Param::Int8],
 };
 
+/// Stored snapshots per aggregate type and schema version.
+pub(crate) static SNAPSHOT_VERSIONS: Stmt = Stmt {
+    name: "snapshot_versions",
+    text: "SELECT aggregate_type::TEXT, schema_version::BIGINT, COUNT(*)
+FROM snapshots
+GROUP BY aggregate_type, schema_version
+ORDER BY aggregate_type, schema_version",
+    params: &[],
+};
+
+/// Whether the migrations table exists in the current schema (`search_path`).
+pub(crate) static MIGRATIONS_TABLE_EXISTS: Stmt = Stmt {
+    name: "migrations_table_exists",
+    text: "SELECT to_regclass('eventsource_migrations') IS NOT NULL",
+    params: &[],
+};
+
 /// Serializes migrations of one schema across processes, for the migration transaction.
 pub(crate) static MIGRATION_LOCK: Stmt = Stmt {
     name: "migration_lock",
@@ -430,6 +447,8 @@ mod tests {
             &SNAPSHOTS_DELETE_BY_TYPE,
             &COVERAGE,
             &STALE_SNAPSHOTS,
+            &SNAPSHOT_VERSIONS,
+            &MIGRATIONS_TABLE_EXISTS,
             &MIGRATION_LOCK,
             &SCHEMA_EXISTS,
             &APPLIED_MIGRATIONS,

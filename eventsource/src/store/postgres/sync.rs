@@ -49,7 +49,7 @@ use crate::codec::{Codec, Format, JsonCodec};
 use crate::error::{Error, Result};
 use crate::event::{EventRecord, NewEvent, ReplayEvent};
 use crate::snapshot::{Snapshot, SnapshotWrite};
-use crate::store::monitor::{Coverage, SnapshotMonitor, StaleSnapshot};
+use crate::store::monitor::{Coverage, SnapshotMonitor, SnapshotVersions, StaleSnapshot};
 use crate::store::{EventStore, JointVisitor, SnapshotStore, StoreLocation};
 
 struct Conn {
@@ -411,28 +411,8 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
-    fn open(mut config: postgres::Config, format: Format, options: &PgOptions) -> Result<Arc<Self>> {
-        if let Some(schema) = options.get_schema() {
-            check_schema_name(schema)?;
-        }
-        let session = session_options(config.get_options(), options.get_schema());
-        config.options(&session);
-        config.ssl_mode(ssl_mode_for(
-            config.get_ssl_mode(),
-            config.get_hosts(),
-            options.get_tls(),
-        )?);
-        let pool = Pool {
-            connector: Connector::new(options.get_tls()),
-            format,
-            max_size: options.get_pool_size(),
-            timeout: options.get_checkout_timeout(),
-            connect_timeout: setup_timeout(options, config.get_connect_timeout().copied()),
-            stalled: Arc::new(AtomicUsize::new(0)),
-            state: Mutex::new(PoolState::default()),
-            available: Condvar::new(),
-            config,
-        };
+    fn open(config: postgres::Config, format: Format, options: &PgOptions) -> Result<Arc<Self>> {
+        let pool = Pool::configure(config, format, options)?;
         let info = {
             let mut lease = pool.get()?;
             let conn = lease.conn.as_mut().ok_or_else(lost)?;
@@ -444,8 +424,81 @@ impl Shared {
     }
 }
 
+impl Pool {
+    /// A pool for `config` and `options` (schema, session settings, TLS), with no
+    /// connection open yet.
+    fn configure(mut config: postgres::Config, format: Format, options: &PgOptions) -> Result<Self> {
+        if let Some(schema) = options.get_schema() {
+            check_schema_name(schema)?;
+        }
+        let session = session_options(config.get_options(), options);
+        config.options(&session);
+        config.ssl_mode(ssl_mode_for(
+            config.get_ssl_mode(),
+            config.get_hosts(),
+            options.get_tls(),
+        )?);
+        Ok(Pool {
+            connector: Connector::new(options.get_tls()),
+            format,
+            max_size: options.get_pool_size(),
+            timeout: options.get_checkout_timeout(),
+            connect_timeout: setup_timeout(options, config.get_connect_timeout().copied()),
+            stalled: Arc::new(AtomicUsize::new(0)),
+            state: Mutex::new(PoolState::default()),
+            available: Condvar::new(),
+            config,
+        })
+    }
+}
+
+/// The codec format a PostgreSQL database (the schema of `options`, else the connection's
+/// `search_path`) was migrated for, as its `eventsource_migrations` table records it, or
+/// `None` when it has no such table or the table is empty: no eventsource schema. Runs on
+/// one connection with the session settings of `options`, creates nothing and applies no
+/// migration, so it suits a [read-only](PgOptions::read_only) session.
+///
+/// ```no_run
+/// use eventsource::store::postgres::{recorded_format, PgOptions};
+/// # fn main() -> eventsource::Result<()> {
+/// let config = "host=localhost user=postgres dbname=app".parse()
+///     .map_err(|e| eventsource::Error::InvalidConfig(format!("{e}")))?;
+/// match recorded_format(config, &PgOptions::new().schema("orders").read_only(true))? {
+///     Some(format) => println!("migrated for {format:?}"),
+///     None => println!("no eventsource schema"),
+/// }
+/// # Ok(()) }
+/// ```
+pub fn recorded_format(config: postgres::Config, options: &PgOptions) -> Result<Option<Format>> {
+    let pool = Pool::configure(config, Format::Json, &options.clone().pool_size(1))?;
+    pool.run(|lease| {
+        let exists = lease
+            .query_first(&sql::MIGRATIONS_TABLE_EXISTS, &[])?
+            .map(|row| rows::flag(&row, "pg_class"))
+            .transpose()?
+            .unwrap_or(false);
+        if !exists {
+            return Ok(None);
+        }
+        let applied = lease
+            .query(&sql::APPLIED_MIGRATIONS, &[])?
+            .iter()
+            .map(rows::applied_migration)
+            .collect::<Result<Vec<_>>>()?;
+        crate::migrations::recorded_format(&applied)
+    })
+}
+
 fn parse_url(url: &str) -> Result<postgres::Config> {
     super::conn::parse_url(url).map(postgres::Config::from)
+}
+
+/// Parses a connection string (`host=... user=... dbname=...` or `postgresql://...`) into
+/// the `postgres::Config` that `from_config` takes, with [`PgOptions`] beside it. A
+/// malformed string is [`Error::InvalidConnectionString`](crate::Error::InvalidConnectionString),
+/// which never repeats the string (nor so its password).
+pub fn parse_config(url: &str) -> Result<postgres::Config> {
+    parse_url(url)
 }
 
 #[cfg(feature = "postgres-tls")]
@@ -741,6 +794,16 @@ impl<C: Codec> SnapshotMonitor for PostgresSnapshotStore<C> {
     /// "prioritize high-event aggregates").
     fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
         aggregates_by_event_count(&self.shared, aggregate_type, min_events)
+    }
+
+    /// Stored snapshots per aggregate type and schema version.
+    fn snapshot_versions(&self) -> Result<Vec<SnapshotVersions>> {
+        self.shared
+            .pool
+            .run(|lease| lease.query(&sql::SNAPSHOT_VERSIONS, &[]))?
+            .iter()
+            .map(rows::snapshot_versions)
+            .collect()
     }
 }
 

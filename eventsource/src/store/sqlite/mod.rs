@@ -129,6 +129,8 @@ use crate::codec::{Codec, Format, JsonCodec};
 use crate::error::{Error, Result};
 use crate::store::StoreLocation;
 
+pub use monitor::SqliteSplitMonitor;
+pub use readonly::recorded_format;
 pub use schema::{check_schema, migrate};
 
 use pool::{Opener, Pool, Target};

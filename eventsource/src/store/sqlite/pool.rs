@@ -184,6 +184,11 @@ impl Pool {
         }
     }
 
+    /// How this pool opens its connections.
+    pub(super) fn opener(&self) -> &Opener {
+        &self.opener
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -15,8 +15,11 @@ use rusqlite::ffi::ErrorCode;
 use tracing::warn;
 
 use super::convert::{sql_error, BACKEND};
-use super::TARGET;
-use crate::error::Error;
+use super::pool::{Opener, Target};
+use super::{schema, SqliteOptions, TARGET};
+use crate::codec::Format;
+use crate::error::{Error, Result};
+use crate::migrations::MIGRATIONS_TABLE;
 
 /// The byte at this offset of the database header is the file format's write version
 /// (`2` for WAL), the next one its read version (<https://www.sqlite.org/fileformat.html>).
@@ -224,6 +227,52 @@ pub(super) fn warn_if_wal_has_frames(target: &Path) {
                    into the main file are not visible");
         }
     }
+}
+
+impl SqliteOptions {
+    /// Read-only options for looking at the database at `path` without leaving a trace, as
+    /// a reporting tool wants: [`immutable`](Self::immutable) when the file is a WAL
+    /// database with neither a `-wal` nor a `-shm` file (nothing has it open, and its last
+    /// writer checkpointed everything into it; a read-only open would create both files
+    /// and leave them behind), else [`read_only`](Self::read_only) (a database in use, whose
+    /// `-wal` and `-shm` files exist and are shared, or one not in WAL mode, which a
+    /// read-only open leaves as it is).
+    ///
+    /// An immutable open assumes nothing writes to the file while it is open: a process
+    /// that opens the database meanwhile and writes may give the reader wrong answers or
+    /// a corruption error for that read (never damage to the file).
+    pub fn inspection(path: impl AsRef<Path>) -> Self {
+        let file = database_file(path.as_ref());
+        let untouched = is_wal_database(&file) && ["-wal", "-shm"].iter().all(|s| !sibling(&file, s).exists());
+        Self::new().read_only(true).immutable(untouched)
+    }
+}
+
+/// The codec format the SQLite database at `path` was migrated for, as its
+/// `eventsource_migrations` table records it, or `None` when it has no such table or the
+/// table is empty: a database without an eventsource schema (an empty or foreign file).
+/// Opens the file read-only whatever `options` say (immutable if they ask for it), so it
+/// creates nothing: a missing file is an error, not a new database.
+///
+/// ```no_run
+/// use eventsource::store::sqlite::{recorded_format, SqliteOptions};
+/// # fn main() -> eventsource::Result<()> {
+/// match recorded_format("app.db", &SqliteOptions::inspection("app.db"))? {
+///     Some(format) => println!("migrated for {format:?}"),
+///     None => println!("no eventsource schema: run the migrations first"),
+/// }
+/// # Ok(()) }
+/// ```
+pub fn recorded_format(path: impl AsRef<Path>, options: &SqliteOptions) -> Result<Option<Format>> {
+    let opener = Opener {
+        target: Target::File(path.as_ref().to_path_buf()),
+        options: options.clone().read_only(true),
+    };
+    let conn = opener.open()?;
+    if !schema::table_exists(&conn, MIGRATIONS_TABLE)? {
+        return Ok(None);
+    }
+    crate::migrations::recorded_format(&schema::applied(&conn)?)
 }
 
 #[cfg(test)]

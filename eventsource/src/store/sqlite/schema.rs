@@ -116,13 +116,13 @@ pub fn check_schema(conn: &Connection, format: Format) -> Result<()> {
     compare(conn, format, Missing::Error)
 }
 
-fn table_exists(conn: &Connection, table: &str) -> Result<bool> {
+pub(super) fn table_exists(conn: &Connection, table: &str) -> Result<bool> {
     conn.prepare_cached(sql::TABLE_EXISTS)
         .and_then(|mut s| s.query_row([table], |r| r.get(0)))
         .map_err(|e| sql_error("reading the schema", e))
 }
 
-fn applied(conn: &Connection) -> Result<Vec<AppliedMigration>> {
+pub(super) fn applied(conn: &Connection) -> Result<Vec<AppliedMigration>> {
     let fail = |e| sql_error("reading eventsource_migrations", e);
     let mut stmt = conn.prepare_cached(sql::APPLIED_MIGRATIONS).map_err(fail)?;
     let rows = stmt

@@ -167,6 +167,24 @@ pub(super) const COVERAGE: &str = "SELECT \
      GROUP BY e.aggregate_type \
      ORDER BY e.aggregate_type";
 
+/// Stored snapshots per aggregate type and schema version.
+pub(super) const SNAPSHOT_VERSIONS: &str = "SELECT aggregate_type, schema_version, COUNT(*) \
+     FROM snapshots \
+     GROUP BY aggregate_type, schema_version \
+     ORDER BY aggregate_type, schema_version";
+
+/// Whether the database holds snapshots and no event at all: snapshots written beside
+/// events kept in another database, which the monitoring queries cannot see.
+pub(super) const SNAPSHOTS_WITHOUT_EVENTS: &str =
+    "SELECT EXISTS (SELECT 1 FROM snapshots) AND NOT EXISTS (SELECT 1 FROM events)";
+
+/// Attaches the database holding the snapshots to a connection on the events' database.
+pub(super) const ATTACH_SNAPSHOTS: &str = "ATTACH DATABASE ?1 AS eventsource_snapshots";
+
+/// Makes the attached snapshots the `snapshots` that the monitoring queries name (the
+/// `temp` schema comes first in SQLite's name resolution, before `main`).
+pub(super) const SNAPSHOTS_VIEW: &str = "CREATE TEMP VIEW snapshots AS SELECT * FROM eventsource_snapshots.snapshots";
+
 /// The guide's "Check Snapshot Freshness" query with the bound (`> 100` in the guide) as
 /// parameter `?1`, worst first, ties in a stable order.
 pub(super) const STALE_SNAPSHOTS: &str = "SELECT \
