@@ -143,7 +143,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("eventsource: {e}");
+            eprintln!("eventsource: {}", eventsource::error::Report::new(&*e));
             ExitCode::FAILURE
         }
     }

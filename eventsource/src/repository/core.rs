@@ -339,7 +339,7 @@ pub(crate) fn owed_snapshot<A: Aggregate, C: Codec>(
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
             counters.record_failure();
-            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e,
+            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e.report(),
                   "snapshot state does not encode; no snapshot taken");
             None
         }
@@ -361,7 +361,7 @@ pub(crate) fn written(counters: &Counters, result: Result<SnapshotWrite>, snapsh
         Ok(SnapshotWrite::KeptExisting) => SnapshotAction::KeptExisting,
         Err(e) => {
             warn!(target: TARGET, aggregate_type = %snapshot.aggregate_type, aggregate_id = %snapshot.aggregate_id,
-                  version = snapshot.version, error = %e, "snapshot write failed; the save stands and loads replay");
+                  version = snapshot.version, error = %e.report(), "snapshot write failed; the save stands and loads replay");
             SnapshotAction::Failed
         }
     }
@@ -582,7 +582,7 @@ impl<K> Tally<K> {
             Ok(Tallied::Counted) => st.counted += 1,
             Ok(Tallied::Kept(k)) => st.kept.push(k),
             Err(e) => {
-                warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e,
+                warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e.report(),
                       "{} failed for this aggregate", self.activity);
                 st.failed.push((id, e));
             }
@@ -619,7 +619,7 @@ impl Tally {
             }
             Err(e) => {
                 // The batch is one transaction: none of it was written.
-                let message = format!("writing a batch of {} snapshots failed: {e}", ids.len());
+                let message = format!("writing a batch of {} snapshots failed: {}", ids.len(), e.report());
                 for &id in ids {
                     counters.record_failure();
                     let failed = Err(Error::Store {

@@ -172,7 +172,7 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
         match result {
             Ok(snapshot) => self.consider(snapshot),
             Err(e) => {
-                warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %self.id, error = %e,
+                warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %self.id, error = %e.report(),
                       "snapshot store failed");
                 self.replay_from_start(MissReason::StoreError);
             }
@@ -182,7 +182,7 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
     /// After [`LoadStep::DeleteSnapshot`]. A failure is logged; the load goes on.
     pub fn snapshot_deleted(&mut self, result: Result<bool>) {
         if let Err(e) = result {
-            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %self.id, error = %e,
+            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %self.id, error = %e.report(),
                   "could not delete the snapshot that is ahead of its stream");
         }
         self.phase = Phase::Replay;

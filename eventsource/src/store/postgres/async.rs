@@ -58,7 +58,7 @@ macro_rules! run {
             Err(error) => match lease.retry.take() {
                 None => Err(error),
                 Some(failure) => {
-                    debug!(target: TARGET, ?failure, error = %error, "retrying once");
+                    debug!(target: TARGET, ?failure, error = %error.report(), "retrying once");
                     if failure == Failure::Connection {
                         drop(lease);
                         lease = Lease::fresh(shared).await?;
@@ -251,13 +251,14 @@ impl fmt::Debug for Shared {
 impl Shared {
     /// The error of a failed checkout; a connection setup past its timeout says so.
     fn pool_error(&self, e: PoolError) -> Error {
-        if let PoolError::Timeout(TimeoutType::Create) = e {
-            return connect_timed_out(self.connect_timeout);
-        }
-        Error::Store {
-            backend: BACKEND,
-            message: format!("get a pooled connection: {e}"),
-            source: Some(Box::new(e)),
+        match e {
+            PoolError::Timeout(TimeoutType::Create) => connect_timed_out(self.connect_timeout),
+            PoolError::Backend(e) => store_error("connect", e),
+            e => Error::Store {
+                backend: BACKEND,
+                message: "get a pooled connection".into(),
+                source: Some(Box::new(e)),
+            },
         }
     }
 

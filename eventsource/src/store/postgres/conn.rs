@@ -652,14 +652,12 @@ pub(crate) fn connect_timed_out(timeout: Duration) -> Error {
     }
 }
 
-/// An [`Error::Store`] saying what failed, with the server's message when there is one.
+/// An [`Error::Store`] saying what failed (with the SQLSTATE of a server error); the
+/// driver's error, and through it the server's message, is its `source`.
 pub(crate) fn store_error(what: &str, e: tokio_postgres::Error) -> Error {
     let message = match e.as_db_error() {
-        Some(db) => format!("{what}: {}: {} ({})", db.severity(), db.message(), db.code().code()),
-        None => match std::error::Error::source(&e) {
-            Some(cause) => format!("{what}: {e}: {cause}"),
-            None => format!("{what}: {e}"),
-        },
+        Some(db) => format!("{what} (SQLSTATE {})", db.code().code()),
+        None => what.to_owned(),
     };
     Error::Store {
         backend: BACKEND,
@@ -890,9 +888,9 @@ mod tests {
         ] {
             match parse_url(s) {
                 Err(e @ Error::InvalidConnectionString { .. }) => {
-                    let message = e.to_string();
+                    assert_eq!(e.to_string(), "invalid PostgreSQL connection string", "{s}");
                     assert_eq!(
-                        message,
+                        e.report().to_string(),
                         format!("invalid PostgreSQL connection string: {reason}"),
                         "{s}"
                     );
@@ -1076,7 +1074,7 @@ mod tests {
         let seen = server.finish();
         assert_nothing_after_the_ssl_request(&seen);
         match opened {
-            Err(e) => assert!(e.to_string().contains("server does not support TLS"), "{e}"),
+            Err(e) => assert!(e.report().to_string().contains("server does not support TLS"), "{e:?}"),
             Ok(store) => panic!("opened {store:?} without TLS"),
         }
         Ok(())

@@ -88,8 +88,11 @@
 //! attempt that answers after its caller gave up is closed, and at most `pool_size` such
 //! attempts may hang at once before connecting fails immediately.)
 //!
-//! The sync stores drive each connection on the `postgres` crate's private runtime: call
-//! them from plain threads (or `spawn_blocking`), never from inside an async task. The
+//! The sync stores drive each connection on the `postgres` crate's private runtime, which
+//! cannot run on a thread in a tokio runtime's context; there (an async task, or
+//! `spawn_blocking`) they make each call into the driver, and close connections, on a
+//! helper thread, so they work anywhere instead of panicking. From an async task they
+//! still block its worker thread for the whole operation: use the async stores there. The
 //! async stores' connections run as tasks of the runtime that opened them: open and use a
 //! store within one runtime.
 //!

@@ -337,7 +337,7 @@ impl fmt::Display for LockProblem {
 #[non_exhaustive]
 pub enum SchemaLockError {
     /// The lock file exists but could not be read.
-    #[error("cannot read the schema lock `{}`: {source}", .path.display())]
+    #[error("cannot read the schema lock `{}`", .path.display())]
     Read {
         /// The lock file.
         path: PathBuf,
@@ -357,7 +357,7 @@ pub enum SchemaLockError {
         message: String,
     },
     /// The lock file could not be written.
-    #[error("cannot write the schema lock `{}`: {source}", .path.display())]
+    #[error("cannot write the schema lock `{}`", .path.display())]
     Write {
         /// The lock file.
         path: PathBuf,
