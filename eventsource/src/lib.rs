@@ -172,6 +172,8 @@ pub mod aggregate;
 pub mod codec;
 pub mod error;
 pub mod event;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod migrations;
 pub mod repository;
 pub mod snapshot;
@@ -184,6 +186,9 @@ pub mod guide {
     pub mod snapshotting {}
     #[doc = include_str!("../../docs/reliability.md")]
     pub mod reliability {}
+    #[cfg(feature = "metrics")]
+    #[doc = include_str!("../../docs/metrics.md")]
+    pub mod metrics {}
     // Compiled with the `schema-lock` feature: its format-lock samples need it.
     #[cfg(feature = "schema-lock")]
     #[doc = include_str!("../../docs/schema-evolution.md")]

@@ -22,6 +22,41 @@ use crate::store::StoreLocation;
 
 pub(crate) const TARGET: &str = "eventsource::repository";
 
+/// Times a load or a save into its `metrics` histogram when dropped; without the `metrics`
+/// feature an empty value that does nothing.
+pub(crate) struct Timed {
+    #[cfg(feature = "metrics")]
+    what: (&'static str, &'static str, std::time::Instant),
+}
+
+impl Timed {
+    /// Times a load of an aggregate of `aggregate_type`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub fn load(aggregate_type: &'static str) -> Self {
+        Timed {
+            #[cfg(feature = "metrics")]
+            what: (crate::metrics::LOAD_DURATION, aggregate_type, std::time::Instant::now()),
+        }
+    }
+
+    /// Times a save of an aggregate of `aggregate_type`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub fn save(aggregate_type: &'static str) -> Self {
+        Timed {
+            #[cfg(feature = "metrics")]
+            what: (crate::metrics::SAVE_DURATION, aggregate_type, std::time::Instant::now()),
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Drop for Timed {
+    fn drop(&mut self) {
+        let (name, aggregate_type, started) = self.what;
+        crate::metrics::elapsed(name, aggregate_type, started);
+    }
+}
+
 /// The snapshot threshold used when none is configured (the reference guide's).
 pub const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 100;
 /// Background queue capacity (aggregates) used when none is configured.
@@ -147,9 +182,12 @@ macro_rules! settings_methods {
 }
 pub(crate) use settings_methods;
 
-/// Counters of a repository's snapshot activity, shared with its background worker.
+/// Counters of a repository's snapshot activity, shared with its background worker; with
+/// the `metrics` feature, each count is also exported (see [`crate::metrics`]).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    #[cfg(feature = "metrics")]
+    aggregate_type: &'static str,
     hits: AtomicU64,
     upcasts: AtomicU64,
     misses: [AtomicU64; 5],
@@ -165,7 +203,19 @@ fn bump(counter: &AtomicU64) {
 }
 
 impl Counters {
+    /// The counters of a repository of `aggregate_type` (the label of exported metrics).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub fn new(aggregate_type: &'static str) -> Self {
+        Counters {
+            #[cfg(feature = "metrics")]
+            aggregate_type,
+            ..Counters::default()
+        }
+    }
+
     pub fn record_load(&self, outcome: &LoadOutcome) {
+        #[cfg(feature = "metrics")]
+        crate::metrics::load(self.aggregate_type, &outcome.snapshot);
         match outcome.snapshot {
             SnapshotUse::Used { .. } => bump(&self.hits),
             SnapshotUse::Upcast { .. } => {
@@ -178,22 +228,36 @@ impl Counters {
 
     pub fn record_write(&self, result: &Result<SnapshotWrite>) {
         match result {
-            Ok(SnapshotWrite::Written) => bump(&self.writes),
-            Ok(SnapshotWrite::KeptExisting) => bump(&self.kept_existing),
-            Err(_) => bump(&self.failures),
+            Ok(SnapshotWrite::Written) => {
+                bump(&self.writes);
+                #[cfg(feature = "metrics")]
+                crate::metrics::snapshot(crate::metrics::SNAPSHOT_WRITES, self.aggregate_type);
+            }
+            Ok(SnapshotWrite::KeptExisting) => {
+                bump(&self.kept_existing);
+                #[cfg(feature = "metrics")]
+                crate::metrics::snapshot(crate::metrics::SNAPSHOT_KEPT_EXISTING, self.aggregate_type);
+            }
+            Err(_) => self.record_failure(),
         }
     }
 
     pub fn record_failure(&self) {
         bump(&self.failures);
+        #[cfg(feature = "metrics")]
+        crate::metrics::snapshot(crate::metrics::SNAPSHOT_FAILURES, self.aggregate_type);
     }
 
     pub fn record_dropped(&self) {
         bump(&self.dropped);
+        #[cfg(feature = "metrics")]
+        crate::metrics::snapshot(crate::metrics::SNAPSHOT_DROPS, self.aggregate_type);
     }
 
     pub fn record_repair(&self) {
         bump(&self.repairs);
+        #[cfg(feature = "metrics")]
+        crate::metrics::snapshot(crate::metrics::SNAPSHOT_REPAIRS, self.aggregate_type);
     }
 
     pub fn snapshot(&self) -> SnapshotStats {

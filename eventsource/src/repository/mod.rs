@@ -71,7 +71,7 @@ impl<A: Aggregate, ES: EventStore> AggregateRepository<A, ES, NoSnapshotStore> {
             events,
             snapshots: None,
             config: Config::default(),
-            counters: Arc::default(),
+            counters: Arc::new(Counters::new(A::TYPE)),
             background: OnceLock::new(),
             _aggregate: PhantomData,
         }
@@ -114,6 +114,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// Loads an aggregate and reports which path the load took: snapshot used, upcast
     /// from schema K, or discarded and why.
     pub fn load_with_outcome(&self, id: Uuid) -> Result<(AggregateRoot<A>, LoadOutcome)> {
+        let _timed = core::Timed::load(A::TYPE);
         let span = core::load_span::<A>(id);
         let _enter = span.enter();
         let (state, outcome, schema) = self.rebuild(id, Rebuild::Load)?;
@@ -184,6 +185,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         if root.uncommitted_events().is_empty() {
             return Ok(core::nothing_to_save(before));
         }
+        let _timed = core::Timed::save(A::TYPE);
         let id = root.id();
         let span = core::save_span::<A>(id, before);
         let _enter = span.enter();

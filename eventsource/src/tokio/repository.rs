@@ -51,7 +51,7 @@ impl<A: Aggregate, ES: EventStore> AggregateRepository<A, ES, NoSnapshotStore> {
             events,
             snapshots: None,
             config: Config::default(),
-            counters: Arc::default(),
+            counters: Arc::new(Counters::new(A::TYPE)),
             background: OnceLock::new(),
             _aggregate: PhantomData,
         }
@@ -93,6 +93,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 
     /// Loads an aggregate and reports which path the load took.
     pub async fn load_with_outcome(&self, id: Uuid) -> Result<(AggregateRoot<A>, LoadOutcome)> {
+        let _timed = core::Timed::load(A::TYPE);
         let span = core::load_span::<A>(id);
         async {
             let (state, outcome, schema) = self.rebuild(id, Rebuild::Load).await?;
@@ -168,6 +169,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         if root.uncommitted_events().is_empty() {
             return Ok(core::nothing_to_save(before));
         }
+        let _timed = core::Timed::save(A::TYPE);
         let id = root.id();
         let span = core::save_span::<A>(id, before);
         async {
