@@ -5,6 +5,7 @@ use uuid::Uuid;
 /// A failure to encode or decode a value with a [`Codec`](crate::codec::Codec).
 #[derive(Debug, thiserror::Error)]
 #[error("{codec} codec: {message}")]
+#[non_exhaustive]
 pub struct CodecError {
     /// Name of the codec that failed (`"json"`, `"bincode"`).
     pub codec: &'static str,
@@ -26,6 +27,7 @@ impl CodecError {
     }
 
     /// A float the codec cannot represent (`value` is `NaN`, `inf` or `-inf`) at `path`.
+    #[must_use]
     pub fn non_finite(codec: &'static str, path: String, value: &str) -> Self {
         let at = if path.is_empty() {
             "as the value".to_owned()
@@ -43,6 +45,7 @@ impl CodecError {
     }
 
     /// Whether this is a float the codec cannot represent (NaN or an infinity in JSON).
+    #[must_use]
     pub fn is_non_finite_float(&self) -> bool {
         self.path.is_some()
     }
@@ -50,6 +53,7 @@ impl CodecError {
 
 /// Why an event read from a store could not become a domain event.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EventDecodeError {
     /// The stored event type is not one of the aggregate's events.
     #[error("unknown event type `{event_type}` (known: {known})")]
@@ -134,6 +138,7 @@ impl EventDecodeError {
     /// [`NewerVersion`]: EventDecodeError::NewerVersion
     /// [`NoUpcastPath`]: EventDecodeError::NoUpcastPath
     #[cold]
+    #[must_use]
     pub fn unreadable_version(event_type: &str, event_version: u32, current: u32, upcast_from: &[u32]) -> Self {
         if event_version > current {
             EventDecodeError::NewerVersion {
@@ -154,6 +159,7 @@ impl EventDecodeError {
     /// The error for a failed upcast step of event `event_type` stored with
     /// `event_version`, converting from version `from` to `to`.
     #[cold]
+    #[must_use]
     pub fn upcast(
         event_type: &str,
         event_version: u32,
@@ -349,11 +355,13 @@ impl Error {
     /// assert!(line.contains("unable to open database file"), "{line}"); // SQLite's own words
     /// # }
     /// ```
+    #[must_use]
     pub fn report(&self) -> Report<'_> {
         Report::new(self)
     }
 
     /// Whether retrying the command after reloading may succeed (a concurrency conflict).
+    #[must_use]
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Conflict { .. })
     }

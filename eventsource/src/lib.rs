@@ -163,6 +163,7 @@
 //! never fails a load or a save: the load replays the stream and the failure is logged and
 //! counted ([`SnapshotStats`]).
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
 // Lets the derives, which name `::eventsource`, work inside this crate too.

@@ -66,6 +66,7 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a save did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SaveOutcome {
     /// The stream version after the save.
     pub version: u64,
@@ -81,6 +82,7 @@ pub struct SaveOutcome {
 
 /// The snapshot side of a save (or of the repair after a load).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SnapshotAction {
     /// No snapshot was due (or there is no snapshot store, or the mode is manual).
     None,
@@ -130,18 +132,24 @@ macro_rules! settings_methods {
     () => {
         /// Snapshot when a save crosses a multiple of `n` events (default 100). 0 is rejected
         /// with [`Error::InvalidConfig`].
+        ///
+        /// # Errors
+        ///
+        /// [`Error::InvalidConfig`] for a threshold of 0.
         pub fn snapshot_threshold(mut self, n: u64) -> Result<Self> {
             self.config.set_threshold(n)?;
             Ok(self)
         }
 
         /// When snapshots are written (default [`SnapshotMode::Sync`]).
+        #[must_use]
         pub fn snapshot_mode(mut self, mode: SnapshotMode) -> Self {
             self.config.mode = mode;
             self
         }
 
         /// How many aggregates the background queue holds before it drops (default 1024).
+        #[must_use]
         pub fn background_queue_capacity(mut self, capacity: usize) -> Self {
             self.config.queue_capacity = capacity.max(1);
             self
@@ -149,6 +157,7 @@ macro_rules! settings_methods {
 
         /// How long dropping the repository (sync API) or `shutdown` waits for queued
         /// background snapshots (default 5 s).
+        #[must_use]
         pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
             self.config.shutdown_timeout = timeout;
             self
@@ -277,6 +286,7 @@ impl Counters {
 
 /// A copy of a repository's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SnapshotStats {
     /// Loads that used a snapshot (including upcast ones).
     pub hits: u64,
@@ -297,11 +307,13 @@ pub struct SnapshotStats {
 
 impl SnapshotStats {
     /// Loads that replayed fully for `reason`.
+    #[must_use]
     pub fn misses(&self, reason: MissReason) -> u64 {
         self.misses[reason.index()]
     }
 
     /// Loads that replayed fully, for any reason.
+    #[must_use]
     pub fn total_misses(&self) -> u64 {
         self.misses.iter().sum()
     }
@@ -564,6 +576,7 @@ pub(crate) fn nothing_to_save(version: u64) -> SaveOutcome {
 /// Progress of a pre-population batch, handed to the progress callback after each
 /// aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Progress {
     /// Aggregates finished (succeeded or failed).
     pub done: usize,
@@ -575,6 +588,7 @@ pub struct Progress {
 
 /// The result of a pre-population batch.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct PrepopulateReport {
     /// Aggregates in the batch.
     pub total: usize,
@@ -758,11 +772,13 @@ pub struct Verification {
 impl Verification {
     /// Whether the two loads agree (`false` for a mismatch, and when there was nothing to
     /// compare).
+    #[must_use]
     pub fn agrees(&self) -> bool {
         matches!(self.verdict, Verdict::Agree)
     }
 
     /// The mismatch, if the two loads disagree.
+    #[must_use]
     pub fn mismatch(&self) -> Option<&Mismatch> {
         match &self.verdict {
             Verdict::Mismatch(m) => Some(m),
@@ -824,6 +840,7 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     /// Whether every aggregate was verified without a mismatch.
+    #[must_use]
     pub fn is_clean(&self) -> bool {
         self.mismatches.is_empty() && self.failed.is_empty()
     }

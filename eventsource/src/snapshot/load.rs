@@ -52,6 +52,7 @@ pub enum LoadStep {
 
 /// How a load used (or did not use) a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SnapshotUse {
     /// A snapshot of the current schema version was used.
     Used {
@@ -71,6 +72,7 @@ pub enum SnapshotUse {
 
 /// What a load did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LoadOutcome {
     /// Whether and how a snapshot was used.
     pub snapshot: SnapshotUse,

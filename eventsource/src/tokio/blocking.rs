@@ -48,6 +48,7 @@ impl<S> Blocking<S> {
     }
 
     /// The wrapped store.
+    #[must_use]
     pub fn inner(&self) -> &S {
         &self.0
     }

@@ -44,6 +44,23 @@ pub struct AggregateRepository<A: Aggregate, ES: EventStore, SS: SnapshotStore =
     _aggregate: PhantomData<fn() -> A>,
 }
 
+impl<A, ES, SS> std::fmt::Debug for AggregateRepository<A, ES, SS>
+where
+    A: Aggregate,
+    ES: EventStore + std::fmt::Debug,
+    SS: SnapshotStore + std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AggregateRepository")
+            .field("aggregate_type", &A::TYPE)
+            .field("events", &self.events)
+            .field("snapshots", &self.snapshots)
+            .field("config", &self.config)
+            .field("stats", &self.counters.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<A: Aggregate, ES: EventStore> AggregateRepository<A, ES, NoSnapshotStore> {
     /// A repository without snapshots: every load replays the whole stream.
     pub fn new(events: ES) -> Self {
@@ -74,16 +91,34 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     core::settings_methods!();
 
     /// Whether the aggregate has any event.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the event store fails.
     pub async fn exists(&self, id: Uuid) -> Result<bool> {
         Ok(self.events.stream_version(id, A::TYPE).await? > 0)
     }
 
     /// Loads an aggregate; [`Error::NotFound`] when it has no events.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the aggregate has no events; [`Error::EventDecode`] when a
+    /// stored event does not decode (the load fails rather than build a wrong state);
+    /// [`Error::CorruptStream`] when the stream has a gap; [`Error::Store`] when the event
+    /// store fails. A snapshot failure is never an error: the load replays the stream.
     pub async fn load(&self, id: Uuid) -> Result<AggregateRoot<A>> {
         self.load_with_outcome(id).await.map(|(root, _)| root)
     }
 
     /// Loads an aggregate, or returns a new one at version 0 when it has no events.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EventDecode`] when a stored event does not decode (the load fails rather than
+    /// build a wrong state); [`Error::CorruptStream`] when the stream has a gap;
+    /// [`Error::Store`] when the event store fails. A snapshot failure is never an error: the
+    /// load replays the stream.
     pub async fn load_or_create(&self, id: Uuid) -> Result<AggregateRoot<A>> {
         match self.load(id).await {
             Err(Error::NotFound { .. }) => Ok(AggregateRoot::new(id)),
@@ -92,6 +127,13 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     }
 
     /// Loads an aggregate and reports which path the load took.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the aggregate has no events; [`Error::EventDecode`] when a
+    /// stored event does not decode (the load fails rather than build a wrong state);
+    /// [`Error::CorruptStream`] when the stream has a gap; [`Error::Store`] when the event
+    /// store fails. A snapshot failure is never an error: the load replays the stream.
     pub async fn load_with_outcome(&self, id: Uuid) -> Result<(AggregateRoot<A>, LoadOutcome)> {
         let _timed = core::Timed::load(A::TYPE);
         let span = core::load_span::<A>(id);
@@ -164,6 +206,14 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 
     /// Appends the aggregate's recorded events with optimistic concurrency, then takes a
     /// snapshot if the save crossed a threshold multiple (see [`crate::AggregateRepository::save`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] when the stream moved since the aggregate was loaded (nothing was
+    /// written: reload and retry the command); [`Error::DuplicateEvent`] when an event id is
+    /// already stored by another batch; [`Error::EventEncode`] when an event does not encode
+    /// (nothing was written); [`Error::Store`] when the event store fails, which may leave the
+    /// outcome unknown: retry the save as it is. A snapshot failure is never an error.
     pub async fn save(&self, root: &mut AggregateRoot<A>) -> Result<SaveOutcome> {
         let before = root.committed_version();
         if root.uncommitted_events().is_empty() {
@@ -216,6 +266,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 
     /// Writes a snapshot of the aggregate now, whatever the mode and threshold; errors are
     /// returned (see [`crate::AggregateRepository::create_snapshot`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store; [`Error::UncommittedEvents`] when
+    /// the aggregate has unsaved events; [`Error::Codec`] when the state does not encode; the
+    /// snapshot store's error when the write fails.
     pub async fn create_snapshot(&self, root: &AggregateRoot<A>) -> Result<SnapshotWrite> {
         let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let snapshot = core::explicit_snapshot(root, store.codec())?;
@@ -230,6 +286,10 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// Waits until every queued background snapshot is written (or failed);
     /// [`Error::WorkerStopped`] at once when the background worker is gone (see
     /// [`crate::AggregateRepository::flush`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WorkerStopped`], at once, when the background worker is gone.
     pub async fn flush(&self) -> Result<()> {
         match self.background.get() {
             Some(bg) => bg.wait_idle().await,
@@ -238,6 +298,11 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     }
 
     /// Like [`flush`](Self::flush), giving up after `timeout` with [`Error::Timeout`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the queue did not drain within `timeout`;
+    /// [`Error::WorkerStopped`], at once, when the background worker is gone.
     pub async fn flush_timeout(&self, timeout: Duration) -> Result<()> {
         match self.background.get() {
             Some(bg) => bg.flush(timeout).await,
@@ -249,6 +314,11 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// Snapshots still queued then are dropped and counted, and so are later background
     /// snapshots. [`Error::Timeout`] when the queue did not drain in time,
     /// [`Error::WorkerStopped`] (at once) when the worker is gone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the queue did not drain within `timeout`;
+    /// [`Error::WorkerStopped`], at once, when the background worker is gone.
     pub async fn shutdown(&self, timeout: Duration) -> Result<()> {
         match self.background.get() {
             Some(bg) => bg.shutdown(timeout).await,
@@ -290,6 +360,11 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// loads per core in flight at once, each lane writing its snapshots in batches of 64
     /// (one transaction per batch on the SQL stores). `progress` is called after each
     /// aggregate. One failure never stops the batch; the report says which failed and why.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store. The failure of one aggregate is not
+    /// an error: it is in the report.
     pub async fn prepopulate(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
         let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let tally = Tally::<()>::new(ids.len(), "pre-population");
@@ -321,6 +396,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 
     /// Pre-populates snapshots of every aggregate of this type with more than
     /// `min_events` events, most events first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store; the event store's error when
+    /// listing the aggregates fails. The failure of one aggregate is not an error: it is in the
+    /// report.
     pub async fn prepopulate_by_event_count(
         &self,
         min_events: u64,
@@ -340,6 +421,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES, SS> {
     /// Verifies an aggregate's snapshot against a full replay of its events, reading only
     /// (see [`crate::AggregateRepository::verify`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store, [`Error::NotFound`] for an
+    /// aggregate without events, and the errors of a load; a snapshot store that fails is an
+    /// error here, where a load would replay.
     pub async fn verify(&self, id: Uuid) -> Result<Verification> {
         self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         async {
@@ -362,6 +449,11 @@ impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepos
     /// aggregate; its `failed` counts the aggregates that could not be verified, the
     /// mismatches are in the report. One failure never stops the batch.
     /// [`Error::NoSnapshotStore`] without a snapshot store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store. The failure of one aggregate is not
+    /// an error: it is counted in the report.
     pub async fn verify_many(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<VerifyReport> {
         self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let tally = Tally::<Verification>::new(ids.len(), "verification");

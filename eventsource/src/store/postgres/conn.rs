@@ -54,18 +54,21 @@ impl Default for PgOptions {
 impl PgOptions {
     /// The defaults: the connection's own `search_path`, 8 connections, a 30 s wait for a
     /// free connection, migrations on connect, no TLS.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Runs every statement in this schema (it is created if missing, when the store
     /// migrates): each connection starts with `search_path` set to it.
+    #[must_use]
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = Some(schema.into());
         self
     }
 
     /// The maximum number of connections a store keeps open (at least 1).
+    #[must_use]
     pub fn pool_size(mut self, size: usize) -> Self {
         self.pool_size = size.max(1);
         self
@@ -73,6 +76,7 @@ impl PgOptions {
 
     /// How long an operation waits for a free connection before failing with
     /// [`Error::Store`].
+    #[must_use]
     pub fn checkout_timeout(mut self, timeout: Duration) -> Self {
         self.checkout_timeout = timeout;
         self
@@ -85,6 +89,7 @@ impl PgOptions {
     ///
     /// Without it, the connection string's `connect_timeout` (seconds) applies to the whole
     /// setup when it has one, else the [checkout timeout](Self::checkout_timeout).
+    #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
         self
@@ -92,43 +97,51 @@ impl PgOptions {
 
     /// Whether to apply pending migrations on connect (default `true`). Without, the store
     /// only checks the schema, for databases whose DDL is applied by a DBA.
+    #[must_use]
     pub fn migrate(mut self, migrate: bool) -> Self {
         self.migrate = migrate;
         self
     }
 
     /// How to secure the connection (see [`TlsMode`]).
+    #[must_use]
     pub fn tls(mut self, tls: TlsMode) -> Self {
         self.tls = tls;
         self
     }
 
     /// The configured schema, if any.
+    #[must_use]
     pub fn get_schema(&self) -> Option<&str> {
         self.schema.as_deref()
     }
 
     /// The configured pool size.
+    #[must_use]
     pub fn get_pool_size(&self) -> usize {
         self.pool_size
     }
 
     /// The configured checkout timeout.
+    #[must_use]
     pub fn get_checkout_timeout(&self) -> Duration {
         self.checkout_timeout
     }
 
     /// The connect timeout set with [`connect_timeout`](Self::connect_timeout), if any.
+    #[must_use]
     pub fn get_connect_timeout(&self) -> Option<Duration> {
         self.connect_timeout
     }
 
     /// Whether the store migrates on connect.
+    #[must_use]
     pub fn get_migrate(&self) -> bool {
         self.migrate
     }
 
     /// The configured TLS mode.
+    #[must_use]
     pub fn get_tls(&self) -> &TlsMode {
         &self.tls
     }
@@ -186,6 +199,10 @@ impl std::fmt::Debug for TlsMode {
 #[cfg(feature = "postgres-tls")]
 impl TlsMode {
     /// rustls with the ring provider and the Mozilla root certificates (webpki-roots).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] when rustls cannot build the configuration.
     pub fn webpki_roots() -> Result<Self> {
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -327,6 +344,7 @@ pub(crate) fn tls_config(url: &str) -> Result<(tokio_postgres::Config, PgOptions
 /// assert_eq!(redact("postgresql://app:s3cr3t@db/orders"), "postgresql://app:***@db/orders");
 /// assert_eq!(redact("host=db user=app"), "host=db user=app");
 /// ```
+#[must_use]
 pub fn redact_connection_string(url: &str) -> String {
     let found = scan(url);
     let end = found.bad_from.unwrap_or(url.len());

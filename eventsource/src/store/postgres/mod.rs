@@ -173,13 +173,21 @@ pub use conn::{redact_connection_string, PgOptions, TlsMode};
 pub use nonblocking::{AsyncPostgresEventStore, AsyncPostgresSnapshotStore};
 pub use sync::{PostgresEventStore, PostgresSnapshotStore};
 
-/// deadpool-postgres, whose pool status [`AsyncPostgresEventStore::pool_status`] reports.
-pub use ::deadpool_postgres;
-/// The `postgres` crate (sync driver) these stores use, for building a `postgres::Config`.
-pub use ::postgres as driver;
+pub use nonblocking::PoolStatus;
+
+/// The sync driver's connection settings, for [`PostgresEventStore::from_config`]: the one
+/// part of the `postgres` crate in this API (an escape hatch for what a connection string
+/// cannot say). Parse one from a string (`"host=... user=...".parse()`) and adjust it.
+pub mod driver {
+    pub use ::postgres::config::{Config, Host, SslMode};
+}
+
+/// The async driver's connection settings, for [`AsyncPostgresEventStore::from_config`]:
+/// the one part of `tokio-postgres` in this API.
+pub mod async_driver {
+    pub use ::tokio_postgres::config::{Config, Host, SslMode};
+}
+
 /// rustls, for building a [`TlsMode::Rustls`] client configuration.
 #[cfg(feature = "postgres-tls")]
 pub use ::rustls;
-/// The `tokio-postgres` crate (async driver) these stores use, for building a
-/// `tokio_postgres::Config`.
-pub use ::tokio_postgres as async_driver;

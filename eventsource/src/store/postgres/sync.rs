@@ -573,6 +573,15 @@ impl<C: Codec> fmt::Debug for PostgresEventStore<C> {
 impl PostgresEventStore<JsonCodec> {
     /// Connects with the JSON codec (`host=... user=... dbname=...` or `postgresql://...`),
     /// migrating and checking the schema.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub fn connect(url: &str) -> Result<Self> {
         Self::connect_with_codec(url, JsonCodec)
     }
@@ -580,6 +589,15 @@ impl PostgresEventStore<JsonCodec> {
     /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
     /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
     /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     #[cfg(feature = "postgres-tls")]
     pub fn connect_tls(url: &str) -> Result<Self> {
         let (config, options) = tls_config(url)?;
@@ -589,11 +607,28 @@ impl PostgresEventStore<JsonCodec> {
 
 impl<C: Codec> PostgresEventStore<C> {
     /// Connects with a codec.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub fn connect_with_codec(url: &str, codec: C) -> Result<Self> {
         Self::from_config(parse_url(url)?, codec, PgOptions::new())
     }
 
     /// Connects from a configured `postgres::Config`, with options (schema, pool, TLS).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub fn from_config(config: postgres::Config, codec: C, options: PgOptions) -> Result<Self> {
         Ok(Self {
             shared: Shared::open(config, C::FORMAT, &options)?,
@@ -762,6 +797,15 @@ impl<C: Codec> fmt::Debug for PostgresSnapshotStore<C> {
 
 impl PostgresSnapshotStore<JsonCodec> {
     /// Connects with the JSON codec, migrating and checking the schema.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub fn connect(url: &str) -> Result<Self> {
         PostgresEventStore::connect(url).map(|events| events.snapshot_store())
     }
@@ -769,6 +813,15 @@ impl PostgresSnapshotStore<JsonCodec> {
     /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
     /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
     /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     #[cfg(feature = "postgres-tls")]
     pub fn connect_tls(url: &str) -> Result<Self> {
         PostgresEventStore::connect_tls(url).map(|events| events.snapshot_store())
@@ -777,11 +830,28 @@ impl PostgresSnapshotStore<JsonCodec> {
 
 impl<C: Codec> PostgresSnapshotStore<C> {
     /// Connects with a codec.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub fn connect_with_codec(url: &str, codec: C) -> Result<Self> {
         PostgresEventStore::connect_with_codec(url, codec).map(|events| events.snapshot_store())
     }
 
     /// Connects from a configured `postgres::Config`, with options (schema, pool, TLS).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub fn from_config(config: postgres::Config, codec: C, options: PgOptions) -> Result<Self> {
         PostgresEventStore::from_config(config, codec, options).map(|events| events.snapshot_store())
     }

@@ -144,6 +144,7 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// SQLite's `synchronous` setting (durability of commits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Synchronous {
     /// `FULL`, the default: a commit that returned survives a power loss.
     #[default]
@@ -188,11 +189,13 @@ impl Default for SqliteOptions {
 
 impl SqliteOptions {
     /// The defaults: `synchronous = FULL`, a 5 s busy timeout, 4 connections, read-write.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
 
     /// The durability of commits (default [`Synchronous::Full`]).
+    #[must_use]
     pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
         self.synchronous = synchronous;
         self
@@ -200,6 +203,7 @@ impl SqliteOptions {
 
     /// How long an operation waits for a lock held by another connection (and for a free
     /// pooled connection) before failing with [`Error::Store`] (default 5 s).
+    #[must_use]
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self
@@ -207,6 +211,7 @@ impl SqliteOptions {
 
     /// The most connections the store opens (default 4; at least 1). Reads run in
     /// parallel on separate connections; writes take turns on the database's write lock.
+    #[must_use]
     pub fn pool_size(mut self, size: usize) -> Self {
         self.pool_size = size.max(1);
         self
@@ -224,6 +229,7 @@ impl SqliteOptions {
     /// the [module docs](self#read-only-databases).
     ///
     /// A `file:` URI with `mode=ro` or `immutable=1` opens read-only whatever this says.
+    #[must_use]
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self
@@ -237,33 +243,39 @@ impl SqliteOptions {
     /// database file alone, so commits still in a `-wal` file are not seen (a clean close
     /// of the last writer checkpoints them into the main file), and a file changed by
     /// another process while open can give wrong results or corruption errors.
+    #[must_use]
     pub fn immutable(mut self, immutable: bool) -> Self {
         self.immutable = immutable;
         self
     }
 
     /// The configured `synchronous` setting.
+    #[must_use]
     pub fn get_synchronous(&self) -> Synchronous {
         self.synchronous
     }
 
     /// The configured busy timeout.
+    #[must_use]
     pub fn get_busy_timeout(&self) -> Duration {
         self.busy_timeout
     }
 
     /// The configured pool size.
+    #[must_use]
     pub fn get_pool_size(&self) -> usize {
         self.pool_size
     }
 
     /// Whether the database is opened read-only ([`read_only`](Self::read_only) or
     /// [`immutable`](Self::immutable)).
+    #[must_use]
     pub fn is_read_only(&self) -> bool {
         self.read_only || self.immutable
     }
 
     /// Whether the database is opened immutable.
+    #[must_use]
     pub fn is_immutable(&self) -> bool {
         self.immutable
     }
@@ -358,12 +370,24 @@ pub struct SqliteSnapshotStore<C: Codec = JsonCodec> {
 impl SqliteEventStore<JsonCodec> {
     /// Opens (creating if needed) the database file at `path` with the JSON codec and the
     /// default options, and migrates it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with_codec(path, JsonCodec)
     }
 
     /// A fresh private in-memory database with the JSON codec (one connection; see the
     /// module docs).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_in_memory() -> Result<Self> {
         Self::open_in_memory_with_codec(JsonCodec)
     }
@@ -371,18 +395,36 @@ impl SqliteEventStore<JsonCodec> {
 
 impl<C: Codec> SqliteEventStore<C> {
     /// Opens the database file at `path` with `codec` and the default options.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_with_codec(path: impl AsRef<Path>, codec: C) -> Result<Self> {
         Self::open_with_options(path, codec, SqliteOptions::default())
     }
 
     /// Opens the database file at `path` (or an SQLite `file:` URI) with `codec` and
     /// `options`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_with_options(path: impl AsRef<Path>, codec: C, options: SqliteOptions) -> Result<Self> {
         let db = Database::open(Target::File(path.as_ref().to_path_buf()), C::FORMAT, options)?;
         Ok(Self { db, codec })
     }
 
     /// A fresh private in-memory database with `codec`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_in_memory_with_codec(codec: C) -> Result<Self> {
         let db = Database::open(Target::Memory, C::FORMAT, SqliteOptions::default())?;
         Ok(Self { db, codec })
@@ -400,12 +442,24 @@ impl<C: Codec> SqliteEventStore<C> {
 impl SqliteSnapshotStore<JsonCodec> {
     /// Opens (creating if needed) the database file at `path` with the JSON codec and the
     /// default options, and migrates it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         SqliteEventStore::open(path).map(|events| events.snapshot_store())
     }
 
     /// A fresh private in-memory database with the JSON codec. To share it with an event
     /// store, use [`SqliteSnapshotStore::from_event_store`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_in_memory() -> Result<Self> {
         SqliteEventStore::open_in_memory().map(|events| events.snapshot_store())
     }
@@ -413,17 +467,35 @@ impl SqliteSnapshotStore<JsonCodec> {
 
 impl<C: Codec> SqliteSnapshotStore<C> {
     /// Opens the database file at `path` with `codec` and the default options.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_with_codec(path: impl AsRef<Path>, codec: C) -> Result<Self> {
         SqliteEventStore::open_with_codec(path, codec).map(|events| events.snapshot_store())
     }
 
     /// Opens the database file at `path` (or an SQLite `file:` URI) with `codec` and
     /// `options`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_with_options(path: impl AsRef<Path>, codec: C, options: SqliteOptions) -> Result<Self> {
         SqliteEventStore::open_with_options(path, codec, options).map(|events| events.snapshot_store())
     }
 
     /// A fresh private in-memory database with `codec`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_in_memory_with_codec(codec: C) -> Result<Self> {
         SqliteEventStore::open_in_memory_with_codec(codec).map(|events| events.snapshot_store())
     }
