@@ -23,6 +23,28 @@ use crate::event::Metadata;
 /// derive, `#[event(version = 3, upcast(from = 1, payload = ItemAddedV1), upcast(from = 2,
 /// payload = ItemAddedV2))]`); a renamed event lists its former names in
 /// [`ALIASES`](Self::ALIASES).
+///
+/// ```
+/// use eventsource::{DomainEvent, JsonCodec};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// struct ItemAddedV1 { sku: String }
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// #[event(name = "ItemAdded", version = 2, upcast(from = 1, payload = ItemAddedV1))]
+/// struct ItemAdded { sku: String, qty: u32 }
+///
+/// impl From<ItemAddedV1> for ItemAdded {
+///     fn from(v1: ItemAddedV1) -> Self { ItemAdded { sku: v1.sku, qty: 1 } }
+/// }
+///
+/// assert_eq!((ItemAdded::NAME, ItemAdded::VERSION), ("ItemAdded", 2));
+/// // A payload stored by version 1 of the code reads as the current event.
+/// let old = ItemAdded::decode_version(&JsonCodec, 1, br#"{"sku":"A-1"}"#)?;
+/// assert_eq!((old.sku.as_str(), old.qty), ("A-1", 1));
+/// # Ok::<(), eventsource::EventDecodeError>(())
+/// ```
 pub trait DomainEvent: Serialize + DeserializeOwned + Debug + Clone + Send + Sync + 'static {
     /// Stored event type. Defaults to the struct's name with the derive.
     const NAME: &'static str;
@@ -120,6 +142,26 @@ pub enum DecodedEvent<E> {
 }
 
 /// How an aggregate's state changes when an event happens. One impl per listed event.
+///
+/// ```
+/// use eventsource::{Aggregate, Apply, DomainEvent};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// struct ItemAdded { sku: String, qty: u32 }
+///
+/// #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// #[aggregate(type = "Cart", schema_version = 1, events(ItemAdded))]
+/// struct Cart { items: u32 }
+///
+/// impl Apply<ItemAdded> for Cart {
+///     fn apply(&mut self, e: &ItemAdded) { self.items += e.qty }
+/// }
+///
+/// let mut cart = Cart::default();
+/// cart.apply(&ItemAdded { sku: "A-1".into(), qty: 2 });
+/// assert_eq!(cart.items, 2);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "aggregate `{Self}` lists event `{E}` but does not implement `Apply<{E}>`",
     label = "no `Apply<{E}>` impl for `{Self}`",
@@ -294,6 +336,31 @@ pub enum StateDecode<A> {
 /// A domain aggregate: its state, its events and how events change it.
 ///
 /// The state starts as `Default::default()` and is changed only by applying events.
+///
+/// Implemented by `#[derive(Aggregate)]`, which also generates the event enum
+/// (`CartEvent` below, one variant per event) and checks at compile time that every listed
+/// event has its [`Apply`] impl:
+///
+/// ```
+/// use eventsource::{Aggregate, Apply, DomainEvent};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// struct ItemAdded { sku: String, qty: u32 }
+///
+/// #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// #[aggregate(type = "Cart", schema_version = 1, events(ItemAdded))]
+/// struct Cart { items: u32 }
+///
+/// impl Apply<ItemAdded> for Cart {
+///     fn apply(&mut self, e: &ItemAdded) { self.items += e.qty }
+/// }
+///
+/// assert_eq!((Cart::TYPE, Cart::SCHEMA_VERSION), ("Cart", 1));
+/// let mut cart = Cart::default();
+/// cart.apply_event(&CartEvent::ItemAdded(ItemAdded { sku: "A-1".into(), qty: 3 }));
+/// assert_eq!(cart.items, 3);
+/// ```
 pub trait Aggregate: Default + Serialize + DeserializeOwned + Debug + Send + Sync + 'static {
     /// The aggregate type, stored beside every event and snapshot (for example `"Order"`).
     const TYPE: &'static str;
@@ -408,6 +475,32 @@ impl<F, T: From<F>> UpcastFrom<F> for T {
 /// it is saved: a save retried after a lost reply sends the very same events, so the store
 /// can tell "already committed" from a real conflict and a command is never applied twice
 /// (see [`SaveOutcome::already_committed`](crate::SaveOutcome::already_committed)).
+///
+/// ```
+/// # use eventsource::{Aggregate, Apply, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// #
+/// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// # struct ItemAdded { sku: String, qty: u32 }
+/// #
+/// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// # #[aggregate(type = "Cart", schema_version = 1, events(ItemAdded))]
+/// # struct Cart { items: u32 }
+/// #
+/// # impl Apply<ItemAdded> for Cart {
+/// #     fn apply(&mut self, e: &ItemAdded) { self.items += e.qty }
+/// # }
+/// use eventsource::AggregateRoot;
+///
+/// let id = uuid::Uuid::now_v7();
+/// let mut cart = AggregateRoot::<Cart>::new(id);
+/// cart.record(ItemAdded { sku: "A-1".into(), qty: 2 });   // applied at once
+/// cart.record(ItemAdded { sku: "B-2".into(), qty: 1 });
+/// assert_eq!(cart.state().items, 3);
+/// assert_eq!((cart.committed_version(), cart.version()), (0, 2)); // 2 events to save
+/// assert_eq!(cart.uncommitted_events().len(), 2);
+/// assert_eq!(cart.uncommitted_event_ids().len(), 2);       // ids fixed now, for retries
+/// ```
 #[derive(Debug)]
 pub struct AggregateRoot<A: Aggregate> {
     id: Uuid,

@@ -178,6 +178,45 @@ impl EventDecodeError {
 }
 
 /// Every error this crate returns.
+///
+/// ```
+/// # use eventsource::{Aggregate, Apply, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// #
+/// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// # struct ItemAdded { sku: String, qty: u32 }
+/// #
+/// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// # #[aggregate(type = "Cart", schema_version = 1, events(ItemAdded))]
+/// # struct Cart { items: u32 }
+/// #
+/// # impl Apply<ItemAdded> for Cart {
+/// #     fn apply(&mut self, e: &ItemAdded) { self.items += e.qty }
+/// # }
+/// use eventsource::{AggregateRepository, Error, InMemoryEventStore};
+///
+/// # fn main() -> eventsource::Result<()> {
+/// let repo = AggregateRepository::<Cart, _>::new(InMemoryEventStore::new());
+/// let id = uuid::Uuid::now_v7();
+/// let mut first = repo.load_or_create(id)?;
+/// let mut second = repo.load_or_create(id)?;             // a concurrent writer
+/// first.record(ItemAdded { sku: "A-1".into(), qty: 1 });
+/// repo.save(&mut first)?;
+/// second.record(ItemAdded { sku: "B-2".into(), qty: 1 });
+/// match repo.save(&mut second) {
+///     Err(e @ Error::Conflict { .. }) => {
+///         assert!(e.is_conflict());                       // reload, run the command again
+///         let mut fresh = repo.load(id)?;
+///         fresh.record(ItemAdded { sku: "B-2".into(), qty: 1 });
+///         repo.save(&mut fresh)?;
+///     }
+///     Err(e) => return Err(e),                             // `e.report()` for a log line
+///     Ok(_) => unreachable!("the stream moved"),
+/// }
+/// assert!(matches!(repo.load(uuid::Uuid::now_v7()), Err(Error::NotFound { .. })));
+/// assert_eq!(repo.load(id)?.state().items, 2);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -187,6 +187,8 @@ pub mod guide {
     pub mod snapshotting {}
     #[doc = include_str!("../../docs/reliability.md")]
     pub mod reliability {}
+    #[doc = include_str!("../../docs/choosing.md")]
+    pub mod choosing {}
     #[cfg(feature = "metrics")]
     #[doc = include_str!("../../docs/metrics.md")]
     pub mod metrics {}
@@ -222,8 +224,84 @@ pub use store::postgres::{
 pub use store::sqlite::{SqliteEventStore, SqliteOptions, SqliteSnapshotStore, Synchronous};
 pub use store::{EventStore, NoSnapshotStore, SnapshotStore, StoreLocation};
 
+/// ```
+/// use eventsource::{Aggregate, AggregateRoot, DomainEvent};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// struct Deposited { cents: i64 }
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// struct Withdrawn { cents: i64 }
+///
+/// #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// #[aggregate(type = "Account")]                 // no `events(...)`: the handlers say
+/// pub struct Account { balance: i64 }
+///
+/// #[eventsource::handlers(vis = pub)]           // generates `pub enum AccountEvent`
+/// impl Account {
+///     fn deposited(&mut self, e: &Deposited) { self.balance += e.cents }
+///     fn withdrawn(&mut self, e: &Withdrawn) { self.balance -= e.cents }
+/// }
+///
+/// let mut account = AggregateRoot::<Account>::new(uuid::Uuid::now_v7());
+/// account.record(Deposited { cents: 500 });
+/// account.record(Withdrawn { cents: 200 });
+/// assert_eq!(account.state().balance, 300);
+/// assert!(matches!(account.uncommitted_events()[1], AccountEvent::Withdrawn(_)));
+/// ```
 #[cfg(feature = "derive")]
-pub use eventsource_derive::{handlers, Aggregate, DomainEvent};
+pub use eventsource_derive::handlers;
+/// ```
+/// use eventsource::{Aggregate, AggregateRoot, Apply, DomainEvent};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// struct ItemAdded { sku: String, qty: u32 }
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// struct CartCleared;
+///
+/// #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// #[aggregate(type = "Cart", schema_version = 1, events(ItemAdded, CartCleared))]
+/// struct Cart { items: u32 }
+///
+/// impl Apply<ItemAdded> for Cart {
+///     fn apply(&mut self, e: &ItemAdded) { self.items += e.qty }
+/// }
+/// impl Apply<CartCleared> for Cart {
+///     fn apply(&mut self, _: &CartCleared) { self.items = 0 }
+/// }
+///
+/// let mut cart = AggregateRoot::<Cart>::new(uuid::Uuid::now_v7());
+/// cart.record(ItemAdded { sku: "A-1".into(), qty: 2 });
+/// cart.record(CartCleared);
+/// assert_eq!(cart.state().items, 0);
+/// // The generated event enum: one variant per event, `From` each event.
+/// let event: CartEvent = ItemAdded { sku: "B-2".into(), qty: 1 }.into();
+/// assert!(matches!(event, CartEvent::ItemAdded(_)));
+/// ```
+#[cfg(feature = "derive")]
+pub use eventsource_derive::Aggregate;
+/// ```
+/// use eventsource::{DomainEvent, JsonCodec};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// struct ItemAdded { sku: String, qty: u32 }                 // stored as "ItemAdded", version 1
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// #[event(name = "OrderPlaced", version = 2, aliases("OrderCreated"))]
+/// struct Placed { customer: String }
+///
+/// assert_eq!((ItemAdded::NAME, ItemAdded::VERSION), ("ItemAdded", 1));
+/// assert_eq!((Placed::NAME, Placed::VERSION, Placed::ALIASES), ("OrderPlaced", 2, &["OrderCreated"][..]));
+/// let placed = Placed::decode_version(&JsonCodec, 2, br#"{"customer":"ada"}"#)?;
+/// assert_eq!(placed.customer, "ada");
+/// # Ok::<(), eventsource::EventDecodeError>(())
+/// ```
+#[cfg(feature = "derive")]
+pub use eventsource_derive::DomainEvent;
 
 /// Re-exports the generated code relies on. Not a public API.
 #[doc(hidden)]

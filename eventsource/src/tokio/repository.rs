@@ -35,6 +35,47 @@ use crate::store::NoSnapshotStore;
 /// and counted. `flush().await` waits for the queue, `shutdown(timeout).await` drains it
 /// within a timeout. Dropping the repository lets the worker finish what is queued while
 /// the process runs.
+///
+/// ```
+/// # use eventsource::{Aggregate, Apply, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// #
+/// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// # struct ItemAdded { sku: String, qty: u32 }
+/// #
+/// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// # #[aggregate(type = "Cart", schema_version = 1, events(ItemAdded))]
+/// # struct Cart { items: u32 }
+/// #
+/// # impl Apply<ItemAdded> for Cart {
+/// #     fn apply(&mut self, e: &ItemAdded) { self.items += e.qty }
+/// # }
+/// use eventsource::tokio::AggregateRepository;
+/// use eventsource::{InMemoryEventStore, InMemorySnapshotStore, SnapshotMode, SnapshotUse};
+///
+/// # fn main() -> eventsource::Result<()> {
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// # runtime.block_on(async {
+/// let repo = AggregateRepository::<Cart, _>::new(InMemoryEventStore::new())
+///     .with_snapshot_store(InMemorySnapshotStore::new())
+///     .snapshot_threshold(2)?
+///     .snapshot_mode(SnapshotMode::Background);
+/// let id = uuid::Uuid::now_v7();
+/// let mut cart = repo.load_or_create(id).await?;
+/// cart.record(ItemAdded { sku: "A-1".into(), qty: 1 });
+/// cart.record(ItemAdded { sku: "B-2".into(), qty: 2 });
+/// repo.save(&mut cart).await?;          // returns before the snapshot is written
+/// repo.flush().await?;                  // waits for the background write
+/// let (cart, outcome) = repo.load_with_outcome(id).await?;
+/// assert_eq!(outcome.snapshot, SnapshotUse::Used { version: 2 });
+/// assert_eq!(cart.state().items, 3);
+/// # Ok(()) })
+/// # }
+/// ```
+///
+/// SQLite stores run on tokio's blocking pool through [`Blocking`](crate::tokio::Blocking)
+/// (`AggregateRepository::new(Blocking::new(SqliteEventStore::open("app.db")?))`);
+/// PostgreSQL has its own async stores (`AsyncPostgresEventStore`, feature `postgres`).
 pub struct AggregateRepository<A: Aggregate, ES: EventStore, SS: SnapshotStore = NoSnapshotStore> {
     events: ES,
     snapshots: Option<Arc<SS>>,

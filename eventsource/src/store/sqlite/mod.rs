@@ -351,6 +351,45 @@ impl Database {
 ///
 /// Cloning shares the pool. See the [module docs](self) for durability, locking and
 /// pooling.
+///
+/// ```
+/// # use eventsource::{Aggregate, Apply, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// #
+/// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// # struct ItemAdded { sku: String, qty: u32 }
+/// #
+/// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// # #[aggregate(type = "Cart", schema_version = 1, events(ItemAdded))]
+/// # struct Cart { items: u32 }
+/// #
+/// # impl Apply<ItemAdded> for Cart {
+/// #     fn apply(&mut self, e: &ItemAdded) { self.items += e.qty }
+/// # }
+/// use eventsource::{AggregateRepository, JsonCodec, SqliteEventStore, SqliteOptions, Synchronous};
+///
+/// # fn main() -> eventsource::Result<()> {
+/// # let dir = tempfile_dir();
+/// let path = dir.join("app.db");
+/// let events = SqliteEventStore::open(&path)?;                  // creates and migrates
+/// let repo = AggregateRepository::<Cart, _>::new(events.clone())
+///     .with_snapshot_store(events.snapshot_store());             // same file: one-query loads
+/// let id = uuid::Uuid::now_v7();
+/// let mut cart = repo.load_or_create(id)?;
+/// cart.record(ItemAdded { sku: "A-1".into(), qty: 2 });
+/// repo.save(&mut cart)?;
+/// // Another handle on the same file, with options (here: fsync at every commit).
+/// let options = SqliteOptions::new().synchronous(Synchronous::Full);
+/// let durable = SqliteEventStore::open_with_options(&path, JsonCodec, options)?;
+/// assert_eq!(AggregateRepository::<Cart, _>::new(durable).load(id)?.state().items, 2);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(()) }
+/// # fn tempfile_dir() -> std::path::PathBuf {
+/// #     let dir = std::env::temp_dir().join(format!("eventsource-doc-{}", uuid::Uuid::new_v4()));
+/// #     std::fs::create_dir_all(&dir).unwrap();
+/// #     dir
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore<C: Codec = JsonCodec> {
     db: Arc<Database>,
@@ -361,6 +400,40 @@ pub struct SqliteEventStore<C: Codec = JsonCodec> {
 /// monitoring queries of [`SnapshotMonitor`](crate::store::monitor::SnapshotMonitor).
 ///
 /// Cloning shares the pool.
+///
+/// ```
+/// # use eventsource::{Aggregate, Apply, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// #
+/// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// # struct ItemAdded { sku: String, qty: u32 }
+/// #
+/// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// # #[aggregate(type = "Cart", schema_version = 1, events(ItemAdded))]
+/// # struct Cart { items: u32 }
+/// #
+/// # impl Apply<ItemAdded> for Cart {
+/// #     fn apply(&mut self, e: &ItemAdded) { self.items += e.qty }
+/// # }
+/// use eventsource::{AggregateRepository, SnapshotUse, SqliteEventStore, SqliteSnapshotStore};
+///
+/// # fn main() -> eventsource::Result<()> {
+/// let events = SqliteEventStore::open_in_memory()?;
+/// // Usually made from the event store (same database, one-query loads); a separate file
+/// // works too: `SqliteSnapshotStore::open("snapshots.db")`.
+/// let snapshots: SqliteSnapshotStore = events.snapshot_store();
+/// let repo = AggregateRepository::<Cart, _>::new(events)
+///     .with_snapshot_store(snapshots)
+///     .snapshot_threshold(2)?;
+/// let id = uuid::Uuid::now_v7();
+/// let mut cart = repo.load_or_create(id)?;
+/// cart.record(ItemAdded { sku: "A-1".into(), qty: 1 });
+/// cart.record(ItemAdded { sku: "B-2".into(), qty: 1 });
+/// repo.save(&mut cart)?;                                 // crosses 2: snapshot at version 2
+/// let (_, outcome) = repo.load_with_outcome(id)?;
+/// assert_eq!(outcome.snapshot, SnapshotUse::Used { version: 2 });
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SqliteSnapshotStore<C: Codec = JsonCodec> {
     db: Arc<Database>,
