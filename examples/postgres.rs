@@ -46,6 +46,7 @@ fn describe(outcome: SnapshotUse) -> String {
         SnapshotUse::Used { version } => format!("from the snapshot at version {version}"),
         SnapshotUse::Upcast { version, from_schema } => format!("from a schema-{from_schema} snapshot at {version}"),
         SnapshotUse::Discarded(reason) => format!("by full replay ({reason})"),
+        other => format!("{other:?}"), // `SnapshotUse` is non-exhaustive: later paths
     }
 }
 

@@ -12,4 +12,8 @@ pub mod guide {
     pub mod reliability {}
     #[doc = include_str!("../docs/schema-evolution.md")]
     pub mod schema_evolution {}
+    #[doc = include_str!("../docs/choosing.md")]
+    pub mod choosing {}
+    #[doc = include_str!("../docs/metrics.md")]
+    pub mod metrics {}
 }

@@ -32,7 +32,11 @@ impl<S: SnapshotStore> SnapshotStore for Gated<S> {
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotWrite> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
-        let permit = self.gate.acquire().await.map_err(|e| Error::store("gated", e))?;
+        let permit = self
+            .gate
+            .acquire()
+            .await
+            .map_err(|e| Error::store("gated", "acquire the gate", e))?;
         permit.forget();
         if self.fail {
             return Err(Error::Store {

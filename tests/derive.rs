@@ -783,6 +783,11 @@ fn a_try_from_error_is_a_typed_upcast_error_with_its_source() {
     assert_eq!(
         err.to_string(),
         "cannot upcast event `PriceSet` stored with version 2: the conversion from version 2 to \
+         version 3 failed"
+    );
+    assert_eq!(
+        eventsource::error::Report::new(&err).to_string(),
+        "cannot upcast event `PriceSet` stored with version 2: the conversion from version 2 to \
          version 3 failed: currency \"EURO\" is not an ISO 4217 code"
     );
     let source = std::error::Error::source(&err).expect("a source");

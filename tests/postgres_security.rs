@@ -51,8 +51,9 @@ const MALFORMED: &[(&str, &str)] = &[
 fn assert_names_the_option(what: &str, s: &str, reason: &str, result: Result<(), Error>) {
     match result {
         Err(e @ Error::InvalidConnectionString { .. }) => {
+            assert_eq!(e.to_string(), "invalid PostgreSQL connection string", "{what}({s})");
             assert_eq!(
-                e.to_string(),
+                e.report().to_string(),
                 format!("invalid PostgreSQL connection string: {reason}"),
                 "{what}({s})"
             );
@@ -64,7 +65,7 @@ fn assert_names_the_option(what: &str, s: &str, reason: &str, result: Result<(),
                 "{what}({s})"
             );
             assert_eq!(
-                e.to_string().matches("invalid").count(),
+                e.report().to_string().matches("invalid").count(),
                 1 + reason.matches("invalid").count()
             );
         }

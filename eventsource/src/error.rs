@@ -5,6 +5,7 @@ use uuid::Uuid;
 /// A failure to encode or decode a value with a [`Codec`](crate::codec::Codec).
 #[derive(Debug, thiserror::Error)]
 #[error("{codec} codec: {message}")]
+#[non_exhaustive]
 pub struct CodecError {
     /// Name of the codec that failed (`"json"`, `"bincode"`).
     pub codec: &'static str,
@@ -26,6 +27,7 @@ impl CodecError {
     }
 
     /// A float the codec cannot represent (`value` is `NaN`, `inf` or `-inf`) at `path`.
+    #[must_use]
     pub fn non_finite(codec: &'static str, path: String, value: &str) -> Self {
         let at = if path.is_empty() {
             "as the value".to_owned()
@@ -43,6 +45,7 @@ impl CodecError {
     }
 
     /// Whether this is a float the codec cannot represent (NaN or an infinity in JSON).
+    #[must_use]
     pub fn is_non_finite_float(&self) -> bool {
         self.path.is_some()
     }
@@ -50,6 +53,7 @@ impl CodecError {
 
 /// Why an event read from a store could not become a domain event.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EventDecodeError {
     /// The stored event type is not one of the aggregate's events.
     #[error("unknown event type `{event_type}` (known: {known})")]
@@ -60,7 +64,7 @@ pub enum EventDecodeError {
         known: String,
     },
     /// The payload did not decode as the event's type.
-    #[error("payload does not decode: {0}")]
+    #[error("payload does not decode")]
     Payload(#[from] CodecError),
     /// The event was written by newer code: its event version is above the highest this
     /// code knows. Never skipped, so a replay cannot silently drop what a newer release
@@ -99,7 +103,7 @@ pub enum EventDecodeError {
     /// A `TryFrom` step of the event's upcast chain refused the stored payload.
     #[error(
         "cannot upcast event `{event_type}` stored with version {event_version}: the conversion \
-         from version {from} to version {to} failed: {source}"
+         from version {from} to version {to} failed"
     )]
     Upcast {
         /// The event's stored name (`DomainEvent::NAME`).
@@ -134,6 +138,7 @@ impl EventDecodeError {
     /// [`NewerVersion`]: EventDecodeError::NewerVersion
     /// [`NoUpcastPath`]: EventDecodeError::NoUpcastPath
     #[cold]
+    #[must_use]
     pub fn unreadable_version(event_type: &str, event_version: u32, current: u32, upcast_from: &[u32]) -> Self {
         if event_version > current {
             EventDecodeError::NewerVersion {
@@ -154,6 +159,7 @@ impl EventDecodeError {
     /// The error for a failed upcast step of event `event_type` stored with
     /// `event_version`, converting from version `from` to `to`.
     #[cold]
+    #[must_use]
     pub fn upcast(
         event_type: &str,
         event_version: u32,
@@ -172,6 +178,45 @@ impl EventDecodeError {
 }
 
 /// Every error this crate returns.
+///
+/// ```
+/// # use eventsource::{Aggregate, Apply, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// #
+/// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// # struct ItemAdded { sku: String, qty: u32 }
+/// #
+/// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// # #[aggregate(type = "Cart", schema_version = 1, events(ItemAdded))]
+/// # struct Cart { items: u32 }
+/// #
+/// # impl Apply<ItemAdded> for Cart {
+/// #     fn apply(&mut self, e: &ItemAdded) { self.items += e.qty }
+/// # }
+/// use eventsource::{AggregateRepository, Error, InMemoryEventStore};
+///
+/// # fn main() -> eventsource::Result<()> {
+/// let repo = AggregateRepository::<Cart, _>::new(InMemoryEventStore::new());
+/// let id = uuid::Uuid::now_v7();
+/// let mut first = repo.load_or_create(id)?;
+/// let mut second = repo.load_or_create(id)?;             // a concurrent writer
+/// first.record(ItemAdded { sku: "A-1".into(), qty: 1 });
+/// repo.save(&mut first)?;
+/// second.record(ItemAdded { sku: "B-2".into(), qty: 1 });
+/// match repo.save(&mut second) {
+///     Err(e @ Error::Conflict { .. }) => {
+///         assert!(e.is_conflict());                       // reload, run the command again
+///         let mut fresh = repo.load(id)?;
+///         fresh.record(ItemAdded { sku: "B-2".into(), qty: 1 });
+///         repo.save(&mut fresh)?;
+///     }
+///     Err(e) => return Err(e),                             // `e.report()` for a log line
+///     Ok(_) => unreachable!("the stream moved"),
+/// }
+/// assert!(matches!(repo.load(uuid::Uuid::now_v7()), Err(Error::NotFound { .. })));
+/// assert_eq!(repo.load(id)?.state().items, 2);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -206,7 +251,7 @@ pub enum Error {
     },
     /// A stored event could not be turned into a domain event; the load fails rather than
     /// build a wrong state.
-    #[error("cannot decode event {event_type} at version {version} of {aggregate_type} {aggregate_id}: {source}")]
+    #[error("cannot decode event {event_type} at version {version} of {aggregate_type} {aggregate_id}")]
     EventDecode {
         /// Aggregate type of the stream.
         aggregate_type: String,
@@ -276,11 +321,16 @@ pub enum Error {
         message: String,
     },
     /// The storage backend failed (I/O, lock timeout, lost connection, ...).
+    ///
+    /// `message` says what was being done and, where a user can act, what to do; the
+    /// backend's own error is `source` (its text is not repeated in `message`):
+    /// [`Error::report`] shows both in one line.
     #[error("{backend} store error: {message}")]
     Store {
         /// Which backend (`"sqlite"`, `"postgres"`, `"memory"`).
         backend: &'static str,
-        /// What the backend said.
+        /// What failed (the operation, and a hint when there is one), without the text of
+        /// `source`.
         message: String,
         /// The backend's own error, when there is one.
         #[source]
@@ -299,7 +349,7 @@ pub enum Error {
     Timeout(std::time::Duration),
     /// A recorded event could not be encoded (for example a NaN in a field with the JSON
     /// codec: `source.path` names the field). The save wrote nothing.
-    #[error("cannot encode event {event_type}: {source}")]
+    #[error("cannot encode event {event_type}")]
     EventEncode {
         /// The event type.
         event_type: String,
@@ -307,11 +357,11 @@ pub enum Error {
         #[source]
         source: CodecError,
     },
-    /// A PostgreSQL connection string did not parse. The message is the driver's reason
+    /// A PostgreSQL connection string did not parse. `source` is the driver's reason
     /// (`unknown option `foo``, `invalid value for option `sslmode``, `invalid value for
-    /// option `port``, an unterminated quote, ...), which is also `source`. It never
-    /// contains the string itself, so no password leaks through it.
-    #[error("invalid PostgreSQL connection string: {source}")]
+    /// option `port``, an unterminated quote, ...), shown by [`Error::report`]. Neither
+    /// contains the string itself, so no password leaks through them.
+    #[error("invalid PostgreSQL connection string")]
     InvalidConnectionString {
         /// The driver's reason.
         #[source]
@@ -320,23 +370,238 @@ pub enum Error {
 }
 
 impl Error {
-    /// Builds a [`Error::Store`] from a backend error.
-    pub fn store<E>(backend: &'static str, err: E) -> Self
+    /// Builds a [`Error::Store`]: `what` failed in `backend` because of `err`.
+    pub fn store<E>(backend: &'static str, what: impl Into<String>, err: E) -> Self
     where
         E: std::error::Error + Send + Sync + 'static,
     {
         Error::Store {
             backend,
-            message: err.to_string(),
+            message: what.into(),
             source: Some(Box::new(err)),
         }
     }
 
+    /// The error and its chain of causes in one line (see [`Report`]): what to log or print
+    /// for a person. The error's own `Display` says only what failed, not why.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")] {
+    /// let dir = std::env::temp_dir().join("eventsource-report-doc-missing-dir");
+    /// let err = eventsource::SqliteEventStore::open(dir.join("no/such/dir/app.db")).unwrap_err();
+    /// let line = err.report().to_string();
+    /// assert!(line.starts_with("sqlite store error: "), "{line}");
+    /// assert!(line.contains("unable to open database file"), "{line}"); // SQLite's own words
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn report(&self) -> Report<'_> {
+        Report::new(self)
+    }
+
     /// Whether retrying the command after reloading may succeed (a concurrency conflict).
+    #[must_use]
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Conflict { .. })
     }
 }
 
+/// An error and its chain of causes ([`std::error::Error::source`]) in one line,
+/// `outer: cause: root cause`.
+///
+/// Each of our errors displays only its own level, never its source's text, so a log line
+/// of `{err}` says what failed and [`Report`] says why. A cause whose text the line already
+/// holds (some drivers repeat their source in their own message) is not repeated, and line
+/// breaks within a cause (a server's `DETAIL:` or `HINT:`) become `"; "`.
+///
+/// ```
+/// use eventsource::error::Report;
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::Other, "disk on fire");
+/// let err = eventsource::Error::store("sqlite", "append events", io);
+/// assert_eq!(err.to_string(), "sqlite store error: append events");
+/// assert_eq!(err.report().to_string(), "sqlite store error: append events: disk on fire");
+/// assert_eq!(Report::new(&err).to_string(), err.report().to_string());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a>(&'a (dyn std::error::Error + 'static));
+
+impl<'a> Report<'a> {
+    /// The report of `error` and its causes.
+    pub fn new(error: &'a (dyn std::error::Error + 'static)) -> Self {
+        Report(error)
+    }
+}
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut line = String::new();
+        let mut next = Some(self.0);
+        while let Some(error) = next {
+            let text = error.to_string();
+            let text = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
+            if !text.is_empty() && !line.contains(&text) {
+                if !line.is_empty() {
+                    line.push_str(": ");
+                }
+                line.push_str(&text);
+            }
+            next = error.source();
+        }
+        f.write_str(&line)
+    }
+}
+
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+
+    /// The texts of `error`'s chain, outermost first, after checking that no level repeats
+    /// the text of its source.
+    fn levels(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        let mut texts = Vec::new();
+        let mut next = Some(error);
+        while let Some(e) = next {
+            let text = e.to_string();
+            if let Some(source) = e.source() {
+                let inner = source.to_string();
+                assert!(!text.contains(&inner), "`{text}` repeats its source `{inner}`");
+            }
+            texts.push(text);
+            next = e.source();
+        }
+        texts
+    }
+
+    fn io(message: &str) -> std::io::Error {
+        std::io::Error::other(message.to_owned())
+    }
+
+    fn codec() -> CodecError {
+        CodecError::new("json", "expected `,` at line 1 column 9")
+    }
+
+    #[test]
+    fn no_level_of_a_chain_repeats_its_source() {
+        let id = Uuid::nil();
+        let cases: Vec<(Error, usize)> = vec![
+            (
+                Error::EventDecode {
+                    aggregate_type: "Order".into(),
+                    aggregate_id: id,
+                    version: 3,
+                    event_type: "ItemAdded".into(),
+                    source: Box::new(EventDecodeError::Payload(codec())),
+                },
+                3,
+            ),
+            (
+                Error::EventDecode {
+                    aggregate_type: "Order".into(),
+                    aggregate_id: id,
+                    version: 4,
+                    event_type: "ItemAdded".into(),
+                    source: Box::new(EventDecodeError::upcast(
+                        "ItemAdded",
+                        1,
+                        1,
+                        2,
+                        Box::new(io("negative qty")),
+                    )),
+                },
+                3,
+            ),
+            (
+                Error::EventEncode {
+                    event_type: "ItemAdded".into(),
+                    source: codec(),
+                },
+                2,
+            ),
+            (Error::store("sqlite", "append events", io("disk I/O error")), 2),
+            (
+                Error::InvalidConnectionString {
+                    source: Box::from("unknown option `foo`"),
+                },
+                2,
+            ),
+            (Error::Codec(codec()), 1),
+        ];
+        for (error, depth) in cases {
+            let texts = levels(&error);
+            assert_eq!(texts.len(), depth, "{texts:?}");
+            let report = error.report().to_string();
+            assert_eq!(report, texts.join(": "), "the report is every level once, in order");
+            assert!(!report.contains('\n'), "{report}");
+        }
+    }
+
+    #[cfg(feature = "schema-lock")]
+    #[test]
+    fn schema_lock_errors_do_not_repeat_their_io_error() {
+        use crate::testing::SchemaLockError;
+        let read = SchemaLockError::Read {
+            path: "tests/eventsource.lock".into(),
+            source: io("permission denied"),
+        };
+        let write = SchemaLockError::Write {
+            path: "tests/eventsource.lock".into(),
+            source: io("read-only file system"),
+        };
+        assert_eq!(
+            levels(&read),
+            [
+                "cannot read the schema lock `tests/eventsource.lock`",
+                "permission denied"
+            ]
+        );
+        assert_eq!(
+            Report::new(&write).to_string(),
+            "cannot write the schema lock `tests/eventsource.lock`: read-only file system"
+        );
+    }
+
+    /// A foreign error that, like some drivers' errors, repeats its source in its message.
+    #[derive(Debug)]
+    struct Repeats(std::io::Error);
+
+    impl std::fmt::Display for Repeats {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "pool: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_report_skips_a_cause_already_shown_and_joins_lines() {
+        let err = Error::store("postgres", "connect", Repeats(io("FATAL: no\nDETAIL: why\nHINT: fix")));
+        assert_eq!(
+            err.report().to_string(),
+            "postgres store error: connect: pool: FATAL: no; DETAIL: why; HINT: fix"
+        );
+        let bare = Error::store("postgres", "connect", io("FATAL: database \"x\" does not exist"));
+        assert_eq!(
+            bare.report().to_string(),
+            "postgres store error: connect: FATAL: database \"x\" does not exist"
+        );
+        assert_eq!(bare.to_string(), "postgres store error: connect");
+        assert_eq!(
+            Error::NoSnapshotStore.report().to_string(),
+            Error::NoSnapshotStore.to_string()
+        );
+    }
+}

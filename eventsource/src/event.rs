@@ -33,11 +33,16 @@ pub struct Metadata {
 
 impl Metadata {
     /// Whether nothing is set.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self == &Metadata::default()
     }
 
     /// Encodes as JSON (the `metadata` column).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MalformedRow`] when the metadata does not encode.
     pub fn to_json(&self) -> Result<String> {
         serde_json::to_string(self).map_err(|e| Error::MalformedRow {
             table: "events",
@@ -46,6 +51,10 @@ impl Metadata {
     }
 
     /// Decodes the `metadata` column; an empty column is empty metadata.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MalformedRow`] when the text is not valid JSON metadata.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         if bytes.is_empty() {
             return Ok(Metadata::default());
@@ -76,6 +85,10 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// Encodes a domain event with `codec`, with a fresh UUID v7 id, occurring now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EventEncode`] when the event does not encode.
     pub fn encode<E: EventSet, C: Codec>(event: &E, codec: &C, metadata: &Metadata) -> Result<Self> {
         Self::encode_as(event, Uuid::now_v7(), crate::time::now(), codec, metadata)
     }
@@ -83,6 +96,10 @@ impl NewEvent {
     /// Encodes a domain event with `codec` under a given id and occurrence time (those of
     /// an event recorded on an [`AggregateRoot`](crate::AggregateRoot), so that a retried
     /// save sends the same ids).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EventEncode`] when the event does not encode.
     pub fn encode_as<E: EventSet, C: Codec>(
         event: &E,
         event_id: Uuid,
@@ -153,6 +170,7 @@ pub struct EventRecord<'a> {
 
 impl EventRecord<'_> {
     /// The part of the record a replay needs.
+    #[must_use]
     pub fn replay(&self) -> ReplayEvent<'_> {
         ReplayEvent {
             version: self.version,
@@ -163,6 +181,10 @@ impl EventRecord<'_> {
     }
 
     /// Copies the record out of the row.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MalformedRow`] when the metadata is not valid JSON metadata.
     pub fn to_owned(&self) -> Result<StoredEvent> {
         Ok(StoredEvent {
             global_position: self.global_position,
@@ -212,6 +234,10 @@ impl StoredEvent {
     /// ([`EventSet::decode_stored`]). A retired event type has no domain event: it is an
     /// [`Error::EventDecode`] with [`EventDecodeError::Retired`]
     /// (replays skip such events instead).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EventDecode`] when the event does not decode.
     pub fn decode<E: EventSet, C: Codec>(&self, codec: &C) -> Result<Envelope<E>> {
         let decoded =
             E::decode_stored(codec, &self.event_type, self.event_version, &self.payload).and_then(|decoded| {

@@ -172,8 +172,10 @@
 //! - `tokio`: the async API; `postgres` (implies `tokio`): the PostgreSQL stores;
 //!   `postgres-tls`: TLS to PostgreSQL through rustls;
 //! - `bincode`: `BincodeCodec` (JSON, the default codec, needs no feature);
-//! - `schema-lock`: `testing::check_schema_lock`, for your tests.
+//! - `schema-lock`: `testing::check_schema_lock`, for your tests;
+//! - `metrics`: snapshot counters and load/save latencies through the `metrics` facade.
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -184,6 +186,8 @@ pub mod aggregate;
 pub mod codec;
 pub mod error;
 pub mod event;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod migrations;
 pub mod repository;
 pub mod snapshot;
@@ -223,6 +227,32 @@ pub use store::postgres::{
 pub use store::sqlite::{SqliteEventStore, SqliteOptions, SqliteSnapshotStore, Synchronous};
 pub use store::{EventStore, NoSnapshotStore, SnapshotStore, StoreLocation};
 
+/// ```
+/// use eventsource::{Aggregate, AggregateRoot, DomainEvent};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// struct Deposited { cents: i64 }
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// struct Withdrawn { cents: i64 }
+///
+/// #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// #[aggregate(type = "Account")]                 // no `events(...)`: the handlers say
+/// pub struct Account { balance: i64 }
+///
+/// #[eventsource::handlers(vis = pub)]           // generates `pub enum AccountEvent`
+/// impl Account {
+///     fn deposited(&mut self, e: &Deposited) { self.balance += e.cents }
+///     fn withdrawn(&mut self, e: &Withdrawn) { self.balance -= e.cents }
+/// }
+///
+/// let mut account = AggregateRoot::<Account>::new(uuid::Uuid::now_v7());
+/// account.record(Deposited { cents: 500 });
+/// account.record(Withdrawn { cents: 200 });
+/// assert_eq!(account.state().balance, 300);
+/// assert!(matches!(account.uncommitted_events()[1], AccountEvent::Withdrawn(_)));
+/// ```
 #[cfg(feature = "derive")]
 #[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
 pub use eventsource_derive::{handlers, Aggregate, DomainEvent};

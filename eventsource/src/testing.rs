@@ -48,12 +48,14 @@ pub use lock::{check_schema_lock, LockMode, LockProblem, LockReport, SchemaLock,
 pub use lock::{AggregateSchema, EventSchema, TypeSchema, UpcastSchema};
 
 /// A test of one command against a state built from past events.
+#[derive(Debug)]
 pub struct AggregateTest<A: Aggregate> {
     state: A,
 }
 
 /// The result of `when`, to check with a `then_*` method.
 #[must_use = "a test without `then_*` checks nothing"]
+#[derive(Debug)]
 pub struct Outcome<A: Aggregate, E> {
     state: A,
     result: Result<Vec<A::Event>, E>,
@@ -74,6 +76,7 @@ impl<A: Aggregate> AggregateTest<A> {
     }
 
     /// Starts from `A::default()`.
+    #[must_use]
     pub fn given_no_events() -> Self {
         Self { state: A::default() }
     }

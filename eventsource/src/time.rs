@@ -4,12 +4,14 @@
 use chrono::{DateTime, SubsecRound, Utc};
 
 /// Now, truncated to the microsecond.
+#[must_use]
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
 /// Formats as RFC 3339 with exactly six fractional digits and `Z`
 /// (`2026-11-27T11:06:23.123456Z`): sorts lexicographically, as SQLite's `TEXT` needs.
+#[must_use]
 pub fn format(ts: &DateTime<Utc>) -> String {
     ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
@@ -18,6 +20,7 @@ pub fn format(ts: &DateTime<Utc>) -> String {
 ///
 /// Our own format ([`format()`](fn@format)) takes a fast path that reads the digits in place; anything
 /// else goes through chrono's general parser.
+#[must_use]
 pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     parse_canonical(text).or_else(|| {
         DateTime::parse_from_rfc3339(text)

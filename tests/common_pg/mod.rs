@@ -223,7 +223,7 @@ impl PgSchema {
         use std::net::ToSocketAddrs;
         let config: driver::Config = self.url.parse().ok()?;
         let host = match config.get_hosts().first()? {
-            driver::config::Host::Tcp(h) => h.clone(),
+            driver::Host::Tcp(h) => h.clone(),
             #[allow(unreachable_patterns)]
             _ => return None,
         };

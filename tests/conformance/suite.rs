@@ -828,7 +828,7 @@ api_fn! { pub fn unreadable_event_versions_are_typed_errors<ES: EventStore, SS: 
     let newer = old_event(&*es, "ItemAdded", 4, &ItemAdded { sku: "A".into(), qty: 1, price_cents: 1 });
     aw!(es.append(id, "Cart", 0, &[opened(), newer])).expect("append");
     let result = aw!(repo.load(id));
-    let message = result.as_ref().map(|_| ()).expect_err("newer version").to_string();
+    let message = result.as_ref().map(|_| ()).expect_err("newer version").report().to_string();
     let (version, event_type, source) = decode_failure(result);
     assert_eq!((version, event_type.as_str()), (2, "ItemAdded"));
     match source {

@@ -129,7 +129,7 @@ fn main() {
     let mut order = Order::default();
     match old {
         DecodedEvent::Event(event) => AggregateHandlers::dispatch(&mut order, &event),
-        DecodedEvent::Retired => panic!("ItemPut is not retired"),
+        other => panic!("ItemPut is a live event, not {other:?}"),
     }
     assert_eq!(order.items, 1);
     assert!(matches!(

@@ -54,7 +54,7 @@ pub(crate) fn record_outcome(counters: &Counters, snapshot: &Snapshot, outcome: 
             counters.record_write(&result);
             if let Err(e) = &result {
                 warn!(target: TARGET, aggregate_type = %snapshot.aggregate_type, aggregate_id = %snapshot.aggregate_id,
-                      version = snapshot.version, error = %e, "background snapshot write failed");
+                      version = snapshot.version, error = %e.report(), "background snapshot write failed");
             }
         }
         Err(payload) => {
@@ -154,7 +154,7 @@ pub(crate) struct Background {
 impl Drop for Background {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown(self.shutdown_timeout) {
-            warn!(target: TARGET, error = %e, "background snapshots not drained at drop");
+            warn!(target: TARGET, error = %e.report(), "background snapshots not drained at drop");
         }
     }
 }

@@ -22,6 +22,41 @@ use crate::store::StoreLocation;
 
 pub(crate) const TARGET: &str = "eventsource::repository";
 
+/// Times a load or a save into its `metrics` histogram when dropped; without the `metrics`
+/// feature an empty value that does nothing.
+pub(crate) struct Timed {
+    #[cfg(feature = "metrics")]
+    what: (&'static str, &'static str, std::time::Instant),
+}
+
+impl Timed {
+    /// Times a load of an aggregate of `aggregate_type`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub fn load(aggregate_type: &'static str) -> Self {
+        Timed {
+            #[cfg(feature = "metrics")]
+            what: (crate::metrics::LOAD_DURATION, aggregate_type, std::time::Instant::now()),
+        }
+    }
+
+    /// Times a save of an aggregate of `aggregate_type`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub fn save(aggregate_type: &'static str) -> Self {
+        Timed {
+            #[cfg(feature = "metrics")]
+            what: (crate::metrics::SAVE_DURATION, aggregate_type, std::time::Instant::now()),
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Drop for Timed {
+    fn drop(&mut self) {
+        let (name, aggregate_type, started) = self.what;
+        crate::metrics::elapsed(name, aggregate_type, started);
+    }
+}
+
 /// The snapshot threshold used when none is configured (the reference guide's).
 pub const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 100;
 /// Background queue capacity (aggregates) used when none is configured.
@@ -31,6 +66,7 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a save did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SaveOutcome {
     /// The stream version after the save.
     pub version: u64,
@@ -46,6 +82,7 @@ pub struct SaveOutcome {
 
 /// The snapshot side of a save (or of the repair after a load).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SnapshotAction {
     /// No snapshot was due (or there is no snapshot store, or the mode is manual).
     None,
@@ -95,18 +132,24 @@ macro_rules! settings_methods {
     () => {
         /// Snapshot when a save crosses a multiple of `n` events (default 100). 0 is rejected
         /// with [`Error::InvalidConfig`].
+        ///
+        /// # Errors
+        ///
+        /// [`Error::InvalidConfig`] for a threshold of 0.
         pub fn snapshot_threshold(mut self, n: u64) -> Result<Self> {
             self.config.set_threshold(n)?;
             Ok(self)
         }
 
         /// When snapshots are written (default [`SnapshotMode::Sync`]).
+        #[must_use]
         pub fn snapshot_mode(mut self, mode: SnapshotMode) -> Self {
             self.config.mode = mode;
             self
         }
 
         /// How many aggregates the background queue holds before it drops (default 1024).
+        #[must_use]
         pub fn background_queue_capacity(mut self, capacity: usize) -> Self {
             self.config.queue_capacity = capacity.max(1);
             self
@@ -114,6 +157,7 @@ macro_rules! settings_methods {
 
         /// How long dropping the repository (sync API) or `shutdown` waits for queued
         /// background snapshots (default 5 s).
+        #[must_use]
         pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
             self.config.shutdown_timeout = timeout;
             self
@@ -147,9 +191,12 @@ macro_rules! settings_methods {
 }
 pub(crate) use settings_methods;
 
-/// Counters of a repository's snapshot activity, shared with its background worker.
+/// Counters of a repository's snapshot activity, shared with its background worker; with
+/// the `metrics` feature, each count is also exported (see [`crate::metrics`]).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    #[cfg(feature = "metrics")]
+    aggregate_type: &'static str,
     hits: AtomicU64,
     upcasts: AtomicU64,
     misses: [AtomicU64; 5],
@@ -165,7 +212,19 @@ fn bump(counter: &AtomicU64) {
 }
 
 impl Counters {
+    /// The counters of a repository of `aggregate_type` (the label of exported metrics).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub fn new(aggregate_type: &'static str) -> Self {
+        Counters {
+            #[cfg(feature = "metrics")]
+            aggregate_type,
+            ..Counters::default()
+        }
+    }
+
     pub fn record_load(&self, outcome: &LoadOutcome) {
+        #[cfg(feature = "metrics")]
+        crate::metrics::load(self.aggregate_type, &outcome.snapshot);
         match outcome.snapshot {
             SnapshotUse::Used { .. } => bump(&self.hits),
             SnapshotUse::Upcast { .. } => {
@@ -178,22 +237,36 @@ impl Counters {
 
     pub fn record_write(&self, result: &Result<SnapshotWrite>) {
         match result {
-            Ok(SnapshotWrite::Written) => bump(&self.writes),
-            Ok(SnapshotWrite::KeptExisting) => bump(&self.kept_existing),
-            Err(_) => bump(&self.failures),
+            Ok(SnapshotWrite::Written) => {
+                bump(&self.writes);
+                #[cfg(feature = "metrics")]
+                crate::metrics::snapshot(crate::metrics::SNAPSHOT_WRITES, self.aggregate_type);
+            }
+            Ok(SnapshotWrite::KeptExisting) => {
+                bump(&self.kept_existing);
+                #[cfg(feature = "metrics")]
+                crate::metrics::snapshot(crate::metrics::SNAPSHOT_KEPT_EXISTING, self.aggregate_type);
+            }
+            Err(_) => self.record_failure(),
         }
     }
 
     pub fn record_failure(&self) {
         bump(&self.failures);
+        #[cfg(feature = "metrics")]
+        crate::metrics::snapshot(crate::metrics::SNAPSHOT_FAILURES, self.aggregate_type);
     }
 
     pub fn record_dropped(&self) {
         bump(&self.dropped);
+        #[cfg(feature = "metrics")]
+        crate::metrics::snapshot(crate::metrics::SNAPSHOT_DROPS, self.aggregate_type);
     }
 
     pub fn record_repair(&self) {
         bump(&self.repairs);
+        #[cfg(feature = "metrics")]
+        crate::metrics::snapshot(crate::metrics::SNAPSHOT_REPAIRS, self.aggregate_type);
     }
 
     pub fn snapshot(&self) -> SnapshotStats {
@@ -213,6 +286,7 @@ impl Counters {
 
 /// A copy of a repository's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SnapshotStats {
     /// Loads that used a snapshot (including upcast ones).
     pub hits: u64,
@@ -233,11 +307,13 @@ pub struct SnapshotStats {
 
 impl SnapshotStats {
     /// Loads that replayed fully for `reason`.
+    #[must_use]
     pub fn misses(&self, reason: MissReason) -> u64 {
         self.misses[reason.index()]
     }
 
     /// Loads that replayed fully, for any reason.
+    #[must_use]
     pub fn total_misses(&self) -> u64 {
         self.misses.iter().sum()
     }
@@ -339,7 +415,7 @@ pub(crate) fn owed_snapshot<A: Aggregate, C: Codec>(
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
             counters.record_failure();
-            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e,
+            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e.report(),
                   "snapshot state does not encode; no snapshot taken");
             None
         }
@@ -361,7 +437,7 @@ pub(crate) fn written(counters: &Counters, result: Result<SnapshotWrite>, snapsh
         Ok(SnapshotWrite::KeptExisting) => SnapshotAction::KeptExisting,
         Err(e) => {
             warn!(target: TARGET, aggregate_type = %snapshot.aggregate_type, aggregate_id = %snapshot.aggregate_id,
-                  version = snapshot.version, error = %e, "snapshot write failed; the save stands and loads replay");
+                  version = snapshot.version, error = %e.report(), "snapshot write failed; the save stands and loads replay");
             SnapshotAction::Failed
         }
     }
@@ -500,6 +576,7 @@ pub(crate) fn nothing_to_save(version: u64) -> SaveOutcome {
 /// Progress of a pre-population batch, handed to the progress callback after each
 /// aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Progress {
     /// Aggregates finished (succeeded or failed).
     pub done: usize,
@@ -511,6 +588,7 @@ pub struct Progress {
 
 /// The result of a pre-population batch.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct PrepopulateReport {
     /// Aggregates in the batch.
     pub total: usize,
@@ -582,7 +660,7 @@ impl<K> Tally<K> {
             Ok(Tallied::Counted) => st.counted += 1,
             Ok(Tallied::Kept(k)) => st.kept.push(k),
             Err(e) => {
-                warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e,
+                warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %id, error = %e.report(),
                       "{} failed for this aggregate", self.activity);
                 st.failed.push((id, e));
             }
@@ -619,7 +697,7 @@ impl Tally {
             }
             Err(e) => {
                 // The batch is one transaction: none of it was written.
-                let message = format!("writing a batch of {} snapshots failed: {e}", ids.len());
+                let message = format!("writing a batch of {} snapshots failed: {}", ids.len(), e.report());
                 for &id in ids {
                     counters.record_failure();
                     let failed = Err(Error::Store {
@@ -694,11 +772,13 @@ pub struct Verification {
 impl Verification {
     /// Whether the two loads agree (`false` for a mismatch, and when there was nothing to
     /// compare).
+    #[must_use]
     pub fn agrees(&self) -> bool {
         matches!(self.verdict, Verdict::Agree)
     }
 
     /// The mismatch, if the two loads disagree.
+    #[must_use]
     pub fn mismatch(&self) -> Option<&Mismatch> {
         match &self.verdict {
             Verdict::Mismatch(m) => Some(m),
@@ -760,6 +840,7 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     /// Whether every aggregate was verified without a mismatch.
+    #[must_use]
     pub fn is_clean(&self) -> bool {
         self.mismatches.is_empty() && self.failed.is_empty()
     }

@@ -1,8 +1,9 @@
 //! The synchronous repository: load from the newest valid snapshot plus the events after
 //! it, save with optimistic concurrency, and snapshot on threshold crossings.
 //!
-//! Every decision comes from [`crate::snapshot::policy`] and the load machine
-//! ([`crate::snapshot::load`]); this module only performs the I/O they ask for. The async
+//! Every decision comes from the pure functions of the crate's `snapshot::policy` and the
+//! sans-IO load machine of `snapshot::load` (internal); this module only performs the I/O
+//! they ask for. The async
 //! twin, `eventsource::tokio::AggregateRepository`, shares the same core.
 //!
 //! Logs go to the target `eventsource::repository`: at DEBUG every load says whether it used
@@ -64,6 +65,23 @@ pub struct AggregateRepository<A: Aggregate, ES: EventStore, SS: SnapshotStore =
     _aggregate: PhantomData<fn() -> A>,
 }
 
+impl<A, ES, SS> std::fmt::Debug for AggregateRepository<A, ES, SS>
+where
+    A: Aggregate,
+    ES: EventStore + std::fmt::Debug,
+    SS: SnapshotStore + std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AggregateRepository")
+            .field("aggregate_type", &A::TYPE)
+            .field("events", &self.events)
+            .field("snapshots", &self.snapshots)
+            .field("config", &self.config)
+            .field("stats", &self.counters.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<A: Aggregate, ES: EventStore> AggregateRepository<A, ES, NoSnapshotStore> {
     /// A repository without snapshots: every load replays the whole stream.
     pub fn new(events: ES) -> Self {
@@ -71,7 +89,7 @@ impl<A: Aggregate, ES: EventStore> AggregateRepository<A, ES, NoSnapshotStore> {
             events,
             snapshots: None,
             config: Config::default(),
-            counters: Arc::default(),
+            counters: Arc::new(Counters::new(A::TYPE)),
             background: OnceLock::new(),
             _aggregate: PhantomData,
         }
@@ -94,16 +112,34 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     core::settings_methods!();
 
     /// Whether the aggregate has any event.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the event store fails.
     pub fn exists(&self, id: Uuid) -> Result<bool> {
         Ok(self.events.stream_version(id, A::TYPE)? > 0)
     }
 
     /// Loads an aggregate; [`Error::NotFound`] when it has no events.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the aggregate has no events; [`Error::EventDecode`] when a
+    /// stored event does not decode (the load fails rather than build a wrong state);
+    /// [`Error::CorruptStream`] when the stream has a gap; [`Error::Store`] when the event
+    /// store fails. A snapshot failure is never an error: the load replays the stream.
     pub fn load(&self, id: Uuid) -> Result<AggregateRoot<A>> {
         self.load_with_outcome(id).map(|(root, _)| root)
     }
 
     /// Loads an aggregate, or returns a new one at version 0 when it has no events.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EventDecode`] when a stored event does not decode (the load fails rather than
+    /// build a wrong state); [`Error::CorruptStream`] when the stream has a gap;
+    /// [`Error::Store`] when the event store fails. A snapshot failure is never an error: the
+    /// load replays the stream.
     pub fn load_or_create(&self, id: Uuid) -> Result<AggregateRoot<A>> {
         match self.load(id) {
             Err(Error::NotFound { .. }) => Ok(AggregateRoot::new(id)),
@@ -113,7 +149,15 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 
     /// Loads an aggregate and reports which path the load took: snapshot used, upcast
     /// from schema K, or discarded and why.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the aggregate has no events; [`Error::EventDecode`] when a
+    /// stored event does not decode (the load fails rather than build a wrong state);
+    /// [`Error::CorruptStream`] when the stream has a gap; [`Error::Store`] when the event
+    /// store fails. A snapshot failure is never an error: the load replays the stream.
     pub fn load_with_outcome(&self, id: Uuid) -> Result<(AggregateRoot<A>, LoadOutcome)> {
+        let _timed = core::Timed::load(A::TYPE);
         let span = core::load_span::<A>(id);
         let _enter = span.enter();
         let (state, outcome, schema) = self.rebuild(id, Rebuild::Load)?;
@@ -179,11 +223,20 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// dropped connection) either appends the batch or finds it already committed and
     /// returns success with [`SaveOutcome::already_committed`] set. Never reload and
     /// re-run the command after such an error; retry the save.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] when the stream moved since the aggregate was loaded (nothing was
+    /// written: reload and retry the command); [`Error::DuplicateEvent`] when an event id is
+    /// already stored by another batch; [`Error::EventEncode`] when an event does not encode
+    /// (nothing was written); [`Error::Store`] when the event store fails, which may leave the
+    /// outcome unknown: retry the save as it is. A snapshot failure is never an error.
     pub fn save(&self, root: &mut AggregateRoot<A>) -> Result<SaveOutcome> {
         let before = root.committed_version();
         if root.uncommitted_events().is_empty() {
             return Ok(core::nothing_to_save(before));
         }
+        let _timed = core::Timed::save(A::TYPE);
         let id = root.id();
         let span = core::save_span::<A>(id, before);
         let _enter = span.enter();
@@ -227,6 +280,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// Writes a snapshot of the aggregate now, whatever the mode and threshold. Errors are
     /// returned (this is the one explicit snapshot operation); an aggregate with unsaved
     /// events is refused with [`Error::UncommittedEvents`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store; [`Error::UncommittedEvents`] when
+    /// the aggregate has unsaved events; [`Error::Codec`] when the state does not encode; the
+    /// snapshot store's error when the write fails.
     pub fn create_snapshot(&self, root: &AggregateRoot<A>) -> Result<SnapshotWrite> {
         let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let snapshot = core::explicit_snapshot(root, store.codec())?;
@@ -242,11 +301,20 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// is gone (it died, or its thread could not start): what it had queued was dropped
     /// and counted, and so are later background snapshots. A snapshot store that panics
     /// does not stop the worker: the panic counts as a failure.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WorkerStopped`], at once, when the background worker is gone.
     pub fn flush(&self) -> Result<()> {
         self.flush_timeout(Duration::MAX)
     }
 
     /// Like [`flush`](Self::flush), giving up after `timeout` with [`Error::Timeout`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the queue did not drain within `timeout`;
+    /// [`Error::WorkerStopped`], at once, when the background worker is gone.
     pub fn flush_timeout(&self, timeout: Duration) -> Result<()> {
         self.background.get().map_or(Ok(()), |bg| bg.wait_idle(timeout))
     }
@@ -255,6 +323,11 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// Snapshots still queued then are dropped and counted, and so are later background
     /// snapshots. [`Error::Timeout`] when the queue did not drain in time,
     /// [`Error::WorkerStopped`] (at once) when the worker is gone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the queue did not drain within `timeout`;
+    /// [`Error::WorkerStopped`], at once, when the background worker is gone.
     pub fn shutdown(&self, timeout: Duration) -> Result<()> {
         self.background.get().map_or(Ok(()), |bg| bg.shutdown(timeout))
     }
@@ -287,6 +360,11 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// 64 (one transaction per batch on the SQL stores), so the cores replay instead of
     /// waiting on commits. `progress` is called after each aggregate (from the worker
     /// threads). One failure never stops the batch; the report says which failed and why.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store. The failure of one aggregate is not
+    /// an error: it is in the report.
     pub fn prepopulate(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
         let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let tally = Tally::<()>::new(ids.len(), "pre-population");
@@ -314,6 +392,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// Pre-populates snapshots of every aggregate of this type with more than
     /// `min_events` events, most events first (the reference guide's "prioritize
     /// high-event aggregates").
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store; the event store's error when
+    /// listing the aggregates fails. The failure of one aggregate is not an error: it is in the
+    /// report.
     pub fn prepopulate_by_event_count(
         &self,
         min_events: u64,
@@ -348,6 +432,12 @@ impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepos
     /// aggregate without events, and the errors of a load (an event that does not decode,
     /// a store failure; a snapshot store that fails to answer is an error here too, where
     /// a load would replay).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store, [`Error::NotFound`] for an
+    /// aggregate without events, and the errors of a load; a snapshot store that fails is an
+    /// error here, where a load would replay.
     pub fn verify(&self, id: Uuid) -> Result<Verification> {
         self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let _enter = core::verify_span::<A>(id).entered();
@@ -367,6 +457,11 @@ impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepos
     /// threads); its `failed` counts the aggregates that could not be verified, the
     /// mismatches are in the report. One failure never stops the batch.
     /// [`Error::NoSnapshotStore`] without a snapshot store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store. The failure of one aggregate is not
+    /// an error: it is counted in the report.
     pub fn verify_many(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<VerifyReport> {
         self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let tally = Tally::<Verification>::new(ids.len(), "verification");

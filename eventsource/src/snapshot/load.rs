@@ -52,6 +52,7 @@ pub enum LoadStep {
 
 /// How a load used (or did not use) a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SnapshotUse {
     /// A snapshot of the current schema version was used.
     Used {
@@ -71,6 +72,7 @@ pub enum SnapshotUse {
 
 /// What a load did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LoadOutcome {
     /// Whether and how a snapshot was used.
     pub snapshot: SnapshotUse,
@@ -172,7 +174,7 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
         match result {
             Ok(snapshot) => self.consider(snapshot),
             Err(e) => {
-                warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %self.id, error = %e,
+                warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %self.id, error = %e.report(),
                       "snapshot store failed");
                 self.replay_from_start(MissReason::StoreError);
             }
@@ -182,7 +184,7 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> LoadMachine<'c, A, SC, EC> {
     /// After [`LoadStep::DeleteSnapshot`]. A failure is logged; the load goes on.
     pub fn snapshot_deleted(&mut self, result: Result<bool>) {
         if let Err(e) = result {
-            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %self.id, error = %e,
+            warn!(target: TARGET, aggregate_type = A::TYPE, aggregate_id = %self.id, error = %e.report(),
                   "could not delete the snapshot that is ahead of its stream");
         }
         self.phase = Phase::Replay;

@@ -1,20 +1,21 @@
 //! Snapshots: the model, and the pure decisions about them.
 //!
 //! A snapshot is a cache of an aggregate's state at a stream version; the event stream is
-//! the truth. Every decision the repositories make about snapshots lives in [`policy`] as a
-//! pure function (no I/O, no clock), shared by the sync shell ([`crate::repository`]) and
-//! the async one, and tested by property tests. [`queue`] is the bounded, coalescing queue
-//! of background mode, also free of I/O.
+//! the truth. Every decision the repositories make about snapshots lives in the private
+//! module `policy` as a pure function (no I/O, no clock), shared by the sync shell
+//! ([`crate::repository`]) and the async one, and tested by property tests; `load` is the
+//! sans-IO load machine both shells drive, and `queue` the bounded, coalescing queue of
+//! background mode, also free of I/O. What users see of them is re-exported here.
 
-pub mod load;
-pub mod policy;
-pub mod queue;
+pub(crate) mod load;
+pub(crate) mod policy;
+pub(crate) mod queue;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use load::{LoadMachine, LoadOutcome, LoadStep, SnapshotUse};
-pub use policy::{LoadPlan, MissReason, SnapshotMode, WriteDecision};
+pub use load::{LoadOutcome, SnapshotUse};
+pub use policy::{MissReason, SnapshotMode};
 
 /// A stored snapshot: an aggregate's encoded state at a stream version.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +36,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The key of the row (one snapshot per aggregate).
+    #[must_use]
     pub fn key(&self) -> SnapshotKey {
         SnapshotKey {
             aggregate_id: self.aggregate_id,
@@ -54,6 +56,7 @@ pub struct SnapshotKey {
 
 /// What a snapshot store did with a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SnapshotWrite {
     /// The snapshot was stored (inserted or replaced an older one).
     Written,

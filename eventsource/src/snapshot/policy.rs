@@ -7,6 +7,7 @@ use std::num::NonZeroU64;
 
 /// When the repository writes snapshots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SnapshotMode {
     /// After the events commit, before `save` returns (outside the events' transaction).
     #[default]
@@ -20,6 +21,7 @@ pub enum SnapshotMode {
 
 /// Why a load did not use a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum MissReason {
     /// No snapshot stored (or no snapshot store configured).
     Missing,
@@ -45,6 +47,7 @@ impl MissReason {
     ];
 
     /// The reason's name as logged and counted (`missing`, `schema_mismatch`, ...).
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             MissReason::Missing => "missing",
@@ -56,6 +59,7 @@ impl MissReason {
     }
 
     /// Index into [`MissReason::ALL`].
+    #[must_use]
     pub fn index(self) -> usize {
         self as usize
     }

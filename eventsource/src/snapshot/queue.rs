@@ -96,13 +96,9 @@ impl SnapshotQueue {
     }
 
     /// Pending snapshots, not counting those in flight.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.pending.len()
-    }
-
-    /// Whether nothing is pending.
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
     }
 
     /// Whether nothing is pending or in flight: what `flush` waits for.

@@ -45,6 +45,7 @@ pub struct InMemoryEventStore<C: Codec = JsonCodec> {
 
 impl InMemoryEventStore<JsonCodec> {
     /// An empty store with the JSON codec.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
@@ -181,6 +182,7 @@ pub struct InMemorySnapshotStore<C: Codec = JsonCodec> {
 
 impl InMemorySnapshotStore<JsonCodec> {
     /// An empty store with the JSON codec.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }

@@ -40,9 +40,17 @@ pub struct StoreLocation(pub String);
 pub trait JointVisitor {
     /// Called once, first, with the stored snapshot (if any). Returns whether the read
     /// should go on with the events.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the caller's visitor returns; the read stops at its first error.
     fn snapshot(&mut self, snapshot: Option<Snapshot>) -> Result<bool>;
     /// Called for each event from the snapshot's version on (from version 1 without a
     /// snapshot), in order.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the caller's visitor returns; the read stops at its first error.
     fn event(&mut self, event: &ReplayEvent<'_>) -> Result<()>;
 }
 
@@ -60,6 +68,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// Fails with [`Error::Conflict`](crate::Error::Conflict) when the stream is not at
     /// `expected_version` and [`Error::DuplicateEvent`](crate::Error::DuplicateEvent) when
     /// an event id exists; in both cases nothing is written.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`](crate::Error::Conflict) when the stream is not at `expected_version`,
+    /// [`Error::DuplicateEvent`](crate::Error::DuplicateEvent) when an event id is already stored (nothing is written in
+    /// either case); [`Error::Store`](crate::Error::Store) when the backend fails.
     fn append(
         &self,
         aggregate_id: Uuid,
@@ -70,6 +84,11 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Visits the stream's events with `version > after_version`, in order, without holding
     /// the whole stream in memory. An error from `visit` stops the read and is returned.
+    ///
+    /// # Errors
+    ///
+    /// The visitor's error, which stops the read; [`Error::Store`](crate::Error::Store) or [`Error::MalformedRow`](crate::Error::MalformedRow)
+    /// when the backend fails.
     fn read_stream(
         &self,
         aggregate_id: Uuid,
@@ -80,6 +99,11 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Like [`read_stream`](Self::read_stream), handing out only what a replay needs.
     /// Stores override it to read only those columns; the default reads whole records.
+    ///
+    /// # Errors
+    ///
+    /// The visitor's error, which stops the read; [`Error::Store`](crate::Error::Store) or [`Error::MalformedRow`](crate::Error::MalformedRow)
+    /// when the backend fails.
     fn replay_stream(
         &self,
         aggregate_id: Uuid,
@@ -91,9 +115,17 @@ pub trait EventStore: Send + Sync + 'static {
     }
 
     /// The stream's last version (0 for a stream with no events).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the backend fails.
     fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64>;
 
     /// Aggregates of a type with more than `min_events` events, most events first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the backend fails.
     fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>>;
 
     /// The database this store works on, when a snapshot store can share it.
@@ -104,6 +136,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// Reads the aggregate's snapshot and the events after it in one query, when the
     /// snapshots table lives in this store's database. Returns `Ok(false)` when the store
     /// cannot (the repository then asks the snapshot store and reads the stream itself).
+    ///
+    /// # Errors
+    ///
+    /// The visitor's error, which stops the read; [`Error::Store`](crate::Error::Store) when the backend fails.
     fn read_with_snapshot(
         &self,
         aggregate_id: Uuid,
@@ -125,27 +161,52 @@ pub trait SnapshotStore: Send + Sync + 'static {
 
     /// Stores a snapshot unless one at least as new is stored (a higher schema version, or
     /// the same schema version and a version not lower): writes never go backwards.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the backend fails; [`Error::OutOfRange`](crate::Error::OutOfRange) for a version the store
+    /// cannot hold.
     fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotWrite>;
 
     /// Stores several snapshots, each under the same rule as
     /// [`save_snapshot`](Self::save_snapshot); the outcomes are in the same order. SQL
     /// stores write the batch in one transaction (one commit for all, all or nothing); the
     /// default writes one at a time and stops at the first error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the backend fails (a batch is all or nothing on the SQL stores).
     fn save_snapshots(&self, snapshots: &[Snapshot]) -> Result<Vec<SnapshotWrite>> {
         snapshots.iter().map(|s| self.save_snapshot(s)).collect()
     }
 
     /// The aggregate's snapshot, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) or [`Error::MalformedRow`](crate::Error::MalformedRow) when the backend fails.
     fn get_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<Option<Snapshot>>;
 
     /// Deletes the aggregate's snapshot; returns whether there was one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the backend fails.
     fn delete_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool>;
 
     /// Deletes the snapshots of a type: all of them with `None`, those with
     /// `schema_version < n` (strictly) with `Some(n)`. Returns how many were deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the backend fails.
     fn delete_snapshots_by_type(&self, aggregate_type: &str, schema_version_below: Option<u32>) -> Result<u64>;
 
     /// Whether the aggregate has a snapshot.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the backend fails.
     fn snapshot_exists(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool> {
         Ok(self.get_snapshot(aggregate_id, aggregate_type)?.is_some())
     }

@@ -52,13 +52,25 @@ pub struct SnapshotVersions {
 pub trait SnapshotMonitor {
     /// Per aggregate type (having events): how many aggregates, how many with a snapshot,
     /// how many without. Ordered by type.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the query fails.
     fn coverage(&self) -> Result<Vec<Coverage>>;
 
     /// Snapshots more than `min_events_since` events behind their stream, worst first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the query fails.
     fn stale_snapshots(&self, min_events_since: u64) -> Result<Vec<StaleSnapshot>>;
 
     /// Aggregates of a type with more than `min_events` events and their event counts,
     /// most first (the guide's "prioritize high-event aggregates").
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the query fails.
     fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>>;
 
     /// The stored snapshots counted per aggregate type and schema version, ordered by type

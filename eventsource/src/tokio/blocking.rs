@@ -48,13 +48,14 @@ impl<S> Blocking<S> {
     }
 
     /// The wrapped store.
+    #[must_use]
     pub fn inner(&self) -> &S {
         &self.0
     }
 }
 
 fn joined<T>(result: std::result::Result<Result<T>, ::tokio::task::JoinError>) -> Result<T> {
-    result.unwrap_or_else(|e| Err(Error::store("blocking", e)))
+    result.unwrap_or_else(|e| Err(Error::store("blocking", "the blocking task failed", e)))
 }
 
 async fn run<S, T, F>(store: &Arc<S>, f: F) -> Result<T>

@@ -35,6 +35,47 @@ use crate::store::NoSnapshotStore;
 /// and counted. `flush().await` waits for the queue, `shutdown(timeout).await` drains it
 /// within a timeout. Dropping the repository lets the worker finish what is queued while
 /// the process runs.
+///
+/// ```
+/// # use eventsource::{Aggregate, Apply, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// #
+/// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// # struct ItemAdded { sku: String, qty: u32 }
+/// #
+/// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// # #[aggregate(type = "Cart", schema_version = 1, events(ItemAdded))]
+/// # struct Cart { items: u32 }
+/// #
+/// # impl Apply<ItemAdded> for Cart {
+/// #     fn apply(&mut self, e: &ItemAdded) { self.items += e.qty }
+/// # }
+/// use eventsource::tokio::AggregateRepository;
+/// use eventsource::{InMemoryEventStore, InMemorySnapshotStore, SnapshotMode, SnapshotUse};
+///
+/// # fn main() -> eventsource::Result<()> {
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// # runtime.block_on(async {
+/// let repo = AggregateRepository::<Cart, _>::new(InMemoryEventStore::new())
+///     .with_snapshot_store(InMemorySnapshotStore::new())
+///     .snapshot_threshold(2)?
+///     .snapshot_mode(SnapshotMode::Background);
+/// let id = uuid::Uuid::now_v7();
+/// let mut cart = repo.load_or_create(id).await?;
+/// cart.record(ItemAdded { sku: "A-1".into(), qty: 1 });
+/// cart.record(ItemAdded { sku: "B-2".into(), qty: 2 });
+/// repo.save(&mut cart).await?;          // returns before the snapshot is written
+/// repo.flush().await?;                  // waits for the background write
+/// let (cart, outcome) = repo.load_with_outcome(id).await?;
+/// assert_eq!(outcome.snapshot, SnapshotUse::Used { version: 2 });
+/// assert_eq!(cart.state().items, 3);
+/// # Ok(()) })
+/// # }
+/// ```
+///
+/// SQLite stores run on tokio's blocking pool through [`Blocking`](crate::tokio::Blocking)
+/// (`AggregateRepository::new(Blocking::new(SqliteEventStore::open("app.db")?))`);
+/// PostgreSQL has its own async stores (`AsyncPostgresEventStore`, feature `postgres`).
 pub struct AggregateRepository<A: Aggregate, ES: EventStore, SS: SnapshotStore = NoSnapshotStore> {
     events: ES,
     snapshots: Option<Arc<SS>>,
@@ -44,6 +85,23 @@ pub struct AggregateRepository<A: Aggregate, ES: EventStore, SS: SnapshotStore =
     _aggregate: PhantomData<fn() -> A>,
 }
 
+impl<A, ES, SS> std::fmt::Debug for AggregateRepository<A, ES, SS>
+where
+    A: Aggregate,
+    ES: EventStore + std::fmt::Debug,
+    SS: SnapshotStore + std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AggregateRepository")
+            .field("aggregate_type", &A::TYPE)
+            .field("events", &self.events)
+            .field("snapshots", &self.snapshots)
+            .field("config", &self.config)
+            .field("stats", &self.counters.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<A: Aggregate, ES: EventStore> AggregateRepository<A, ES, NoSnapshotStore> {
     /// A repository without snapshots: every load replays the whole stream.
     pub fn new(events: ES) -> Self {
@@ -51,7 +109,7 @@ impl<A: Aggregate, ES: EventStore> AggregateRepository<A, ES, NoSnapshotStore> {
             events,
             snapshots: None,
             config: Config::default(),
-            counters: Arc::default(),
+            counters: Arc::new(Counters::new(A::TYPE)),
             background: OnceLock::new(),
             _aggregate: PhantomData,
         }
@@ -74,16 +132,34 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     core::settings_methods!();
 
     /// Whether the aggregate has any event.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the event store fails.
     pub async fn exists(&self, id: Uuid) -> Result<bool> {
         Ok(self.events.stream_version(id, A::TYPE).await? > 0)
     }
 
     /// Loads an aggregate; [`Error::NotFound`] when it has no events.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the aggregate has no events; [`Error::EventDecode`] when a
+    /// stored event does not decode (the load fails rather than build a wrong state);
+    /// [`Error::CorruptStream`] when the stream has a gap; [`Error::Store`] when the event
+    /// store fails. A snapshot failure is never an error: the load replays the stream.
     pub async fn load(&self, id: Uuid) -> Result<AggregateRoot<A>> {
         self.load_with_outcome(id).await.map(|(root, _)| root)
     }
 
     /// Loads an aggregate, or returns a new one at version 0 when it has no events.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EventDecode`] when a stored event does not decode (the load fails rather than
+    /// build a wrong state); [`Error::CorruptStream`] when the stream has a gap;
+    /// [`Error::Store`] when the event store fails. A snapshot failure is never an error: the
+    /// load replays the stream.
     pub async fn load_or_create(&self, id: Uuid) -> Result<AggregateRoot<A>> {
         match self.load(id).await {
             Err(Error::NotFound { .. }) => Ok(AggregateRoot::new(id)),
@@ -92,7 +168,15 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     }
 
     /// Loads an aggregate and reports which path the load took.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the aggregate has no events; [`Error::EventDecode`] when a
+    /// stored event does not decode (the load fails rather than build a wrong state);
+    /// [`Error::CorruptStream`] when the stream has a gap; [`Error::Store`] when the event
+    /// store fails. A snapshot failure is never an error: the load replays the stream.
     pub async fn load_with_outcome(&self, id: Uuid) -> Result<(AggregateRoot<A>, LoadOutcome)> {
+        let _timed = core::Timed::load(A::TYPE);
         let span = core::load_span::<A>(id);
         async {
             let (state, outcome, schema) = self.rebuild(id, Rebuild::Load).await?;
@@ -163,11 +247,20 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 
     /// Appends the aggregate's recorded events with optimistic concurrency, then takes a
     /// snapshot if the save crossed a threshold multiple (see [`crate::AggregateRepository::save`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] when the stream moved since the aggregate was loaded (nothing was
+    /// written: reload and retry the command); [`Error::DuplicateEvent`] when an event id is
+    /// already stored by another batch; [`Error::EventEncode`] when an event does not encode
+    /// (nothing was written); [`Error::Store`] when the event store fails, which may leave the
+    /// outcome unknown: retry the save as it is. A snapshot failure is never an error.
     pub async fn save(&self, root: &mut AggregateRoot<A>) -> Result<SaveOutcome> {
         let before = root.committed_version();
         if root.uncommitted_events().is_empty() {
             return Ok(core::nothing_to_save(before));
         }
+        let _timed = core::Timed::save(A::TYPE);
         let id = root.id();
         let span = core::save_span::<A>(id, before);
         async {
@@ -214,6 +307,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 
     /// Writes a snapshot of the aggregate now, whatever the mode and threshold; errors are
     /// returned (see [`crate::AggregateRepository::create_snapshot`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store; [`Error::UncommittedEvents`] when
+    /// the aggregate has unsaved events; [`Error::Codec`] when the state does not encode; the
+    /// snapshot store's error when the write fails.
     pub async fn create_snapshot(&self, root: &AggregateRoot<A>) -> Result<SnapshotWrite> {
         let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let snapshot = core::explicit_snapshot(root, store.codec())?;
@@ -228,6 +327,10 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// Waits until every queued background snapshot is written (or failed);
     /// [`Error::WorkerStopped`] at once when the background worker is gone (see
     /// [`crate::AggregateRepository::flush`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WorkerStopped`], at once, when the background worker is gone.
     pub async fn flush(&self) -> Result<()> {
         match self.background.get() {
             Some(bg) => bg.wait_idle().await,
@@ -236,6 +339,11 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     }
 
     /// Like [`flush`](Self::flush), giving up after `timeout` with [`Error::Timeout`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the queue did not drain within `timeout`;
+    /// [`Error::WorkerStopped`], at once, when the background worker is gone.
     pub async fn flush_timeout(&self, timeout: Duration) -> Result<()> {
         match self.background.get() {
             Some(bg) => bg.flush(timeout).await,
@@ -247,6 +355,11 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// Snapshots still queued then are dropped and counted, and so are later background
     /// snapshots. [`Error::Timeout`] when the queue did not drain in time,
     /// [`Error::WorkerStopped`] (at once) when the worker is gone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the queue did not drain within `timeout`;
+    /// [`Error::WorkerStopped`], at once, when the background worker is gone.
     pub async fn shutdown(&self, timeout: Duration) -> Result<()> {
         match self.background.get() {
             Some(bg) => bg.shutdown(timeout).await,
@@ -288,6 +401,11 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// loads per core in flight at once, each lane writing its snapshots in batches of 64
     /// (one transaction per batch on the SQL stores). `progress` is called after each
     /// aggregate. One failure never stops the batch; the report says which failed and why.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store. The failure of one aggregate is not
+    /// an error: it is in the report.
     pub async fn prepopulate(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<PrepopulateReport> {
         let store = self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let tally = Tally::<()>::new(ids.len(), "pre-population");
@@ -319,6 +437,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 
     /// Pre-populates snapshots of every aggregate of this type with more than
     /// `min_events` events, most events first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store; the event store's error when
+    /// listing the aggregates fails. The failure of one aggregate is not an error: it is in the
+    /// report.
     pub async fn prepopulate_by_event_count(
         &self,
         min_events: u64,
@@ -338,6 +462,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
 impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES, SS> {
     /// Verifies an aggregate's snapshot against a full replay of its events, reading only
     /// (see [`crate::AggregateRepository::verify`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store, [`Error::NotFound`] for an
+    /// aggregate without events, and the errors of a load; a snapshot store that fails is an
+    /// error here, where a load would replay.
     pub async fn verify(&self, id: Uuid) -> Result<Verification> {
         self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         async {
@@ -360,6 +490,11 @@ impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepos
     /// aggregate; its `failed` counts the aggregates that could not be verified, the
     /// mismatches are in the report. One failure never stops the batch.
     /// [`Error::NoSnapshotStore`] without a snapshot store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSnapshotStore`] without a snapshot store. The failure of one aggregate is not
+    /// an error: it is counted in the report.
     pub async fn verify_many(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<VerifyReport> {
         self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let tally = Tally::<Verification>::new(ids.len(), "verification");

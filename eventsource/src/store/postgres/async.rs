@@ -58,7 +58,7 @@ macro_rules! run {
             Err(error) => match lease.retry.take() {
                 None => Err(error),
                 Some(failure) => {
-                    debug!(target: TARGET, ?failure, error = %error, "retrying once");
+                    debug!(target: TARGET, ?failure, error = %error.report(), "retrying once");
                     if failure == Failure::Connection {
                         drop(lease);
                         lease = Lease::fresh(shared).await?;
@@ -251,13 +251,14 @@ impl fmt::Debug for Shared {
 impl Shared {
     /// The error of a failed checkout; a connection setup past its timeout says so.
     fn pool_error(&self, e: PoolError) -> Error {
-        if let PoolError::Timeout(TimeoutType::Create) = e {
-            return connect_timed_out(self.connect_timeout);
-        }
-        Error::Store {
-            backend: BACKEND,
-            message: format!("get a pooled connection: {e}"),
-            source: Some(Box::new(e)),
+        match e {
+            PoolError::Timeout(TimeoutType::Create) => connect_timed_out(self.connect_timeout),
+            PoolError::Backend(e) => store_error("connect", e),
+            e => Error::Store {
+                backend: BACKEND,
+                message: "get a pooled connection".into(),
+                source: Some(Box::new(e)),
+            },
         }
     }
 
@@ -341,6 +342,15 @@ impl<C: Codec> fmt::Debug for AsyncPostgresEventStore<C> {
 
 impl AsyncPostgresEventStore<JsonCodec> {
     /// Connects with the JSON codec, migrating and checking the schema.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub async fn connect(url: &str) -> Result<Self> {
         Self::connect_with_codec(url, JsonCodec).await
     }
@@ -348,6 +358,15 @@ impl AsyncPostgresEventStore<JsonCodec> {
     /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
     /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
     /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     #[cfg(feature = "postgres-tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
     pub async fn connect_tls(url: &str) -> Result<Self> {
@@ -358,12 +377,29 @@ impl AsyncPostgresEventStore<JsonCodec> {
 
 impl<C: Codec> AsyncPostgresEventStore<C> {
     /// Connects with a codec.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub async fn connect_with_codec(url: &str, codec: C) -> Result<Self> {
         Self::from_config(super::conn::parse_url(url)?, codec, PgOptions::new()).await
     }
 
     /// Connects from a configured `tokio_postgres::Config`, with options (schema, pool,
     /// TLS).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub async fn from_config(config: tokio_postgres::Config, codec: C, options: PgOptions) -> Result<Self> {
         Ok(Self {
             shared: Shared::open(config, C::FORMAT, &options).await?,
@@ -380,9 +416,31 @@ impl<C: Codec> AsyncPostgresEventStore<C> {
     }
 
     /// The pool's state (size, idle connections, waiters).
-    pub fn pool_status(&self) -> deadpool_postgres::Status {
-        self.shared.pool.status()
+    #[must_use]
+    pub fn pool_status(&self) -> PoolStatus {
+        let status = self.shared.pool.status();
+        PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        }
     }
+}
+
+/// The state of an async store's connection pool
+/// ([`AsyncPostgresEventStore::pool_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStatus {
+    /// The most connections the pool opens (`PgOptions::pool_size`).
+    pub max_size: usize,
+    /// Connections open now.
+    pub size: usize,
+    /// Open connections idle now.
+    pub available: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
 }
 
 /// One attempt of an append: the statement, then what its outcome needs read.
@@ -552,6 +610,15 @@ impl<C: Codec> fmt::Debug for AsyncPostgresSnapshotStore<C> {
 
 impl AsyncPostgresSnapshotStore<JsonCodec> {
     /// Connects with the JSON codec, migrating and checking the schema.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub async fn connect(url: &str) -> Result<Self> {
         AsyncPostgresEventStore::connect(url)
             .await
@@ -561,6 +628,15 @@ impl AsyncPostgresSnapshotStore<JsonCodec> {
     /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
     /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
     /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     #[cfg(feature = "postgres-tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
     pub async fn connect_tls(url: &str) -> Result<Self> {
@@ -572,6 +648,15 @@ impl AsyncPostgresSnapshotStore<JsonCodec> {
 
 impl<C: Codec> AsyncPostgresSnapshotStore<C> {
     /// Connects with a codec.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub async fn connect_with_codec(url: &str, codec: C) -> Result<Self> {
         AsyncPostgresEventStore::connect_with_codec(url, codec)
             .await
@@ -580,6 +665,14 @@ impl<C: Codec> AsyncPostgresSnapshotStore<C> {
 
     /// Connects from a configured `tokio_postgres::Config`, with options (schema, pool,
     /// TLS).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub async fn from_config(config: tokio_postgres::Config, codec: C, options: PgOptions) -> Result<Self> {
         AsyncPostgresEventStore::from_config(config, codec, options)
             .await
@@ -595,6 +688,10 @@ impl<C: Codec> AsyncPostgresSnapshotStore<C> {
     }
 
     /// Snapshot coverage per aggregate type (the guide's coverage query).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the query fails.
     pub async fn coverage(&self) -> Result<Vec<Coverage>> {
         run!(&self.shared, |lease| lease.query(&sql::COVERAGE, &[]))?
             .iter()
@@ -603,6 +700,10 @@ impl<C: Codec> AsyncPostgresSnapshotStore<C> {
     }
 
     /// Snapshots more than `min_events_since` events behind their stream, worst first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the query fails.
     pub async fn stale_snapshots(&self, min_events_since: u64) -> Result<Vec<StaleSnapshot>> {
         let bound = bound_to_i64(min_events_since);
         run!(&self.shared, |lease| lease.query(&sql::STALE_SNAPSHOTS, &[&bound]))?
@@ -612,6 +713,10 @@ impl<C: Codec> AsyncPostgresSnapshotStore<C> {
     }
 
     /// Aggregates of a type with more than `min_events` events, most first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the query fails.
     pub async fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
         aggregates_by_event_count(&self.shared, aggregate_type, min_events).await
     }

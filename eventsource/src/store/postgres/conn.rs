@@ -56,18 +56,21 @@ impl Default for PgOptions {
 impl PgOptions {
     /// The defaults: the connection's own `search_path`, 8 connections, a 30 s wait for a
     /// free connection, migrations on connect, no TLS.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Runs every statement in this schema (it is created if missing, when the store
     /// migrates): each connection starts with `search_path` set to it.
+    #[must_use]
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = Some(schema.into());
         self
     }
 
     /// The maximum number of connections a store keeps open (at least 1).
+    #[must_use]
     pub fn pool_size(mut self, size: usize) -> Self {
         self.pool_size = size.max(1);
         self
@@ -75,6 +78,7 @@ impl PgOptions {
 
     /// How long an operation waits for a free connection before failing with
     /// [`Error::Store`].
+    #[must_use]
     pub fn checkout_timeout(mut self, timeout: Duration) -> Self {
         self.checkout_timeout = timeout;
         self
@@ -87,6 +91,7 @@ impl PgOptions {
     ///
     /// Without it, the connection string's `connect_timeout` (seconds) applies to the whole
     /// setup when it has one, else the [checkout timeout](Self::checkout_timeout).
+    #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
         self
@@ -94,6 +99,7 @@ impl PgOptions {
 
     /// Whether to apply pending migrations on connect (default `true`). Without, the store
     /// only checks the schema, for databases whose DDL is applied by a DBA.
+    #[must_use]
     pub fn migrate(mut self, migrate: bool) -> Self {
         self.migrate = migrate;
         self
@@ -104,49 +110,58 @@ impl PgOptions {
     /// migrated (the schema is only checked, as with [`migrate(false)`](Self::migrate)).
     /// Reads and the monitoring queries work; appends and snapshot writes fail with
     /// [`Error::Store`]. For reporting tools that must never change a database.
+    #[must_use]
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self
     }
 
     /// How to secure the connection (see [`TlsMode`]).
+    #[must_use]
     pub fn tls(mut self, tls: TlsMode) -> Self {
         self.tls = tls;
         self
     }
 
     /// The configured schema, if any.
+    #[must_use]
     pub fn get_schema(&self) -> Option<&str> {
         self.schema.as_deref()
     }
 
     /// The configured pool size.
+    #[must_use]
     pub fn get_pool_size(&self) -> usize {
         self.pool_size
     }
 
     /// The configured checkout timeout.
+    #[must_use]
     pub fn get_checkout_timeout(&self) -> Duration {
         self.checkout_timeout
     }
 
     /// The connect timeout set with [`connect_timeout`](Self::connect_timeout), if any.
+    #[must_use]
     pub fn get_connect_timeout(&self) -> Option<Duration> {
         self.connect_timeout
     }
 
     /// Whether the store migrates on connect (never in a [read-only](Self::read_only)
     /// session).
+    #[must_use]
     pub fn get_migrate(&self) -> bool {
         self.migrate && !self.read_only
     }
 
     /// Whether sessions are read-only.
+    #[must_use]
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
 
     /// The configured TLS mode.
+    #[must_use]
     pub fn get_tls(&self) -> &TlsMode {
         &self.tls
     }
@@ -206,6 +221,10 @@ impl std::fmt::Debug for TlsMode {
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
 impl TlsMode {
     /// rustls with the ring provider and the Mozilla root certificates (webpki-roots).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] when rustls cannot build the configuration.
     pub fn webpki_roots() -> Result<Self> {
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -347,6 +366,7 @@ pub(crate) fn tls_config(url: &str) -> Result<(tokio_postgres::Config, PgOptions
 /// assert_eq!(redact("postgresql://app:s3cr3t@db/orders"), "postgresql://app:***@db/orders");
 /// assert_eq!(redact("host=db user=app"), "host=db user=app");
 /// ```
+#[must_use]
 pub fn redact_connection_string(url: &str) -> String {
     let found = scan(url);
     let end = found.bad_from.unwrap_or(url.len());
@@ -678,14 +698,12 @@ pub(crate) fn connect_timed_out(timeout: Duration) -> Error {
     }
 }
 
-/// An [`Error::Store`] saying what failed, with the server's message when there is one.
+/// An [`Error::Store`] saying what failed (with the SQLSTATE of a server error); the
+/// driver's error, and through it the server's message, is its `source`.
 pub(crate) fn store_error(what: &str, e: tokio_postgres::Error) -> Error {
     let message = match e.as_db_error() {
-        Some(db) => format!("{what}: {}: {} ({})", db.severity(), db.message(), db.code().code()),
-        None => match std::error::Error::source(&e) {
-            Some(cause) => format!("{what}: {e}: {cause}"),
-            None => format!("{what}: {e}"),
-        },
+        Some(db) => format!("{what} (SQLSTATE {})", db.code().code()),
+        None => what.to_owned(),
     };
     Error::Store {
         backend: BACKEND,
@@ -932,9 +950,9 @@ mod tests {
         ] {
             match parse_url(s) {
                 Err(e @ Error::InvalidConnectionString { .. }) => {
-                    let message = e.to_string();
+                    assert_eq!(e.to_string(), "invalid PostgreSQL connection string", "{s}");
                     assert_eq!(
-                        message,
+                        e.report().to_string(),
                         format!("invalid PostgreSQL connection string: {reason}"),
                         "{s}"
                     );
@@ -1118,7 +1136,7 @@ mod tests {
         let seen = server.finish();
         assert_nothing_after_the_ssl_request(&seen);
         match opened {
-            Err(e) => assert!(e.to_string().contains("server does not support TLS"), "{e}"),
+            Err(e) => assert!(e.report().to_string().contains("server does not support TLS"), "{e:?}"),
             Ok(store) => panic!("opened {store:?} without TLS"),
         }
         Ok(())

@@ -88,8 +88,11 @@
 //! attempt that answers after its caller gave up is closed, and at most `pool_size` such
 //! attempts may hang at once before connecting fails immediately.)
 //!
-//! The sync stores drive each connection on the `postgres` crate's private runtime: call
-//! them from plain threads (or `spawn_blocking`), never from inside an async task. The
+//! The sync stores drive each connection on the `postgres` crate's private runtime, which
+//! cannot run on a thread in a tokio runtime's context; there (an async task, or
+//! `spawn_blocking`) they make each call into the driver, and close connections, on a
+//! helper thread, so they work anywhere instead of panicking. From an async task they
+//! still block its worker thread for the whole operation: use the async stores there. The
 //! async stores' connections run as tasks of the runtime that opened them: open and use a
 //! store within one runtime.
 //!
@@ -170,14 +173,22 @@ pub use conn::{redact_connection_string, PgOptions, TlsMode};
 pub use nonblocking::{AsyncPostgresEventStore, AsyncPostgresSnapshotStore};
 pub use sync::{parse_config, recorded_format, PostgresEventStore, PostgresSnapshotStore};
 
-/// deadpool-postgres, whose pool status [`AsyncPostgresEventStore::pool_status`] reports.
-pub use ::deadpool_postgres;
-/// The `postgres` crate (sync driver) these stores use, for building a `postgres::Config`.
-pub use ::postgres as driver;
+pub use nonblocking::PoolStatus;
+
+/// The sync driver's connection settings, for [`PostgresEventStore::from_config`]: the one
+/// part of the `postgres` crate in this API (an escape hatch for what a connection string
+/// cannot say). Parse one from a string (`"host=... user=...".parse()`) and adjust it.
+pub mod driver {
+    pub use ::postgres::config::{Config, Host, SslMode};
+}
+
+/// The async driver's connection settings, for [`AsyncPostgresEventStore::from_config`]:
+/// the one part of `tokio-postgres` in this API.
+pub mod async_driver {
+    pub use ::tokio_postgres::config::{Config, Host, SslMode};
+}
+
 /// rustls, for building a [`TlsMode::Rustls`] client configuration.
 #[cfg(feature = "postgres-tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
 pub use ::rustls;
-/// The `tokio-postgres` crate (async driver) these stores use, for building a
-/// `tokio_postgres::Config`.
-pub use ::tokio_postgres as async_driver;

@@ -312,7 +312,7 @@ impl Header {
             }
             Err(e) => {
                 *self = Header::Unreadable;
-                warn!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, error = %e,
+                warn!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, error = %e.report(),
                       "snapshot row unreadable in the joint read; falling back to separate reads");
                 None
             }

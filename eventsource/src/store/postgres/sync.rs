@@ -21,9 +21,13 @@
 //! per pool, and has no room for the per-connection statement cache we need anyway; the
 //! pool here is about a hundred lines.
 //!
-//! The `postgres` crate drives each connection on a private tokio runtime; like it, these
-//! stores must not be called from inside an async task (use the async stores there, or
-//! `tokio::task::spawn_blocking`).
+//! The `postgres` crate drives each connection on a private tokio runtime, which can
+//! neither run nor be dropped on a thread in a tokio runtime's context (it would panic with
+//! "Cannot start a runtime from within a runtime"). So on such a thread (an async task, or
+//! `spawn_blocking`) every call into the driver, and the closing of a connection, runs on a
+//! helper thread ([`off_runtime`]); elsewhere it runs in place. The stores therefore work
+//! anywhere, but called from an async task they block that task's worker thread for the
+//! whole operation: in async code use the async stores.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -53,8 +57,73 @@ use crate::store::monitor::{Coverage, SnapshotMonitor, SnapshotVersions, StaleSn
 use crate::store::{EventStore, JointVisitor, SnapshotStore, StoreLocation};
 
 struct Conn {
-    client: postgres::Client,
+    /// `Some` until the connection is dropped (which may hand it to another thread).
+    client: Option<postgres::Client>,
     statements: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    fn client(&mut self) -> Result<&mut postgres::Client> {
+        self.client.as_mut().ok_or_else(lost)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.as_ref().is_none_or(postgres::Client::is_closed)
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if !in_runtime() {
+            return; // closed here
+        }
+        // Closing blocks on the driver's private runtime: do it on a thread of its own.
+        let (tx, rx) = mpsc::channel::<postgres::Client>();
+        let closer = std::thread::Builder::new()
+            .name("eventsource-pg-close".into())
+            .spawn(move || drop(rx.recv()));
+        let unsent = match closer {
+            Ok(_) => tx.send(client).err().map(|e| e.0),
+            Err(_) => Some(client),
+        };
+        if let Some(client) = unsent {
+            warn!(target: TARGET, "cannot start a thread to close a PostgreSQL connection: leaving it open");
+            std::mem::forget(client);
+        }
+    }
+}
+
+/// Whether this thread is in a tokio runtime's context (an async task or `spawn_blocking`),
+/// where the `postgres` crate's private runtime cannot run.
+fn in_runtime() -> bool {
+    ::tokio::runtime::Handle::try_current().is_ok()
+}
+
+/// Runs `f`, a call into the `postgres` driver: in place, or, on a thread in a tokio
+/// runtime's context, on a helper thread the caller waits for.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T> {
+    if !in_runtime() {
+        return Ok(f());
+    }
+    std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new()
+            .name("eventsource-pg-call".into())
+            .spawn_scoped(scope, f)
+            .map_err(|e| Error::Store {
+                backend: BACKEND,
+                message: "cannot start a thread for a call into the PostgreSQL driver (the caller is in a tokio \
+                          runtime's context, where the driver cannot run)"
+                    .into(),
+                source: Some(Box::new(e)),
+            })?;
+        match helper.join() {
+            Ok(value) => Ok(value),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }
 
 #[derive(Default)]
@@ -125,7 +194,7 @@ impl Pool {
             })
             .map_err(|e| Error::Store {
                 backend: BACKEND,
-                message: format!("connect: cannot start the connect thread: {e}"),
+                message: "connect: cannot start the connect thread".into(),
                 source: Some(Box::new(e)),
             })?;
         let client = match rx.recv_timeout(self.connect_timeout) {
@@ -144,7 +213,7 @@ impl Pool {
         };
         debug!(target: TARGET, "opened a PostgreSQL connection");
         Ok(Conn {
-            client,
+            client: Some(client),
             statements: HashMap::new(),
         })
     }
@@ -167,7 +236,7 @@ impl Pool {
         loop {
             if reuse {
                 while let Some(conn) = state.idle.pop() {
-                    if conn.client.is_closed() {
+                    if conn.is_closed() {
                         state.open = state.open.saturating_sub(1);
                         continue;
                     }
@@ -225,7 +294,7 @@ impl Pool {
         let Some(failure) = lease.retry.take() else {
             return Err(error);
         };
-        debug!(target: TARGET, ?failure, error = %error, "retrying once");
+        debug!(target: TARGET, ?failure, error = %error.report(), "retrying once");
         if failure == Failure::Connection {
             drop(lease);
             lease = self.get_fresh()?;
@@ -268,7 +337,7 @@ impl Drop for Lease<'_> {
         let Some(conn) = self.conn.take() else {
             return;
         };
-        if self.broken || conn.client.is_closed() {
+        if self.broken || conn.is_closed() {
             warn!(target: TARGET, "discarding a broken PostgreSQL connection");
             drop(conn);
             self.pool.release_slot();
@@ -306,7 +375,9 @@ impl<'p> Lease<'p> {
         if let Some(s) = conn.statements.get(stmt.text) {
             return Ok(s.clone());
         }
-        match conn.client.prepare_typed(stmt.text, &stmt.types(format)) {
+        let types = stmt.types(format);
+        let client = conn.client()?;
+        match off_runtime(|| client.prepare_typed(stmt.text, &types))? {
             Ok(s) => {
                 conn.statements.insert(stmt.text, s.clone());
                 Ok(s)
@@ -318,7 +389,8 @@ impl<'p> Lease<'p> {
     fn execute(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let statement = self.statement(stmt)?;
         let conn = self.conn.as_mut().ok_or_else(lost)?;
-        match conn.client.execute(&statement, params) {
+        let client = conn.client()?;
+        match off_runtime(|| client.execute(&statement, params))? {
             Ok(n) => Ok(n),
             Err(e) => Err(self.fail(stmt.name, e)),
         }
@@ -327,7 +399,8 @@ impl<'p> Lease<'p> {
     fn query(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let statement = self.statement(stmt)?;
         let conn = self.conn.as_mut().ok_or_else(lost)?;
-        match conn.client.query(&statement, params) {
+        let client = conn.client()?;
+        match off_runtime(|| client.query(&statement, params))? {
             Ok(rows) => Ok(rows),
             Err(e) => Err(self.fail(stmt.name, e)),
         }
@@ -338,19 +411,29 @@ impl<'p> Lease<'p> {
     }
 
     /// Streams the rows to `f` as they arrive (the driver reads the socket only as fast as
-    /// `f` consumes); `f` returns whether to go on.
+    /// `f` consumes); `f` returns whether to go on. In a tokio runtime's context, where the
+    /// driver runs on a helper thread, the rows are read first and then given to `f`.
     fn for_each_row(
         &mut self,
         stmt: &'static Stmt,
         params: &[&(dyn ToSql + Sync)],
         mut f: impl FnMut(&Row) -> Result<bool>,
     ) -> Result<()> {
+        if in_runtime() {
+            for row in &self.query(stmt, params)? {
+                if !f(row)? {
+                    break;
+                }
+            }
+            return Ok(());
+        }
         let statement = self.statement(stmt)?;
         let conn = self.conn.as_mut().ok_or_else(lost)?;
+        let client = conn.client()?;
         let mut failure = None;
         let mut delivered = false;
         let outcome = 'run: {
-            let mut rows = match conn.client.query_raw(&statement, params.iter().copied()) {
+            let mut rows = match client.query_raw(&statement, params.iter().copied()) {
                 Ok(rows) => rows,
                 Err(e) => {
                     failure = Some(e);
@@ -415,8 +498,9 @@ impl Shared {
         let pool = Pool::configure(config, format, options)?;
         let info = {
             let mut lease = pool.get()?;
-            let conn = lease.conn.as_mut().ok_or_else(lost)?;
-            migrate::blocking::open(&mut conn.client, options.get_schema(), format, options.get_migrate())?
+            let client = lease.conn.as_mut().ok_or_else(lost)?.client()?;
+            let (schema, migrate) = (options.get_schema(), options.get_migrate());
+            off_runtime(|| migrate::blocking::open(client, schema, format, migrate))??
         };
         let location = location(&info, pool.config.get_hosts(), pool.config.get_ports());
         debug!(target: TARGET, location = %location.0, "PostgreSQL store open");
@@ -542,6 +626,15 @@ impl<C: Codec> fmt::Debug for PostgresEventStore<C> {
 impl PostgresEventStore<JsonCodec> {
     /// Connects with the JSON codec (`host=... user=... dbname=...` or `postgresql://...`),
     /// migrating and checking the schema.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub fn connect(url: &str) -> Result<Self> {
         Self::connect_with_codec(url, JsonCodec)
     }
@@ -549,6 +642,15 @@ impl PostgresEventStore<JsonCodec> {
     /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
     /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
     /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     #[cfg(feature = "postgres-tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
     pub fn connect_tls(url: &str) -> Result<Self> {
@@ -559,11 +661,28 @@ impl PostgresEventStore<JsonCodec> {
 
 impl<C: Codec> PostgresEventStore<C> {
     /// Connects with a codec.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub fn connect_with_codec(url: &str, codec: C) -> Result<Self> {
         Self::from_config(parse_url(url)?, codec, PgOptions::new())
     }
 
     /// Connects from a configured `postgres::Config`, with options (schema, pool, TLS).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub fn from_config(config: postgres::Config, codec: C, options: PgOptions) -> Result<Self> {
         Ok(Self {
             shared: Shared::open(config, C::FORMAT, &options)?,
@@ -732,6 +851,15 @@ impl<C: Codec> fmt::Debug for PostgresSnapshotStore<C> {
 
 impl PostgresSnapshotStore<JsonCodec> {
     /// Connects with the JSON codec, migrating and checking the schema.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub fn connect(url: &str) -> Result<Self> {
         PostgresEventStore::connect(url).map(|events| events.snapshot_store())
     }
@@ -739,6 +867,15 @@ impl PostgresSnapshotStore<JsonCodec> {
     /// Like [`connect`](Self::connect), over TLS (rustls, Mozilla roots), which is then
     /// required: no `sslmode` means `require`, and `sslmode=disable` or `prefer` (which
     /// would allow plain text) is [`Error::InvalidConfig`](crate::Error::InvalidConfig).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     #[cfg(feature = "postgres-tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
     pub fn connect_tls(url: &str) -> Result<Self> {
@@ -748,11 +885,28 @@ impl PostgresSnapshotStore<JsonCodec> {
 
 impl<C: Codec> PostgresSnapshotStore<C> {
     /// Connects with a codec.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConnectionString`] when the string does not parse;
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub fn connect_with_codec(url: &str, codec: C) -> Result<Self> {
         PostgresEventStore::connect_with_codec(url, codec).map(|events| events.snapshot_store())
     }
 
     /// Connects from a configured `postgres::Config`, with options (schema, pool, TLS).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for contradictory TLS settings or a bad schema name;
+    /// [`Error::Store`] when the server cannot be reached or refuses the connection
+    /// ([`Error::report`](crate::Error::report) shows the server's reason), or the migration
+    /// fails; [`Error::SchemaMismatch`] when the schema does not match this version of the
+    /// library.
     pub fn from_config(config: postgres::Config, codec: C, options: PgOptions) -> Result<Self> {
         PostgresEventStore::from_config(config, codec, options).map(|events| events.snapshot_store())
     }

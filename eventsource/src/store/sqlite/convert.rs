@@ -79,8 +79,8 @@ pub(super) fn bound_to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Wraps a rusqlite error as [`Error::Store`], saying what was being done and, for the
-/// failures a user can act on, what to do.
+/// Wraps a rusqlite error as [`Error::Store`] (its `source`), saying what was being done
+/// and, for the failures a user can act on, what to do.
 pub(super) fn sql_error(context: &str, err: rusqlite::Error) -> Error {
     let hint = match err.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
@@ -101,7 +101,7 @@ pub(super) fn sql_error(context: &str, err: rusqlite::Error) -> Error {
     };
     Error::Store {
         backend: BACKEND,
-        message: format!("{context}: {err}{hint}"),
+        message: format!("{context}{hint}"),
         source: Some(Box::new(err)),
     }
 }

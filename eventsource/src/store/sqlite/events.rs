@@ -302,7 +302,7 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
             Ok(version) => debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id,
                                   events = count, version, "appended"),
             Err(e) => debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id,
-                             events = count, expected_version, error = %e, "append failed; nothing written"),
+                             events = count, expected_version, error = %e.report(), "append failed; nothing written"),
         }
         result
     }
@@ -411,7 +411,7 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
                 match read() {
                     Ok(s) => Some(s),
                     Err(e) => {
-                        warn!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, error = %e,
+                        warn!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, error = %e.report(),
                               "snapshot row is malformed; falling back to separate reads");
                         return Ok(false);
                     }

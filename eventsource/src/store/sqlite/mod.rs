@@ -146,6 +146,7 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// SQLite's `synchronous` setting (durability of commits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Synchronous {
     /// `FULL`, the default: a commit that returned survives a power loss.
     #[default]
@@ -190,11 +191,13 @@ impl Default for SqliteOptions {
 
 impl SqliteOptions {
     /// The defaults: `synchronous = FULL`, a 5 s busy timeout, 4 connections, read-write.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
 
     /// The durability of commits (default [`Synchronous::Full`]).
+    #[must_use]
     pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
         self.synchronous = synchronous;
         self
@@ -202,6 +205,7 @@ impl SqliteOptions {
 
     /// How long an operation waits for a lock held by another connection (and for a free
     /// pooled connection) before failing with [`Error::Store`] (default 5 s).
+    #[must_use]
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self
@@ -209,6 +213,7 @@ impl SqliteOptions {
 
     /// The most connections the store opens (default 4; at least 1). Reads run in
     /// parallel on separate connections; writes take turns on the database's write lock.
+    #[must_use]
     pub fn pool_size(mut self, size: usize) -> Self {
         self.pool_size = size.max(1);
         self
@@ -226,6 +231,7 @@ impl SqliteOptions {
     /// the [module docs](self#read-only-databases).
     ///
     /// A `file:` URI with `mode=ro` or `immutable=1` opens read-only whatever this says.
+    #[must_use]
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self
@@ -239,33 +245,39 @@ impl SqliteOptions {
     /// database file alone, so commits still in a `-wal` file are not seen (a clean close
     /// of the last writer checkpoints them into the main file), and a file changed by
     /// another process while open can give wrong results or corruption errors.
+    #[must_use]
     pub fn immutable(mut self, immutable: bool) -> Self {
         self.immutable = immutable;
         self
     }
 
     /// The configured `synchronous` setting.
+    #[must_use]
     pub fn get_synchronous(&self) -> Synchronous {
         self.synchronous
     }
 
     /// The configured busy timeout.
+    #[must_use]
     pub fn get_busy_timeout(&self) -> Duration {
         self.busy_timeout
     }
 
     /// The configured pool size.
+    #[must_use]
     pub fn get_pool_size(&self) -> usize {
         self.pool_size
     }
 
     /// Whether the database is opened read-only ([`read_only`](Self::read_only) or
     /// [`immutable`](Self::immutable)).
+    #[must_use]
     pub fn is_read_only(&self) -> bool {
         self.read_only || self.immutable
     }
 
     /// Whether the database is opened immutable.
+    #[must_use]
     pub fn is_immutable(&self) -> bool {
         self.immutable
     }
@@ -341,6 +353,45 @@ impl Database {
 ///
 /// Cloning shares the pool. See the [module docs](self) for durability, locking and
 /// pooling.
+///
+/// ```
+/// # use eventsource::{Aggregate, Apply, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// #
+/// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// # struct ItemAdded { sku: String, qty: u32 }
+/// #
+/// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// # #[aggregate(type = "Cart", schema_version = 1, events(ItemAdded))]
+/// # struct Cart { items: u32 }
+/// #
+/// # impl Apply<ItemAdded> for Cart {
+/// #     fn apply(&mut self, e: &ItemAdded) { self.items += e.qty }
+/// # }
+/// use eventsource::{AggregateRepository, JsonCodec, SqliteEventStore, SqliteOptions, Synchronous};
+///
+/// # fn main() -> eventsource::Result<()> {
+/// # let dir = tempfile_dir();
+/// let path = dir.join("app.db");
+/// let events = SqliteEventStore::open(&path)?;                  // creates and migrates
+/// let repo = AggregateRepository::<Cart, _>::new(events.clone())
+///     .with_snapshot_store(events.snapshot_store());             // same file: one-query loads
+/// let id = uuid::Uuid::now_v7();
+/// let mut cart = repo.load_or_create(id)?;
+/// cart.record(ItemAdded { sku: "A-1".into(), qty: 2 });
+/// repo.save(&mut cart)?;
+/// // Another handle on the same file, with options (here: fsync at every commit).
+/// let options = SqliteOptions::new().synchronous(Synchronous::Full);
+/// let durable = SqliteEventStore::open_with_options(&path, JsonCodec, options)?;
+/// assert_eq!(AggregateRepository::<Cart, _>::new(durable).load(id)?.state().items, 2);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(()) }
+/// # fn tempfile_dir() -> std::path::PathBuf {
+/// #     let dir = std::env::temp_dir().join(format!("eventsource-doc-{}", uuid::Uuid::new_v4()));
+/// #     std::fs::create_dir_all(&dir).unwrap();
+/// #     dir
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore<C: Codec = JsonCodec> {
     db: Arc<Database>,
@@ -351,6 +402,40 @@ pub struct SqliteEventStore<C: Codec = JsonCodec> {
 /// monitoring queries of [`SnapshotMonitor`](crate::store::monitor::SnapshotMonitor).
 ///
 /// Cloning shares the pool.
+///
+/// ```
+/// # use eventsource::{Aggregate, Apply, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// #
+/// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// # struct ItemAdded { sku: String, qty: u32 }
+/// #
+/// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+/// # #[aggregate(type = "Cart", schema_version = 1, events(ItemAdded))]
+/// # struct Cart { items: u32 }
+/// #
+/// # impl Apply<ItemAdded> for Cart {
+/// #     fn apply(&mut self, e: &ItemAdded) { self.items += e.qty }
+/// # }
+/// use eventsource::{AggregateRepository, SnapshotUse, SqliteEventStore, SqliteSnapshotStore};
+///
+/// # fn main() -> eventsource::Result<()> {
+/// let events = SqliteEventStore::open_in_memory()?;
+/// // Usually made from the event store (same database, one-query loads); a separate file
+/// // works too: `SqliteSnapshotStore::open("snapshots.db")`.
+/// let snapshots: SqliteSnapshotStore = events.snapshot_store();
+/// let repo = AggregateRepository::<Cart, _>::new(events)
+///     .with_snapshot_store(snapshots)
+///     .snapshot_threshold(2)?;
+/// let id = uuid::Uuid::now_v7();
+/// let mut cart = repo.load_or_create(id)?;
+/// cart.record(ItemAdded { sku: "A-1".into(), qty: 1 });
+/// cart.record(ItemAdded { sku: "B-2".into(), qty: 1 });
+/// repo.save(&mut cart)?;                                 // crosses 2: snapshot at version 2
+/// let (_, outcome) = repo.load_with_outcome(id)?;
+/// assert_eq!(outcome.snapshot, SnapshotUse::Used { version: 2 });
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SqliteSnapshotStore<C: Codec = JsonCodec> {
     db: Arc<Database>,
@@ -360,12 +445,24 @@ pub struct SqliteSnapshotStore<C: Codec = JsonCodec> {
 impl SqliteEventStore<JsonCodec> {
     /// Opens (creating if needed) the database file at `path` with the JSON codec and the
     /// default options, and migrates it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with_codec(path, JsonCodec)
     }
 
     /// A fresh private in-memory database with the JSON codec (one connection; see the
     /// module docs).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_in_memory() -> Result<Self> {
         Self::open_in_memory_with_codec(JsonCodec)
     }
@@ -373,18 +470,36 @@ impl SqliteEventStore<JsonCodec> {
 
 impl<C: Codec> SqliteEventStore<C> {
     /// Opens the database file at `path` with `codec` and the default options.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_with_codec(path: impl AsRef<Path>, codec: C) -> Result<Self> {
         Self::open_with_options(path, codec, SqliteOptions::default())
     }
 
     /// Opens the database file at `path` (or an SQLite `file:` URI) with `codec` and
     /// `options`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_with_options(path: impl AsRef<Path>, codec: C, options: SqliteOptions) -> Result<Self> {
         let db = Database::open(Target::File(path.as_ref().to_path_buf()), C::FORMAT, options)?;
         Ok(Self { db, codec })
     }
 
     /// A fresh private in-memory database with `codec`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_in_memory_with_codec(codec: C) -> Result<Self> {
         let db = Database::open(Target::Memory, C::FORMAT, SqliteOptions::default())?;
         Ok(Self { db, codec })
@@ -402,12 +517,24 @@ impl<C: Codec> SqliteEventStore<C> {
 impl SqliteSnapshotStore<JsonCodec> {
     /// Opens (creating if needed) the database file at `path` with the JSON codec and the
     /// default options, and migrates it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         SqliteEventStore::open(path).map(|events| events.snapshot_store())
     }
 
     /// A fresh private in-memory database with the JSON codec. To share it with an event
     /// store, use [`SqliteSnapshotStore::from_event_store`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_in_memory() -> Result<Self> {
         SqliteEventStore::open_in_memory().map(|events| events.snapshot_store())
     }
@@ -415,17 +542,35 @@ impl SqliteSnapshotStore<JsonCodec> {
 
 impl<C: Codec> SqliteSnapshotStore<C> {
     /// Opens the database file at `path` with `codec` and the default options.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_with_codec(path: impl AsRef<Path>, codec: C) -> Result<Self> {
         SqliteEventStore::open_with_codec(path, codec).map(|events| events.snapshot_store())
     }
 
     /// Opens the database file at `path` (or an SQLite `file:` URI) with `codec` and
     /// `options`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_with_options(path: impl AsRef<Path>, codec: C, options: SqliteOptions) -> Result<Self> {
         SqliteEventStore::open_with_options(path, codec, options).map(|events| events.snapshot_store())
     }
 
     /// A fresh private in-memory database with `codec`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the file cannot be opened or created (the message says why and
+    /// what to do); [`Error::SchemaMismatch`] when its schema does not match this version of
+    /// the library.
     pub fn open_in_memory_with_codec(codec: C) -> Result<Self> {
         SqliteEventStore::open_in_memory_with_codec(codec).map(|events| events.snapshot_store())
     }

@@ -27,10 +27,13 @@ use crate::migrations::{self, AppliedMigration, Backend, MIGRATIONS_TABLE};
 /// records them in `eventsource_migrations` (version, name, checksum, format, applied
 /// time). Returns the versions applied (empty when the database was up to date).
 ///
-/// Idempotent and safe to run from several processes at once. Fails with
+/// Idempotent and safe to run from several processes at once.
+///
+/// # Errors
+///
 /// [`Error::SchemaMismatch`] when the database was migrated for another codec format, by
 /// a newer eventsource, or with migrations that changed since, or when a table a migration
-/// would create already exists with other columns.
+/// would create already exists with other columns; [`Error::Store`] when SQLite fails.
 pub fn migrate(conn: &Connection, format: Format) -> Result<Vec<u32>> {
     if !table_exists(conn, MIGRATIONS_TABLE)? {
         conn.execute_batch(migrations::migrations_table_ddl(Backend::Sqlite))
@@ -112,6 +115,11 @@ pub(super) fn pending_versions(conn: &Connection, format: Format) -> Result<Vec<
 /// Checks that every table the migrations create exists with the expected columns
 /// (declared types included) and unique constraints for the codec `format`. Fails with
 /// [`Error::SchemaMismatch`] naming the table or column and the fix.
+///
+/// # Errors
+///
+/// [`Error::SchemaMismatch`] naming what differs and how to fix it; [`Error::Store`] when the
+/// database cannot be read.
 pub fn check_schema(conn: &Connection, format: Format) -> Result<()> {
     compare(conn, format, Missing::Error)
 }

@@ -34,6 +34,7 @@ const NOTE: &str = "eventsource schema lock: the serde format of each aggregate 
 
 /// What a check may do with entries the lock does not have yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LockMode {
     /// Compare only; an entry missing from the lock is a failure that says how to record it.
     Check,
@@ -49,12 +50,14 @@ impl LockMode {
     /// The mode the environment asks for: [`Ci`](Self::Ci) when `CI` is set (to anything
     /// but empty, `0` or `false`), else [`Update`](Self::Update) when
     /// `EVENTSOURCE_UPDATE_LOCK` is set likewise, else [`Check`](Self::Check).
+    #[must_use]
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok();
         Self::from_vars(var(UPDATE_VAR).as_deref(), var("CI").as_deref())
     }
 
     /// The mode for these values of `EVENTSOURCE_UPDATE_LOCK` and `CI`.
+    #[must_use]
     pub fn from_vars(update: Option<&str>, ci: Option<&str>) -> Self {
         let set = |value: Option<&str>| value.is_some_and(|v| !matches!(v.trim(), "" | "0" | "false"));
         if set(ci) {
@@ -337,7 +340,7 @@ impl fmt::Display for LockProblem {
 #[non_exhaustive]
 pub enum SchemaLockError {
     /// The lock file exists but could not be read.
-    #[error("cannot read the schema lock `{}`: {source}", .path.display())]
+    #[error("cannot read the schema lock `{}`", .path.display())]
     Read {
         /// The lock file.
         path: PathBuf,
@@ -357,7 +360,7 @@ pub enum SchemaLockError {
         message: String,
     },
     /// The lock file could not be written.
-    #[error("cannot write the schema lock `{}`: {source}", .path.display())]
+    #[error("cannot write the schema lock `{}`", .path.display())]
     Write {
         /// The lock file.
         path: PathBuf,
@@ -389,6 +392,7 @@ fn describe_mismatch(path: &Path, problems: &[LockProblem]) -> String {
 
 /// What a successful check did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LockReport {
     /// How many entries were compared with the lock.
     pub checked: usize,
@@ -499,6 +503,11 @@ impl SchemaLock {
 
     /// Checks `schemas` against the lock, and records new entries in
     /// [`LockMode::Update`]. Every problem is reported, not only the first.
+    ///
+    /// # Errors
+    ///
+    /// [`SchemaLockError`] when the lock cannot be read or written, is malformed, or does not
+    /// match the code (every problem with its fix).
     pub fn check(&self, schemas: &[AggregateSchema]) -> Result<LockReport, SchemaLockError> {
         let mode = self.mode.unwrap_or_else(LockMode::from_env);
         let mut lock = self.read()?;
