@@ -8,31 +8,10 @@
 mod common_pg;
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use eventsource::{Aggregate, Apply, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
-pub struct Ticked;
-
-/// Hands out ever-increasing stamps: an `apply` that reads it is not deterministic.
-static STAMPS: AtomicU64 = AtomicU64::new(0);
-
-/// A state whose `apply` reads a global counter: a replay never gives the state back.
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, Aggregate)]
-#[aggregate(type = "Flaky", events(Ticked))]
-pub struct Flaky {
-    pub ticks: u64,
-    pub stamp: u64,
-}
-
-impl Apply<Ticked> for Flaky {
-    fn apply(&mut self, _: &Ticked) {
-        self.ticks += 1;
-        self.stamp = STAMPS.fetch_add(1, Ordering::Relaxed) + 1;
-    }
-}
+pub use common::flaky::{Flaky, Ticked};
 
 #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
 pub struct Deposited {
@@ -437,60 +416,6 @@ verify_suite!(sync sqlite_separate_files_sync: sqlite::separate);
 verify_suite!(async sqlite_async: sqlite::shared_async);
 verify_suite!(sync pg_sync: pg::shared);
 verify_suite!(async pg_async: pg::shared_async);
-
-/// Every mismatch is a WARN on `eventsource::repository` naming the aggregate and showing
-/// both states; an agreement is not.
-#[test]
-fn a_mismatch_is_logged_at_warn() {
-    use common::logs::Captured;
-    use eventsource::{AggregateRepository, InMemoryEventStore, InMemorySnapshotStore};
-
-    let out = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("eventsource::repository=warn"))
-        .with_writer(out.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        let events = InMemoryEventStore::new();
-        let snapshots = InMemorySnapshotStore::new();
-        let flaky = AggregateRepository::<Flaky, _>::new(events.clone())
-            .with_snapshot_store(snapshots.clone())
-            .snapshot_threshold(2)
-            .expect("threshold");
-        let id = uuid::Uuid::now_v7();
-        let mut root = flaky.load_or_create(id).expect("load");
-        root.record(Ticked);
-        root.record(Ticked);
-        flaky.save(&mut root).expect("save");
-        assert!(out.take().is_empty(), "nothing to warn about yet");
-
-        assert!(flaky.verify(id).expect("verify").mismatch().is_some());
-        let logged = out.take();
-        assert_eq!(logged.lines().filter(|l| l.contains(" WARN ")).count(), 1, "{logged}");
-        assert!(logged.contains("eventsource::repository"), "{logged}");
-        assert!(
-            logged.contains(&id.to_string()) && logged.contains("differs from a full replay"),
-            "{logged}"
-        );
-        assert!(
-            logged.contains("via_snapshot=") && logged.contains("via_replay="),
-            "{logged}"
-        );
-
-        let orders = AggregateRepository::<common::Order, _>::new(events)
-            .with_snapshot_store(snapshots)
-            .snapshot_threshold(2)
-            .expect("threshold");
-        let id = uuid::Uuid::now_v7();
-        let mut root = orders.load_or_create(id).expect("load");
-        root.record(common::OrderCreated { customer_id: id });
-        root.record(common::item(1));
-        orders.save(&mut root).expect("save");
-        assert!(orders.verify(id).expect("verify").agrees());
-        assert!(out.take().is_empty(), "an agreement is not a warning");
-    });
-}
 
 /// A huge state's text is cut, so a report (and its WARN line) stays bounded.
 #[test]

@@ -253,10 +253,12 @@ fn capitalized(text: &str) -> String {
 }
 
 fn report_error(program: &str, e: &CliError, json: bool, err: &mut dyn Write) -> std::io::Result<()> {
+    // The whole chain in one line: the library's errors say what failed, their sources why.
+    let line = eventsource::error::Report::new(e).to_string();
     if json {
-        let value = serde_json::json!({ "error": e.to_string(), "exit_code": e.exit().code() });
+        let value = serde_json::json!({ "error": line, "exit_code": e.exit().code() });
         writeln!(err, "{value}")
     } else {
-        writeln!(err, "{program}: {e}")
+        writeln!(err, "{program}: {line}")
     }
 }

@@ -376,5 +376,9 @@ fn postgres_reports_run_read_only_and_change_nothing() {
         .snapshot_store()
         .save_snapshot(&snapshot(a, 30, 1))
         .expect_err("a read-only session writes nothing");
-    assert!(err.to_string().contains("read-only transaction"), "{err}");
+    assert!(
+        err.report().to_string().contains("read-only transaction"),
+        "{}",
+        err.report()
+    );
 }

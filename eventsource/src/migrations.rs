@@ -5,7 +5,7 @@
 //! DDL is written; that crate embeds them and this module says which tables each creates. They are plain SQL for the default
 //! (JSON) codec that a DBA can apply in order with `psql` or `sqlite3`, or hand to their own
 //! migration tool. The bincode column types (`BLOB` / `BYTEA` for `state` and `payload`) are
-//! derived from them here by [`render`], not kept in a second copy.
+//! derived from them here by `render`, not kept in a second copy.
 //!
 //! ## Why our own runner and not `refinery`
 //!
@@ -148,6 +148,10 @@ pub fn recorded_format(applied: &[AppliedMigration]) -> Result<Option<Format>> {
 
 /// The SQL of a migration for a codec format: for binary codecs the `state` and
 /// `payload` columns become `BLOB` (SQLite) or `BYTEA` (PostgreSQL).
+///
+/// Not a stable API: public only so that our tests and the migration walk-through can
+/// forge a migration history by hand. Use [`get_schema`] for the DDL.
+#[doc(hidden)]
 pub fn render(sql: &'static str, backend: Backend, format: Format) -> Cow<'static, str> {
     match format {
         Format::Json => Cow::Borrowed(sql),
@@ -184,6 +188,10 @@ pub fn get_schema(schema: Schema, backend: Backend, format: Format) -> String {
 
 /// A stable checksum of a migration's rendered SQL (FNV-1a 64, hex), recorded when it is
 /// applied so that a later edit of an applied migration is detected.
+///
+/// Not a stable API: public only so that our tests and the migration walk-through can
+/// forge a migration history by hand.
+#[doc(hidden)]
 pub fn checksum(sql: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in sql.bytes() {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod evolving;
+pub mod flaky;
 pub mod invariants;
 pub mod logs;
 

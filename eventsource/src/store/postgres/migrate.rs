@@ -9,7 +9,7 @@
 //! 3. the `eventsource_migrations` table ([`migrations_table_ddl`]);
 //! 4. the pending migrations ([`pending`]: fails when the database records an unknown or
 //!    edited migration, or one applied for another codec format), each rendered for the
-//!    codec's format ([`render`]: `BYTEA` bodies for bincode) and recorded with its
+//!    codec's format (`render`: `BYTEA` bodies for bincode) and recorded with its
 //!    checksum and format.
 //!
 //! Then, migrations or not, it checks through `information_schema` that both tables exist

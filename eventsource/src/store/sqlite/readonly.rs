@@ -173,7 +173,7 @@ pub(super) fn explain_read_only_failure(target: &Path, context: &str, err: rusql
     let message = if !file.exists() {
         format!(
             "{context}: the database file `{}` does not exist, and a read-only open never creates it. \
-             Fix: check the path, or create the database with a read-write open first ({err})",
+             Fix: check the path, or create the database with a read-write open first",
             file.display()
         )
     } else {
@@ -197,7 +197,7 @@ pub(super) fn explain_read_only_failure(target: &Path, context: &str, err: rusql
              `SqliteOptions::immutable(true)`, which reads the main file alone (everything a clean close \
              checkpointed); or copy the database to a writable directory, or make this one writable; or, \
              before putting a database on read-only storage, take it out of WAL mode with \
-             `PRAGMA journal_mode=DELETE` ({err})",
+             `PRAGMA journal_mode=DELETE`",
             missing
                 .iter()
                 .map(|s| format!("`{s}`"))
