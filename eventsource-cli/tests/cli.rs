@@ -3,12 +3,15 @@
 
 use std::process::Command;
 
-use eventsource::{EventStore, Metadata, NewEvent, Snapshot, SnapshotStore, SqliteEventStore};
+use eventsource::{EventStore, Snapshot, SnapshotStore, SqliteEventStore};
 use uuid::Uuid;
 
 #[cfg(feature = "postgres")]
 #[path = "../../tests/common_pg/mod.rs"]
 mod common_pg;
+mod support;
+
+use support::ticks;
 
 fn cli(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_eventsource"))
@@ -22,28 +25,8 @@ fn cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn events(n: u64) -> Vec<NewEvent> {
-    (0..n)
-        .map(|_| NewEvent {
-            event_id: Uuid::now_v7(),
-            event_type: "Ticked".into(),
-            event_version: 1,
-            occurred_at: eventsource::time::now(),
-            payload: b"{}".to_vec(),
-            metadata: Metadata::default(),
-        })
-        .collect()
-}
-
 fn snapshot(id: Uuid, version: u64, schema_version: u32) -> Snapshot {
-    Snapshot {
-        aggregate_id: id,
-        aggregate_type: "Clock".into(),
-        version,
-        schema_version,
-        state: b"{}".to_vec(),
-        created_at: eventsource::time::now(),
-    }
+    support::snapshot(id, version, schema_version, b"{}")
 }
 
 #[test]
@@ -60,9 +43,9 @@ fn operations_on_a_sqlite_file() {
     let store = SqliteEventStore::open(&path).expect("open");
     let snapshots = store.snapshot_store();
     let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    store.append(a, "Clock", 0, &events(300)).expect("append");
-    store.append(b, "Clock", 0, &events(20)).expect("append");
-    store.append(c, "Clock", 0, &events(5)).expect("append");
+    store.append(a, "Clock", 0, &ticks(300)).expect("append");
+    store.append(b, "Clock", 0, &ticks(20)).expect("append");
+    store.append(c, "Clock", 0, &ticks(5)).expect("append");
     snapshots.save_snapshot(&snapshot(a, 100, 1)).expect("snapshot");
     snapshots.save_snapshot(&snapshot(b, 20, 2)).expect("snapshot");
 
@@ -283,8 +266,8 @@ fn postgres_reports_run_read_only_and_change_nothing() {
     let store =
         PostgresEventStore::from_config(config.clone(), eventsource::JsonCodec, schema.options()).expect("store");
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-    store.append(a, "Clock", 0, &events(150)).expect("append");
-    store.append(b, "Clock", 0, &events(3)).expect("append");
+    store.append(a, "Clock", 0, &ticks(150)).expect("append");
+    store.append(b, "Clock", 0, &ticks(3)).expect("append");
     store
         .snapshot_store()
         .save_snapshot(&snapshot(a, 20, 1))

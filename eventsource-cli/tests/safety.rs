@@ -7,11 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use eventsource::{
-    BincodeCodec, EventStore, Metadata, NewEvent, Snapshot, SnapshotStore, SqliteEventStore, SqliteSnapshotStore,
-};
+use eventsource::{BincodeCodec, EventStore, SnapshotStore, SqliteEventStore, SqliteSnapshotStore};
 use serde_json::Value;
+use support::{snapshot, ticks};
 use uuid::Uuid;
+
+mod support;
 
 /// What a run printed and how it ended.
 struct Run {
@@ -48,30 +49,6 @@ fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
 
 fn run(args: &[&str]) -> Run {
     run_env(args, &[])
-}
-
-fn ticks(n: usize) -> Vec<NewEvent> {
-    (0..n)
-        .map(|_| NewEvent {
-            event_id: Uuid::now_v7(),
-            event_type: "Ticked".into(),
-            event_version: 1,
-            occurred_at: eventsource::time::now(),
-            payload: b"{}".to_vec(),
-            metadata: Metadata::default(),
-        })
-        .collect()
-}
-
-fn snapshot(id: Uuid, version: u64, schema_version: u32, state: &[u8]) -> Snapshot {
-    Snapshot {
-        aggregate_id: id,
-        aggregate_type: "Clock".into(),
-        version,
-        schema_version,
-        state: state.to_vec(),
-        created_at: eventsource::time::now(),
-    }
 }
 
 /// Three clocks (300, 20 and 5 events), two snapshots (schema 1 and 2), closed cleanly.

@@ -32,70 +32,85 @@ pub(super) fn aggregates_by_event_count(
     db.pool.with(|conn| by_event_count(conn, aggregate_type, min_events))
 }
 
-fn by_event_count(conn: &Connection, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
-    // A bound above i64::MAX admits nothing, exactly as i64::MAX does.
-    let min = bound_to_i64(min_events);
-    let fail = |e| sql_error("counting events per aggregate", e);
-    let mut stmt = conn.prepare_cached(sql::AGGREGATES_BY_EVENT_COUNT).map_err(fail)?;
-    let mut rows = stmt.query(params![aggregate_type, min]).map_err(fail)?;
+/// Runs one monitoring query and reads every row with `read` (`table` names the table a
+/// malformed value is reported against).
+fn query_all<T>(
+    conn: &Connection,
+    query: &str,
+    params: impl rusqlite::Params,
+    context: &str,
+    table: &'static str,
+    read: impl Fn(&Columns<'_, '_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let fail = |e| sql_error(context, e);
+    let mut stmt = conn.prepare_cached(query).map_err(fail)?;
+    let mut rows = stmt.query(params).map_err(fail)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(fail)? {
-        let c = Columns::new(row, "events");
-        out.push((c.uuid(0, "aggregate_id")?, c.u64(1, "COUNT(*)")?));
+        out.push(read(&Columns::new(row, table))?);
     }
     Ok(out)
 }
 
+fn by_event_count(conn: &Connection, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
+    // A bound above i64::MAX admits nothing, exactly as i64::MAX does.
+    let min = bound_to_i64(min_events);
+    query_all(
+        conn,
+        sql::AGGREGATES_BY_EVENT_COUNT,
+        params![aggregate_type, min],
+        "counting events per aggregate",
+        "events",
+        |c| Ok((c.uuid(0, "aggregate_id")?, c.u64(1, "COUNT(*)")?)),
+    )
+}
+
 fn coverage(conn: &Connection) -> Result<Vec<Coverage>> {
-    let fail = |e| sql_error("reading snapshot coverage", e);
-    let mut stmt = conn.prepare_cached(sql::COVERAGE).map_err(fail)?;
-    let mut rows = stmt.query([]).map_err(fail)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(fail)? {
-        let c = Columns::new(row, "events");
-        out.push(Coverage {
+    query_all(conn, sql::COVERAGE, [], "reading snapshot coverage", "events", |c| {
+        Ok(Coverage {
             aggregate_type: c.str(0, "aggregate_type")?.to_owned(),
             total_aggregates: c.u64(1, "total_aggregates")?,
             with_snapshot: c.u64(2, "with_snapshot")?,
             without_snapshot: c.u64(3, "without_snapshot")?,
-        });
-    }
-    Ok(out)
+        })
+    })
 }
 
 fn stale_snapshots(conn: &Connection, min_events_since: u64) -> Result<Vec<StaleSnapshot>> {
     let min = bound_to_i64(min_events_since);
-    let fail = |e| sql_error("reading stale snapshots", e);
-    let mut stmt = conn.prepare_cached(sql::STALE_SNAPSHOTS).map_err(fail)?;
-    let mut rows = stmt.query(params![min]).map_err(fail)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(fail)? {
-        let c = Columns::new(row, "snapshots");
-        out.push(StaleSnapshot {
-            aggregate_type: c.str(0, "aggregate_type")?.to_owned(),
-            aggregate_id: c.uuid(1, "aggregate_id")?,
-            snapshot_version: c.u64(2, "snapshot_version")?,
-            current_version: c.u64(3, "current_version")?,
-            events_since_snapshot: c.u64(4, "events_since_snapshot")?,
-        });
-    }
-    Ok(out)
+    query_all(
+        conn,
+        sql::STALE_SNAPSHOTS,
+        params![min],
+        "reading stale snapshots",
+        "snapshots",
+        |c| {
+            Ok(StaleSnapshot {
+                aggregate_type: c.str(0, "aggregate_type")?.to_owned(),
+                aggregate_id: c.uuid(1, "aggregate_id")?,
+                snapshot_version: c.u64(2, "snapshot_version")?,
+                current_version: c.u64(3, "current_version")?,
+                events_since_snapshot: c.u64(4, "events_since_snapshot")?,
+            })
+        },
+    )
 }
 
 fn snapshot_versions(conn: &Connection) -> Result<Vec<SnapshotVersions>> {
-    let fail = |e| sql_error("counting snapshots per schema version", e);
-    let mut stmt = conn.prepare_cached(sql::SNAPSHOT_VERSIONS).map_err(fail)?;
-    let mut rows = stmt.query([]).map_err(fail)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(fail)? {
-        let c = Columns::new(row, "snapshots");
-        out.push(SnapshotVersions {
-            aggregate_type: c.str(0, "aggregate_type")?.to_owned(),
-            schema_version: c.u32(1, "schema_version")?,
-            snapshots: c.u64(2, "COUNT(*)")?,
-        });
-    }
-    Ok(out)
+    query_all(
+        conn,
+        sql::SNAPSHOT_VERSIONS,
+        [],
+        "counting snapshots per schema version",
+        "snapshots",
+        |c| {
+            Ok(SnapshotVersions {
+                aggregate_type: c.str(0, "aggregate_type")?.to_owned(),
+                schema_version: c.u32(1, "schema_version")?,
+                snapshots: c.u64(2, "COUNT(*)")?,
+            })
+        },
+    )
 }
 
 /// A monitoring answer, unless it is empty because the events are elsewhere: an empty
