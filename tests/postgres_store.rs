@@ -824,3 +824,74 @@ async fn a_server_that_never_answers_fails_the_open_within_the_connect_timeout_a
         .expect("the open returned");
     assert_setup_timed_out(opened.map(|_| ()), "1s");
 }
+
+// ---- Statements planned per execution -----------------------------------------------------
+
+/// Monitoring and bulk statements run in a transaction of their own with the planner's
+/// defaults. One that fails (a bulk delete on a read-only session) is rolled back: the
+/// one pooled connection goes on serving monitoring and key reads, and what the writer
+/// stored is all there.
+#[test]
+fn a_failed_per_execution_statement_leaves_its_connection_clean_sync() {
+    use eventsource::store::postgres::SnapshotMonitor;
+    use eventsource::{EventStore, SnapshotStore};
+    let db = pg_schema_or_skip!("a_failed_per_execution_statement_leaves_its_connection_clean_sync");
+    let (es, ss) = sync_stores(&db);
+    let id = Uuid::now_v7();
+    es.append(id, TYPE, 0, &[new_event("ItemAdded", json(1))])
+        .expect("append");
+    ss.save_snapshot(&snapshot(id, 1, 1, "{\"n\": 1}")).expect("save");
+    let ro = PostgresEventStore::from_config(
+        db.config(&db.app("ro")),
+        JsonCodec,
+        db.options().read_only(true).pool_size(1),
+    )
+    .expect("open read-only")
+    .snapshot_store();
+    for round in 0..3 {
+        let err = ro
+            .delete_snapshots_by_type(TYPE, None)
+            .expect_err("a read-only session refuses the delete");
+        assert!(matches!(err, Error::Store { .. }), "round {round}: {err}");
+        let coverage = ro.coverage().expect("monitoring on the same connection");
+        assert_eq!(coverage.len(), 1, "round {round}");
+        assert_eq!(ro.stale_snapshots(0).expect("stale").len(), 0);
+        assert!(ro.get_snapshot(id, TYPE).expect("key read").is_some());
+        assert_eq!(ro.aggregates_by_event_count(TYPE, 0).expect("by count"), vec![(id, 1)]);
+    }
+    // The writer's bulk delete commits.
+    assert_eq!(ss.delete_snapshots_by_type(TYPE, None).expect("delete"), 1);
+    assert!(ro.get_snapshot(id, TYPE).expect("key read").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_per_execution_statement_leaves_its_connection_clean_async() {
+    use eventsource::tokio::{EventStore, SnapshotStore};
+    let db = pg_schema_or_skip!("a_failed_per_execution_statement_leaves_its_connection_clean_async");
+    let (es, ss) = async_stores(&db).await;
+    let id = Uuid::now_v7();
+    es.append(id, TYPE, 0, &[new_event("ItemAdded", json(1))])
+        .await
+        .expect("append");
+    ss.save_snapshot(&snapshot(id, 1, 1, "{\"n\": 1}")).await.expect("save");
+    let ro = AsyncPostgresEventStore::from_config(
+        db.async_config(&db.app("ro")),
+        JsonCodec,
+        db.options().read_only(true).pool_size(1),
+    )
+    .await
+    .expect("open read-only")
+    .snapshot_store();
+    for round in 0..3 {
+        let err = ro
+            .delete_snapshots_by_type(TYPE, None)
+            .await
+            .expect_err("a read-only session refuses the delete");
+        assert!(matches!(err, Error::Store { .. }), "round {round}: {err}");
+        assert_eq!(ro.coverage().await.expect("monitoring").len(), 1, "round {round}");
+        assert_eq!(ro.stale_snapshots(0).await.expect("stale").len(), 0);
+        assert!(ro.get_snapshot(id, TYPE).await.expect("key read").is_some());
+    }
+    assert_eq!(ss.delete_snapshots_by_type(TYPE, None).await.expect("delete"), 1);
+    assert!(ro.get_snapshot(id, TYPE).await.expect("key read").is_none());
+}

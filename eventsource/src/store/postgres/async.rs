@@ -31,7 +31,7 @@ use super::conn::{
 use super::migrate;
 use super::ops::{self, AppendBatch, AppendOutcome, Header, SnapshotRow};
 use super::rows;
-use super::sql::{self, Stmt};
+use super::sql::{self, Plan, Stmt};
 use crate::codec::{Codec, Format, JsonCodec};
 use crate::error::{Error, Result};
 use crate::event::NewEvent;
@@ -69,6 +69,35 @@ macro_rules! run {
             },
         }
     }};
+}
+
+/// Runs a statement as its [`Plan`] says: a [`Plan::PerExecution`] one in a transaction
+/// of its own, begun with the planner's defaults ([`sql::PLANNER_DEFAULTS`]) and rolled back
+/// when the statement fails. The `bool` beside an error says the rollback failed too: the
+/// connection may still be in the failed transaction, and must be discarded. (The sync
+/// adapter's `planned` is the same sequence over the blocking client.)
+async fn planned<T>(
+    client: &tokio_postgres::Client,
+    plan: Plan,
+    run: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+) -> std::result::Result<T, (tokio_postgres::Error, bool)> {
+    if plan == Plan::Cached {
+        return run.await.map_err(|e| (e, false));
+    }
+    client
+        .batch_execute(sql::PLANNER_DEFAULTS)
+        .await
+        .map_err(|e| (e, true))?;
+    match run.await {
+        Ok(value) => {
+            client.batch_execute(sql::COMMIT).await.map_err(|e| (e, true))?;
+            Ok(value)
+        }
+        Err(e) => {
+            let stuck = client.batch_execute(sql::ROLLBACK).await.is_err();
+            Err((e, stuck))
+        }
+    }
 }
 
 /// A pooled client on loan; taken out of the pool on drop when it broke.
@@ -171,14 +200,22 @@ impl Lease {
 
     async fn execute(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let statement = self.statement(stmt).await?;
-        let result = self.client()?.execute(&statement, params).await;
-        result.map_err(|e| self.fail(stmt.name, e))
+        let client = self.client()?;
+        let result = planned(client, stmt.plan, client.execute(&statement, params)).await;
+        result.map_err(|(e, stuck)| {
+            self.broken |= stuck;
+            self.fail(stmt.name, e)
+        })
     }
 
     async fn query(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let statement = self.statement(stmt).await?;
-        let result = self.client()?.query(&statement, params).await;
-        result.map_err(|e| self.fail(stmt.name, e))
+        let client = self.client()?;
+        let result = planned(client, stmt.plan, client.query(&statement, params)).await;
+        result.map_err(|(e, stuck)| {
+            self.broken |= stuck;
+            self.fail(stmt.name, e)
+        })
     }
 
     async fn query_first(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
@@ -190,6 +227,7 @@ impl Lease {
     where
         F: FnMut(&Row) -> Result<bool> + Send,
     {
+        debug_assert_eq!(stmt.plan, Plan::Cached, "{} streams with its cached plan", stmt.name);
         let statement = self.statement(stmt).await?;
         let started = self.client()?.query_raw(&statement, params.iter().copied()).await;
         let stream = match started {

@@ -535,13 +535,25 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The planner settings every session of the stores starts with (see [`session_options`]).
+pub(crate) const PLANNER_SESSION: &str =
+    "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_bitmapscan=off -c enable_sort=off -c jit=off";
+
 /// The connection `options` our stores run with:
 ///
-/// - `-c plan_cache_mode=force_generic_plan` first, so that a setting of the caller's
-///   (which comes after it) wins. Every statement of the stores is prepared once per
-///   connection and selects by stream key through an index, so the generic plan is the
-///   right one, and it saves re-planning on each execution (about 15 µs per statement,
-///   measured on loopback; see docs/benchmarks.md).
+/// - first the planner settings of the hot statements, so that a setting of the caller's
+///   (which comes after them) wins: [`PLANNER_SESSION`]. Every hot statement of the stores
+///   is prepared once per connection and selects by stream key through an index, so one
+///   generic plan is right, and it saves re-planning on each execution (about 15 µs per
+///   statement, measured on loopback; see docs/benchmarks.md). But a plan is made from the
+///   statistics of its time: a generic plan made while a table was tiny is a sequential scan
+///   (or an index scan through `aggregate_type`) that stays cached while the table grows.
+///   Without sequential scans, bitmap scans and sorts, the only plan left to each hot
+///   statement is the index scan by key in the order it reads, whatever the statistics
+///   (the `plans` tests prove it). JIT is off: these statements never last long
+///   enough to gain from it, and the disabled paths' cost would trigger it. Statements over
+///   whole tables (monitoring, bulk deletes) run with the planner's defaults instead
+///   ([`Plan::PerExecution`](super::sql::Plan::PerExecution)).
 /// - the caller's own `options`;
 /// - `-c search_path=<schema>` when a schema is configured: it applies from the
 ///   connection's first statement, and survives `RESET ALL` / `DISCARD ALL`;
@@ -552,7 +564,7 @@ pub(crate) fn quote_ident(name: &str) -> String {
 /// character; the schema is quoted as an identifier so any name works.
 pub(crate) fn session_options(existing: Option<&str>, options: &PgOptions) -> String {
     let schema = options.get_schema();
-    let mut out = String::from("-c plan_cache_mode=force_generic_plan");
+    let mut out = String::from(PLANNER_SESSION);
     if let Some(existing) = existing.map(str::trim).filter(|s| !s.is_empty()) {
         out.push(' ');
         out.push_str(existing);
@@ -763,20 +775,17 @@ mod tests {
         let schema = |name: &str| PgOptions::new().schema(name);
         assert_eq!(
             session_options(None, &schema("es_1")),
-            "-c plan_cache_mode=force_generic_plan -c search_path=\"es_1\""
+            format!("{PLANNER_SESSION} -c search_path=\"es_1\"")
         );
         assert_eq!(
             session_options(Some("-c statement_timeout=5s"), &schema("my schema")),
-            "-c plan_cache_mode=force_generic_plan -c statement_timeout=5s -c search_path=\"my\\ schema\""
+            format!("{PLANNER_SESSION} -c statement_timeout=5s -c search_path=\"my\\ schema\"")
         );
         assert_eq!(
             session_options(Some("  "), &schema("a\"b")),
-            "-c plan_cache_mode=force_generic_plan -c search_path=\"a\"\"b\""
+            format!("{PLANNER_SESSION} -c search_path=\"a\"\"b\"")
         );
-        assert_eq!(
-            session_options(None, &PgOptions::new()),
-            "-c plan_cache_mode=force_generic_plan"
-        );
+        assert_eq!(session_options(None, &PgOptions::new()), PLANNER_SESSION);
     }
 
     #[test]
@@ -784,8 +793,7 @@ mod tests {
         let options = PgOptions::new().read_only(true);
         assert_eq!(
             session_options(Some("-c default_transaction_read_only=off"), &options),
-            "-c plan_cache_mode=force_generic_plan -c default_transaction_read_only=off \
-             -c default_transaction_read_only=on"
+            format!("{PLANNER_SESSION} -c default_transaction_read_only=off -c default_transaction_read_only=on")
         );
         assert!(!options.get_migrate() && options.is_read_only());
         assert!(PgOptions::new().get_migrate());

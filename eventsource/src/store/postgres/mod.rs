@@ -160,6 +160,8 @@
 mod conn;
 mod migrate;
 mod ops;
+#[cfg(test)]
+mod plans;
 mod rows;
 mod sql;
 mod wire;

@@ -55,11 +55,47 @@ impl Param {
     }
 }
 
+/// How a statement is planned.
+///
+/// The stores' sessions run with `plan_cache_mode = force_generic_plan` and without
+/// sequential scans, bitmap scans and sorts (see `conn::session_options`): each hot
+/// statement is prepared once per connection, planned once, and that plan is an index scan
+/// whatever the statistics said when it was made (a table that was tiny then may be huge
+/// now). Statements over whole tables are the opposite: their best plan changes as the
+/// tables grow, and only the planner's defaults and fresh statistics find it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Prepared once per connection; its one generic plan is reused. For statements that
+    /// find their rows through one index by key, the only plan they can get.
+    Cached,
+    /// Planned again on each execution, with the planner's defaults, in a transaction of its
+    /// own that begins with [`PLANNER_DEFAULTS`]: for monitoring and bulk statements over
+    /// whole tables.
+    PerExecution,
+}
+
+/// Begins the transaction a [`Plan::PerExecution`] statement runs in: a custom plan for
+/// this execution (with the statistics of now), with every scan and sort method allowed.
+/// One round trip (simple query protocol); the statement and `COMMIT` follow.
+pub(crate) const PLANNER_DEFAULTS: &str = "BEGIN;
+SET LOCAL plan_cache_mode = force_custom_plan;
+SET LOCAL enable_seqscan = on;
+SET LOCAL enable_bitmapscan = on;
+SET LOCAL enable_sort = on";
+
+/// Ends a [`Plan::PerExecution`] statement's transaction.
+pub(crate) const COMMIT: &str = "COMMIT";
+
+/// Abandons a [`Plan::PerExecution`] statement's transaction after its statement failed.
+pub(crate) const ROLLBACK: &str = "ROLLBACK";
+
 /// One SQL statement and the types of its parameters.
 #[derive(Debug)]
 pub(crate) struct Stmt {
     /// Short name, for logs and errors.
     pub name: &'static str,
+    /// How it is planned.
+    pub plan: Plan,
     /// The SQL.
     pub text: &'static str,
     /// The parameter types, `$1` first.
@@ -88,6 +124,19 @@ macro_rules! replay_columns {
     };
 }
 
+/// One aggregate's snapshot row, for the aggregate `$1`, `$2`, found through an index whose
+/// first column is `aggregate_id` (`uq_snapshots_aggregate` or its twin
+/// `idx_snapshots_aggregate_lookup`) whatever the statistics say. The type is compared in a
+/// form no index takes (`IS TRUE` over the comparison, the same truth for a `NOT NULL`
+/// column): were it an index condition, statistics made on a few rows of one type rate
+/// `idx_snapshots_aggregate_type` and `idx_snapshots_schema_version` as good as the key, and
+/// a plan through them reads every snapshot of the type.
+macro_rules! snapshot_key {
+    () => {
+        "aggregate_id = $1 AND (aggregate_type = $2) IS TRUE"
+    };
+}
+
 /// The stream's last version, 0 for an empty stream, for the stream `$1`, `$2`: the last entry
 /// of `uq_events_stream_version` for the stream, so one backward index probe reading one
 /// row, whatever the stream's length and whatever plan (custom or generic) runs it.
@@ -103,6 +152,7 @@ macro_rules! last_version {
 /// racing past that check. One statement is atomic: all rows or none.
 pub(crate) static APPEND: Stmt = Stmt {
     name: "append",
+    plan: Plan::Cached,
     text: concat!(
         "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version, version, \"timestamp\", payload, metadata)
 SELECT b.event_id, $1, $2, b.event_type, b.event_version, $3 + b.n, b.occurred_at, b.payload, b.metadata
@@ -128,6 +178,7 @@ ORDER BY b.n"
 /// Which of a batch's event ids is already stored (after a `uq_events_event_id` violation).
 pub(crate) static EXISTING_EVENT_ID: Stmt = Stmt {
     name: "existing_event_id",
+    plan: Plan::Cached,
     text: "SELECT event_id FROM events WHERE event_id = ANY($1) ORDER BY event_id LIMIT 1",
     params: &[Param::UuidArray],
 };
@@ -135,6 +186,7 @@ pub(crate) static EXISTING_EVENT_ID: Stmt = Stmt {
 /// The stream's last version, 0 for an empty stream.
 pub(crate) static STREAM_VERSION: Stmt = Stmt {
     name: "stream_version",
+    plan: Plan::Cached,
     text: concat!("SELECT ", last_version!()),
     params: &[Param::Uuid, Param::Text],
 };
@@ -142,6 +194,7 @@ pub(crate) static STREAM_VERSION: Stmt = Stmt {
 /// The stream's events after a version, in order.
 pub(crate) static READ_STREAM: Stmt = Stmt {
     name: "read_stream",
+    plan: Plan::Cached,
     text: concat!(
         "SELECT ",
         event_columns!(),
@@ -156,6 +209,7 @@ ORDER BY version"
 /// The stream's events after a version, in order, with only what a replay needs.
 pub(crate) static REPLAY_STREAM: Stmt = Stmt {
     name: "replay_stream",
+    plan: Plan::Cached,
     text: concat!(
         "SELECT ",
         replay_columns!(),
@@ -190,11 +244,14 @@ ORDER BY version"
 /// both tables.
 pub(crate) static JOINT_READ: Stmt = Stmt {
     name: "joint_read",
+    plan: Plan::Cached,
     text: concat!(
         "WITH snap AS (
     SELECT version, schema_version, state, created_at
     FROM snapshots
-    WHERE aggregate_id = $1 AND aggregate_type = $2
+    WHERE ",
+        snapshot_key!(),
+        "
 )
 SELECT ",
         replay_columns!(),
@@ -221,6 +278,7 @@ ORDER BY version"
 /// "prioritize high-event aggregates", with a parameter instead of the literal).
 pub(crate) static AGGREGATES_BY_EVENT_COUNT: Stmt = Stmt {
     name: "aggregates_by_event_count",
+    plan: Plan::PerExecution,
     text: "SELECT aggregate_id, COUNT(*) AS event_count
 FROM events
 WHERE aggregate_type = $1
@@ -248,6 +306,7 @@ WHERE excluded.schema_version > snapshots.schema_version
 /// means written, none means kept.
 pub(crate) static SNAPSHOT_UPSERT: Stmt = Stmt {
     name: "save_snapshot",
+    plan: Plan::Cached,
     text: concat!(
         "INSERT INTO snapshots (aggregate_id, aggregate_type, version, schema_version, state, created_at)
 VALUES ($1, $2, $3, $4, $5, $6)
@@ -270,6 +329,7 @@ VALUES ($1, $2, $3, $4, $5, $6)
 /// in one statement); the stores fall back to one upsert at a time for such a batch.
 pub(crate) static SNAPSHOT_UPSERT_BATCH: Stmt = Stmt {
     name: "save_snapshots",
+    plan: Plan::Cached,
     text: concat!(
         "INSERT INTO snapshots (aggregate_id, aggregate_type, version, schema_version, state, created_at)
 SELECT * FROM unnest($1, $2, $3, $4, $5, $6)
@@ -291,23 +351,29 @@ RETURNING aggregate_id, aggregate_type"
 /// One aggregate's snapshot (columns read by `rows::snapshot`).
 pub(crate) static SNAPSHOT_GET: Stmt = Stmt {
     name: "get_snapshot",
-    text: "SELECT version, schema_version, state, created_at
+    plan: Plan::Cached,
+    text: concat!(
+        "SELECT version, schema_version, state, created_at
 FROM snapshots
-WHERE aggregate_id = $1 AND aggregate_type = $2",
+WHERE ",
+        snapshot_key!()
+    ),
     params: &[Param::Uuid, Param::Text],
 };
 
 /// Deletes one aggregate's snapshot.
 pub(crate) static SNAPSHOT_DELETE: Stmt = Stmt {
     name: "delete_snapshot",
-    text: "DELETE FROM snapshots WHERE aggregate_id = $1 AND aggregate_type = $2",
+    plan: Plan::Cached,
+    text: concat!("DELETE FROM snapshots WHERE ", snapshot_key!()),
     params: &[Param::Uuid, Param::Text],
 };
 
 /// Whether an aggregate has a snapshot.
 pub(crate) static SNAPSHOT_EXISTS: Stmt = Stmt {
     name: "snapshot_exists",
-    text: "SELECT EXISTS (SELECT 1 FROM snapshots WHERE aggregate_id = $1 AND aggregate_type = $2)",
+    plan: Plan::Cached,
+    text: concat!("SELECT EXISTS (SELECT 1 FROM snapshots WHERE ", snapshot_key!(), ")"),
     params: &[Param::Uuid, Param::Text],
 };
 
@@ -315,6 +381,7 @@ pub(crate) static SNAPSHOT_EXISTS: Stmt = Stmt {
 /// otherwise. The bound is a `BIGINT`, so every `u32` bound compares exactly.
 pub(crate) static SNAPSHOTS_DELETE_BY_TYPE: Stmt = Stmt {
     name: "delete_snapshots_by_type",
+    plan: Plan::PerExecution,
     text: "DELETE FROM snapshots WHERE aggregate_type = $1 AND ($2::BIGINT IS NULL OR schema_version < $2)",
     params: &[Param::Text, Param::Int8],
 };
@@ -322,6 +389,7 @@ pub(crate) static SNAPSHOTS_DELETE_BY_TYPE: Stmt = Stmt {
 /// Snapshot coverage per aggregate type: the reference guide's query, ordered.
 pub(crate) static COVERAGE: Stmt = Stmt {
     name: "coverage",
+    plan: Plan::PerExecution,
     text: "SELECT
     e.aggregate_type::TEXT,
     COUNT(DISTINCT e.aggregate_id) as total_aggregates,
@@ -340,6 +408,7 @@ ORDER BY e.aggregate_type",
 /// parameter.
 pub(crate) static STALE_SNAPSHOTS: Stmt = Stmt {
     name: "stale_snapshots",
+    plan: Plan::PerExecution,
     text: "SELECT
     s.aggregate_type::TEXT,
     s.aggregate_id,
@@ -359,6 +428,7 @@ ORDER BY events_since_snapshot DESC, s.aggregate_type, s.aggregate_id",
 /// Stored snapshots per aggregate type and schema version.
 pub(crate) static SNAPSHOT_VERSIONS: Stmt = Stmt {
     name: "snapshot_versions",
+    plan: Plan::PerExecution,
     text: "SELECT aggregate_type::TEXT, schema_version::BIGINT, COUNT(*)
 FROM snapshots
 GROUP BY aggregate_type, schema_version
@@ -369,6 +439,7 @@ ORDER BY aggregate_type, schema_version",
 /// Whether the migrations table exists in the current schema (`search_path`).
 pub(crate) static MIGRATIONS_TABLE_EXISTS: Stmt = Stmt {
     name: "migrations_table_exists",
+    plan: Plan::Cached,
     text: "SELECT to_regclass('eventsource_migrations') IS NOT NULL",
     params: &[],
 };
@@ -376,6 +447,7 @@ pub(crate) static MIGRATIONS_TABLE_EXISTS: Stmt = Stmt {
 /// Serializes migrations of one schema across processes, for the migration transaction.
 pub(crate) static MIGRATION_LOCK: Stmt = Stmt {
     name: "migration_lock",
+    plan: Plan::Cached,
     text:
         "SELECT pg_advisory_xact_lock(hashtext('eventsource_migrations'), hashtext(COALESCE($1, current_schema(), '')))",
     params: &[Param::Text],
@@ -384,6 +456,7 @@ pub(crate) static MIGRATION_LOCK: Stmt = Stmt {
 /// Whether a schema exists.
 pub(crate) static SCHEMA_EXISTS: Stmt = Stmt {
     name: "schema_exists",
+    plan: Plan::Cached,
     text: "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
     params: &[Param::Text],
 };
@@ -391,6 +464,7 @@ pub(crate) static SCHEMA_EXISTS: Stmt = Stmt {
 /// The migrations recorded as applied.
 pub(crate) static APPLIED_MIGRATIONS: Stmt = Stmt {
     name: "applied_migrations",
+    plan: Plan::Cached,
     text: "SELECT version, checksum, format FROM eventsource_migrations ORDER BY version",
     params: &[],
 };
@@ -398,6 +472,7 @@ pub(crate) static APPLIED_MIGRATIONS: Stmt = Stmt {
 /// Records an applied migration.
 pub(crate) static RECORD_MIGRATION: Stmt = Stmt {
     name: "record_migration",
+    plan: Plan::Cached,
     text: "INSERT INTO eventsource_migrations (version, name, checksum, format) VALUES ($1, $2, $3, $4)",
     params: &[Param::Int4, Param::Text, Param::Text, Param::Text],
 };
@@ -405,6 +480,7 @@ pub(crate) static RECORD_MIGRATION: Stmt = Stmt {
 /// The columns and constraints of our tables in the current schema, for the schema check.
 pub(crate) static CATALOG: Stmt = Stmt {
     name: "schema_check",
+    plan: Plan::Cached,
     text: "SELECT 'column'::TEXT AS kind, table_name::TEXT, column_name::TEXT AS name, data_type::TEXT AS detail
 FROM information_schema.columns
 WHERE table_schema = current_schema() AND table_name IN ('events', 'snapshots')
@@ -418,6 +494,7 @@ WHERE constraint_schema = current_schema() AND table_name IN ('events', 'snapsho
 /// Where the connection is: database, schema, server address and port.
 pub(crate) static SERVER_INFO: Stmt = Stmt {
     name: "server_info",
+    plan: Plan::Cached,
     text: "SELECT current_database()::TEXT, current_schema()::TEXT, host(inet_server_addr()), inet_server_port()",
     params: &[],
 };

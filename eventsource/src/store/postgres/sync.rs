@@ -48,7 +48,7 @@ use super::conn::{
 use super::migrate;
 use super::ops::{self, AppendBatch, AppendOutcome, Header, SnapshotRow};
 use super::rows;
-use super::sql::{self, Stmt};
+use super::sql::{self, Plan, Stmt};
 use crate::codec::{Codec, Format, JsonCodec};
 use crate::error::{Error, Result};
 use crate::event::{EventRecord, NewEvent, ReplayEvent};
@@ -147,6 +147,31 @@ struct Pool {
 }
 
 /// Counts a connect thread as stalled until it ends.
+/// Runs a statement as its [`Plan`] says: a [`Plan::PerExecution`] one in a transaction
+/// of its own, begun with the planner's defaults ([`sql::PLANNER_DEFAULTS`]) and rolled back
+/// when the statement fails. The `bool` beside an error says the rollback failed too: the
+/// connection may still be in the failed transaction, and must be discarded.
+fn planned<T>(
+    client: &mut postgres::Client,
+    plan: Plan,
+    run: impl FnOnce(&mut postgres::Client) -> std::result::Result<T, tokio_postgres::Error>,
+) -> std::result::Result<T, (tokio_postgres::Error, bool)> {
+    if plan == Plan::Cached {
+        return run(client).map_err(|e| (e, false));
+    }
+    client.batch_execute(sql::PLANNER_DEFAULTS).map_err(|e| (e, true))?;
+    match run(client) {
+        Ok(value) => {
+            client.batch_execute(sql::COMMIT).map_err(|e| (e, true))?;
+            Ok(value)
+        }
+        Err(e) => {
+            let stuck = client.batch_execute(sql::ROLLBACK).is_err();
+            Err((e, stuck))
+        }
+    }
+}
+
 struct Stalled(Arc<AtomicUsize>);
 
 impl Drop for Stalled {
@@ -390,9 +415,12 @@ impl<'p> Lease<'p> {
         let statement = self.statement(stmt)?;
         let conn = self.conn.as_mut().ok_or_else(lost)?;
         let client = conn.client()?;
-        match off_runtime(|| client.execute(&statement, params))? {
+        match off_runtime(|| planned(client, stmt.plan, |c| c.execute(&statement, params)))? {
             Ok(n) => Ok(n),
-            Err(e) => Err(self.fail(stmt.name, e)),
+            Err((e, stuck)) => {
+                self.broken |= stuck;
+                Err(self.fail(stmt.name, e))
+            }
         }
     }
 
@@ -400,9 +428,12 @@ impl<'p> Lease<'p> {
         let statement = self.statement(stmt)?;
         let conn = self.conn.as_mut().ok_or_else(lost)?;
         let client = conn.client()?;
-        match off_runtime(|| client.query(&statement, params))? {
+        match off_runtime(|| planned(client, stmt.plan, |c| c.query(&statement, params)))? {
             Ok(rows) => Ok(rows),
-            Err(e) => Err(self.fail(stmt.name, e)),
+            Err((e, stuck)) => {
+                self.broken |= stuck;
+                Err(self.fail(stmt.name, e))
+            }
         }
     }
 
@@ -419,6 +450,7 @@ impl<'p> Lease<'p> {
         params: &[&(dyn ToSql + Sync)],
         mut f: impl FnMut(&Row) -> Result<bool>,
     ) -> Result<()> {
+        debug_assert_eq!(stmt.plan, Plan::Cached, "{} streams with its cached plan", stmt.name);
         if in_runtime() {
             for row in &self.query(stmt, params)? {
                 if !f(row)? {
