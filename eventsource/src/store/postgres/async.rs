@@ -483,7 +483,7 @@ pub struct PoolStatus {
 
 /// One attempt of an append: the statement, then what its outcome needs read.
 async fn append(lease: &mut Lease, batch: &AppendBatch<'_>) -> Result<u64> {
-    let result = lease.execute(&sql::APPEND, &batch.params()).await;
+    let result = lease.execute(batch.statement(), &batch.params()).await;
     match batch.outcome(result) {
         AppendOutcome::Appended(version) => {
             debug!(target: TARGET, aggregate_type = batch.aggregate_type, aggregate_id = %batch.aggregate_id,

@@ -26,7 +26,8 @@ pub(crate) fn encode_metadata(events: &[NewEvent]) -> Result<Vec<String>> {
     events.iter().map(|e| e.metadata.to_json()).collect()
 }
 
-/// A batch to append: one array per column, for [`sql::APPEND`].
+/// A batch to append, laid out for its statement: [`sql::APPEND_ONE`] for one event (plain
+/// values), [`sql::APPEND`] for more (one array per column).
 #[derive(Debug)]
 pub(crate) struct AppendBatch<'a> {
     pub aggregate_id: Uuid,
@@ -36,11 +37,29 @@ pub(crate) struct AppendBatch<'a> {
     /// The stream version after the batch.
     pub new_version: u64,
     pub ids: Vec<Uuid>,
-    types: Vec<&'a str>,
-    event_versions: Vec<i32>,
-    occurred: Vec<DateTime<Utc>>,
-    payloads: Vec<Body<'a>>,
-    metadata: Vec<Body<'a>>,
+    columns: Columns<'a>,
+}
+
+/// The events' columns.
+#[derive(Debug)]
+enum Columns<'a> {
+    /// One event: each column a value.
+    One {
+        event_id: Uuid,
+        event_type: &'a str,
+        event_version: i32,
+        occurred: DateTime<Utc>,
+        payload: Body<'a>,
+        metadata: Body<'a>,
+    },
+    /// Several: each column an array.
+    Many {
+        types: Vec<&'a str>,
+        event_versions: Vec<i32>,
+        occurred: Vec<DateTime<Utc>>,
+        payloads: Vec<Body<'a>>,
+        metadata: Vec<Body<'a>>,
+    },
 }
 
 impl<'a> AppendBatch<'a> {
@@ -65,6 +84,24 @@ impl<'a> AppendBatch<'a> {
                 value: format!("{expected} + {}", events.len()),
             })?;
         to_i64("stream version", new_version)?;
+        let event_version = |e: &NewEvent| to_i32("event version", u64::from(e.event_version));
+        let columns = match (events, metadata) {
+            ([event], [meta]) => Columns::One {
+                event_id: event.event_id,
+                event_type: &event.event_type,
+                event_version: event_version(event)?,
+                occurred: event.occurred_at,
+                payload: Body(&event.payload),
+                metadata: Body(meta.as_bytes()),
+            },
+            _ => Columns::Many {
+                types: events.iter().map(|e| e.event_type.as_str()).collect(),
+                event_versions: events.iter().map(event_version).collect::<Result<_>>()?,
+                occurred: events.iter().map(|e| e.occurred_at).collect(),
+                payloads: events.iter().map(|e| Body(&e.payload)).collect(),
+                metadata: metadata.iter().map(|m| Body(m.as_bytes())).collect(),
+            },
+        };
         Ok(AppendBatch {
             aggregate_id,
             aggregate_type,
@@ -72,30 +109,58 @@ impl<'a> AppendBatch<'a> {
             expected_sql: to_i64("stream version", expected)?,
             new_version,
             ids: events.iter().map(|e| e.event_id).collect(),
-            types: events.iter().map(|e| e.event_type.as_str()).collect(),
-            event_versions: events
-                .iter()
-                .map(|e| to_i32("event version", u64::from(e.event_version)))
-                .collect::<Result<_>>()?,
-            occurred: events.iter().map(|e| e.occurred_at).collect(),
-            payloads: events.iter().map(|e| Body(&e.payload)).collect(),
-            metadata: metadata.iter().map(|m| Body(m.as_bytes())).collect(),
+            columns,
         })
     }
 
-    /// The parameters of [`sql::APPEND`].
+    /// The statement that appends this batch, run with [`AppendBatch::params`].
+    pub(crate) fn statement(&self) -> &'static sql::Stmt {
+        match self.columns {
+            Columns::One { .. } => &sql::APPEND_ONE,
+            Columns::Many { .. } => &sql::APPEND,
+        }
+    }
+
+    /// The parameters of [`AppendBatch::statement`].
     pub(crate) fn params(&self) -> Params<'_, 9> {
-        [
-            &self.aggregate_id,
-            &self.aggregate_type,
-            &self.expected_sql,
-            &self.ids,
-            &self.types,
-            &self.event_versions,
-            &self.occurred,
-            &self.payloads,
-            &self.metadata,
-        ]
+        let head: [&(dyn ToSql + Sync); 3] = [&self.aggregate_id, &self.aggregate_type, &self.expected_sql];
+        match &self.columns {
+            Columns::One {
+                event_id,
+                event_type,
+                event_version,
+                occurred,
+                payload,
+                metadata,
+            } => [
+                head[0],
+                head[1],
+                head[2],
+                event_id,
+                event_type,
+                event_version,
+                occurred,
+                payload,
+                metadata,
+            ],
+            Columns::Many {
+                types,
+                event_versions,
+                occurred,
+                payloads,
+                metadata,
+            } => [
+                head[0],
+                head[1],
+                head[2],
+                &self.ids,
+                types,
+                event_versions,
+                occurred,
+                payloads,
+                metadata,
+            ],
+        }
     }
 
     /// What the `INSERT` did.

@@ -27,6 +27,7 @@ pub(crate) enum Param {
     Int8,
     Timestamptz,
     Body,
+    Jsonb,
     UuidArray,
     TextArray,
     Int4Array,
@@ -45,6 +46,7 @@ impl Param {
             (Param::Timestamptz, _) => Type::TIMESTAMPTZ,
             (Param::Body, Format::Json) => Type::JSONB,
             (Param::Body, Format::Binary) => Type::BYTEA,
+            (Param::Jsonb, _) => Type::JSONB,
             (Param::UuidArray, _) => Type::UUID_ARRAY,
             (Param::TextArray, _) => Type::TEXT_ARRAY,
             (Param::Int4Array, _) => Type::INT4_ARRAY,
@@ -172,6 +174,34 @@ ORDER BY b.n"
         Param::TimestamptzArray,
         Param::BodyArray,
         Param::JsonbArray,
+    ],
+};
+
+/// Appends one event: [`APPEND`] for a batch of one, without the arrays, the numbering and
+/// the sort, which cost a one-event save more server time than the insert itself. The same
+/// guarantees: the `WHERE` inserts nothing unless the stream is at the expected version `$3`
+/// (one backward probe of `uq_events_stream_version`), the unique constraints catch a racing
+/// writer and a stored event id.
+pub(crate) static APPEND_ONE: Stmt = Stmt {
+    name: "append_one",
+    plan: Plan::Cached,
+    text: concat!(
+        "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version, version, \"timestamp\", payload, metadata)
+SELECT $4, $1, $2, $5, $6, $3 + 1, $7, $8, $9
+WHERE ",
+        last_version!(),
+        " = $3"
+    ),
+    params: &[
+        Param::Uuid,
+        Param::Text,
+        Param::Int8,
+        Param::Uuid,
+        Param::Text,
+        Param::Int4,
+        Param::Timestamptz,
+        Param::Body,
+        Param::Jsonb,
     ],
 };
 
@@ -511,6 +541,7 @@ mod tests {
     fn every_statement_declares_each_parameter() {
         for s in [
             &APPEND,
+            &APPEND_ONE,
             &EXISTING_EVENT_ID,
             &STREAM_VERSION,
             &READ_STREAM,
@@ -551,7 +582,7 @@ mod tests {
 
     #[test]
     fn stream_versions_are_read_with_a_backward_index_probe() {
-        for s in [&APPEND, &STREAM_VERSION] {
+        for s in [&APPEND, &APPEND_ONE, &STREAM_VERSION] {
             assert!(!s.text.contains("MAX("), "{}", s.name);
             assert!(s.text.contains(last_version!()), "{}", s.name);
         }

@@ -829,7 +829,7 @@ impl<C: Codec> EventStore for PostgresEventStore<C> {
 
 /// One attempt of an append: the statement, then what its outcome needs read.
 fn append(lease: &mut Lease<'_>, batch: &AppendBatch<'_>) -> Result<u64> {
-    let result = lease.execute(&sql::APPEND, &batch.params());
+    let result = lease.execute(batch.statement(), &batch.params());
     match batch.outcome(result) {
         AppendOutcome::Appended(version) => {
             debug!(target: TARGET, aggregate_type = batch.aggregate_type, aggregate_id = %batch.aggregate_id,
