@@ -46,7 +46,9 @@ pub trait JointVisitor {
     /// Whatever the caller's visitor returns; the read stops at its first error.
     fn snapshot(&mut self, snapshot: Option<Snapshot>) -> Result<bool>;
     /// Called for each event from the snapshot's version on (from version 1 without a
-    /// snapshot), in order.
+    /// snapshot), in order. The first, at the snapshot's own version, is not applied
+    /// again, and a store may hand it with only its version (an empty `event_type` and
+    /// `payload`, `event_version` 0): reading its row would cost a load for nothing.
     ///
     /// # Errors
     ///

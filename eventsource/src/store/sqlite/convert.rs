@@ -153,11 +153,6 @@ impl<'r, 's> Columns<'r, 's> {
             .map_err(|e| sql_error(&format!("reading column `{}.{column}`", self.table), e))
     }
 
-    /// Whether the column is NULL.
-    pub(super) fn is_null(&self, idx: usize, column: &str) -> Result<bool> {
-        Ok(matches!(self.value(idx, column)?, ValueRef::Null))
-    }
-
     /// An `INTEGER` column.
     pub(super) fn i64(&self, idx: usize, column: &str) -> Result<i64> {
         match self.value(idx, column)? {

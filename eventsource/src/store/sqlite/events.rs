@@ -20,7 +20,8 @@ pub(super) const STREAM_COLUMNS: usize = 0;
 /// Where the replay columns start in a row of [`sql::REPLAY_STREAM`].
 pub(super) const REPLAY_COLUMNS: usize = 0;
 /// Where the replay columns start in a row of `sql::READ_WITH_SNAPSHOT` (after `kind`).
-const JOINT_COLUMNS: usize = 1;
+/// Where the event columns of `sql::READ_WITH_SNAPSHOT` start (after the snapshot's four).
+const EVENT_AT: usize = 4;
 
 /// Reads what a replay needs of an event row (`version`, `event_type`, `payload`,
 /// `event_version` from index `at`), borrowing its text and bytes.
@@ -367,8 +368,10 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
         Some(self.db.location.clone())
     }
 
-    /// One statement (`sql::READ_WITH_SNAPSHOT`): the snapshot row with the stream's
-    /// last version, then the events after the snapshot, streamed to the visitor.
+    /// One statement (`sql::READ_WITH_SNAPSHOT`) when the aggregate has a snapshot: the
+    /// snapshot row joined with the events from its version on, streamed to the visitor.
+    /// Without a snapshot that statement finds nothing, and the stream is replayed from
+    /// its start (`sql::REPLAY_STREAM`, on the same connection).
     ///
     /// A snapshot row that cannot be read (bad column values) is a snapshot failure, not a
     /// load failure: this returns `Ok(false)` before visiting anything, and the repository
@@ -385,48 +388,66 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
             let mut stmt = conn.prepare_cached(sql::READ_WITH_SNAPSHOT).map_err(fail)?;
             let mut rows = stmt.query(params![id, aggregate_type]).map_err(fail)?;
             let Some(head) = rows.next().map_err(fail)? else {
-                return Ok(false);
+                drop(rows);
+                if !visitor.snapshot(None)? {
+                    return Ok(true);
+                }
+                let mut stmt = conn.prepare_cached(sql::REPLAY_STREAM).map_err(fail)?;
+                let mut rows = stmt.query(params![id, aggregate_type, 0]).map_err(fail)?;
+                let mut replayed = 0u64;
+                while let Some(row) = rows.next().map_err(fail)? {
+                    visitor.event(&replay_event(row, REPLAY_COLUMNS, C::FORMAT)?)?;
+                    replayed += 1;
+                }
+                debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, replayed,
+                       "joint read: no snapshot, the stream from its start");
+                return Ok(true);
             };
-            // The head sorts first unless its version is not an integer (a malformed
-            // snapshot row): then let the snapshot store report it.
-            if Columns::new(head, "snapshots").i64(0, "kind")? != 0 {
-                warn!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id,
-                      "snapshot row is malformed; falling back to separate reads");
-                return Ok(false);
-            }
             let c = Columns::new(head, "snapshots");
-            let snapshot = if c.is_null(6, "version")? {
-                None
-            } else {
-                let read = || -> Result<Snapshot> {
-                    Ok(Snapshot {
-                        aggregate_id,
-                        aggregate_type: aggregate_type.to_owned(),
-                        version: c.u64(6, "version")?,
-                        schema_version: c.u32(4, "schema_version")?,
-                        state: c.encoded(3, "state", C::FORMAT)?.to_vec(),
-                        created_at: c.timestamp(5, "created_at")?,
-                    })
-                };
-                match read() {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        warn!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, error = %e.report(),
-                              "snapshot row is malformed; falling back to separate reads");
-                        return Ok(false);
-                    }
+            let read = || -> Result<Snapshot> {
+                Ok(Snapshot {
+                    aggregate_id,
+                    aggregate_type: aggregate_type.to_owned(),
+                    version: c.u64(0, "version")?,
+                    schema_version: c.u32(1, "schema_version")?,
+                    state: c.encoded(2, "state", C::FORMAT)?.to_vec(),
+                    created_at: c.timestamp(3, "created_at")?,
+                })
+            };
+            let snapshot = match read() {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, error = %e.report(),
+                          "snapshot row is malformed; falling back to separate reads");
+                    return Ok(false);
                 }
             };
-            let snapshot_version = snapshot.as_ref().map(|s| s.version);
-            if !visitor.snapshot(snapshot)? {
+            let snapshot_version = snapshot.version;
+            if !visitor.snapshot(Some(snapshot))? {
                 debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, snapshot_version,
                        "joint read: snapshot not used");
                 return Ok(true);
             }
             let mut tail = 0u64;
-            while let Some(row) = rows.next().map_err(fail)? {
-                visitor.event(&replay_event(row, JOINT_COLUMNS, C::FORMAT)?)?;
-                tail += 1;
+            let mut row = Some(head);
+            while let Some(r) = row {
+                match r.get_ref(EVENT_AT).map_err(fail)? {
+                    // The stream has no event at or after the snapshot's version.
+                    ValueRef::Null => {}
+                    ValueRef::Integer(v) if u64::try_from(v) == Ok(snapshot_version) => {
+                        visitor.event(&ReplayEvent {
+                            version: snapshot_version,
+                            event_type: "",
+                            event_version: 0,
+                            payload: &[],
+                        })?;
+                    }
+                    _ => {
+                        visitor.event(&replay_event(r, EVENT_AT, C::FORMAT)?)?;
+                        tail += 1;
+                    }
+                }
+                row = rows.next().map_err(fail)?;
             }
             debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id, snapshot_version, tail,
                    "joint read: snapshot and events in one query");

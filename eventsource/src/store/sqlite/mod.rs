@@ -56,13 +56,14 @@
 //! Both stores report their [`StoreLocation`] as `sqlite:<canonical path>`, so stores on
 //! the same file, however opened, report the same location and the repository loads
 //! through [`EventStore::read_with_snapshot`](crate::EventStore::read_with_snapshot): one
-//! statement whose first row is the snapshot (if any) with the stream's last version,
-//! and whose following rows are the events after the snapshot's version, in order. It is
-//! a `UNION ALL` of a one-row snapshot arm and the events arm, ordered by version alone,
-//! which SQLite merges as it steps (the events arm walks the
-//! `(aggregate_id, aggregate_type, version)` index), so no event row is sorted or
-//! buffered; a unit test pins that query plan. Being one statement, it is one read
-//! transaction: the snapshot and the tail are consistent with each other. Replay borrows
+//! statement that finds the snapshot by its unique key and joins it with the events from
+//! its version on. The first event, the snapshot's own (the anchor, which proves the stream
+//! reaches it), is read from the `(aggregate_id, aggregate_type, version)` index alone;
+//! the events after it come in order as SQLite walks that index, so no event row is
+//! sorted or buffered (a unit test pins the query plan). Being one statement, it is one
+//! read transaction: the snapshot and the tail are consistent with each other. An
+//! aggregate without a snapshot finds no row, and its stream is replayed from the start
+//! on the same connection. Replay borrows
 //! each row's payload and metadata ([`EventRecord`](crate::EventRecord)); no history is
 //! collected in memory.
 //!

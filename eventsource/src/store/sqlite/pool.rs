@@ -145,6 +145,10 @@ struct State {
     idle: Vec<Connection>,
     /// Connections alive, idle or lent.
     total: usize,
+    /// Callers waiting for a connection to come back. A connection given back wakes one
+    /// only when there is one: waking the condition variable is a system call (`futex`)
+    /// even with nobody waiting, which cost each operation about a tenth of a point read.
+    waiting: usize,
 }
 
 /// The pool.
@@ -177,6 +181,7 @@ impl Pool {
             state: Mutex::new(State {
                 idle: vec![first],
                 total: 1,
+                waiting: 0,
             }),
             returned: Condvar::new(),
             max,
@@ -218,8 +223,13 @@ impl Pool {
                         Ok(conn)
                     }
                     Err(e) => {
-                        self.lock().total -= 1;
-                        self.returned.notify_one();
+                        let mut state = self.lock();
+                        state.total -= 1;
+                        let wake = state.waiting > 0;
+                        drop(state);
+                        if wake {
+                            self.returned.notify_one();
+                        }
                         Err(e)
                     }
                 };
@@ -235,11 +245,13 @@ impl Pool {
                     source: None,
                 });
             }
+            state.waiting += 1;
             state = self
                 .returned
                 .wait_timeout(state, deadline - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            state.waiting -= 1;
         }
     }
 
@@ -260,8 +272,11 @@ impl Pool {
             state.total -= 1;
             drop(conn);
         }
+        let wake = state.waiting > 0;
         drop(state);
-        self.returned.notify_one();
+        if wake {
+            self.returned.notify_one();
+        }
     }
 }
 

@@ -72,35 +72,35 @@ pub(super) const REPLAY_STREAM: &str = "SELECT version, event_type, payload, eve
      WHERE aggregate_id = ?1 AND aggregate_type = ?2 AND version > ?3 \
      ORDER BY version";
 
-/// The joint load, in one statement (one read transaction, so the snapshot and the
-/// events are consistent with each other).
+/// The joint load of an aggregate that has a snapshot, in one statement (one read
+/// transaction, so the snapshot and the events are consistent with each other): the
+/// snapshot row joined with the events from its version on.
 ///
-/// Columns: `kind`, `version`, `event_type`, `payload`, `schema_version`, `created_at`,
-/// `snapshot_version`. The first row (`kind` 0) always exists: the snapshot's state, schema
-/// version, creation time and version (NULL when there is no snapshot). The rows after it
-/// (`kind` 1) are what a replay needs of the events from the snapshot's version on (its
-/// anchor first: the proof that the stream reaches the snapshot), or of every event when
-/// there is no snapshot: `version`, `event_type`, `payload` and, in the fifth column (the
-/// header's `schema_version`), the `event_version`, so that the replay columns are the same
-/// four as [`REPLAY_STREAM`]'s.
+/// Columns: the snapshot's `version`, `schema_version`, `state`, `created_at`, then the
+/// event's `version`, `event_type`, `payload`, `event_version` (the replay columns of
+/// [`REPLAY_STREAM`], from index 4). The first event row is the *anchor*, at the snapshot's
+/// own version: the proof that the stream reaches the snapshot. Only its version is read:
+/// its other columns are NULL, so SQLite finds it in the `(aggregate_id, aggregate_type,
+/// version)` index and never reads the row itself (the table is read only for the columns
+/// a `CASE` branch asks for). A stream that ends before the snapshot gives one row with a
+/// NULL event version.
 ///
-/// The order is by the version column alone: the head row's is one below the snapshot's
-/// version (NULL without a snapshot, which sorts first), and every event row's is at least
-/// the snapshot's, so the head comes first. Ordering by `kind` too would make SQLite sort
-/// the events arm into a temporary b-tree; by version alone it merges the one-row head with
-/// the events arm as it walks the `(aggregate_id, aggregate_type, version)` index, so rows
-/// are produced as they are stepped and nothing is buffered.
-pub(super) const READ_WITH_SNAPSHOT: &str = "SELECT 0 AS kind, s.version - 1, NULL, s.state, \
-       s.schema_version, s.created_at, s.version \
-     FROM (SELECT 1) AS one \
-     LEFT JOIN snapshots AS s ON s.aggregate_id = ?1 AND s.aggregate_type = ?2 \
-     UNION ALL \
-     SELECT 1, e.version, e.event_type, e.payload, e.event_version, NULL, NULL \
-     FROM events AS e \
-     WHERE e.aggregate_id = ?1 AND e.aggregate_type = ?2 \
-       AND e.version >= COALESCE((SELECT version FROM snapshots \
-                                   WHERE aggregate_id = ?1 AND aggregate_type = ?2), 1) \
-     ORDER BY 2";
+/// The snapshot is found through its unique key, so SQLite knows it is one row and the
+/// `ORDER BY` is the order of the events index: rows come out as they are stepped, nothing
+/// is sorted or buffered. No row means no snapshot: the load then replays the stream with
+/// [`REPLAY_STREAM`]. (A one-row source that also covers the no-snapshot case, `(SELECT 1)
+/// LEFT JOIN snapshots`, makes SQLite sort every event of the stream into a temporary
+/// b-tree before the first one comes out.)
+pub(super) const READ_WITH_SNAPSHOT: &str = "SELECT s.version, s.schema_version, s.state, s.created_at, \
+       e.version, \
+       CASE WHEN e.version > s.version THEN e.event_type END, \
+       CASE WHEN e.version > s.version THEN e.payload END, \
+       CASE WHEN e.version > s.version THEN e.event_version END \
+     FROM snapshots AS s \
+     LEFT JOIN events AS e \
+       ON e.aggregate_id = s.aggregate_id AND e.aggregate_type = s.aggregate_type AND e.version >= s.version \
+     WHERE s.aggregate_id = ?1 AND s.aggregate_type = ?2 \
+     ORDER BY e.version";
 
 /// Aggregates of a type with more than `?2` events, most first (the guide's
 /// "prioritize high-event aggregates" query, with the type and the bound as parameters
