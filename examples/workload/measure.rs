@@ -145,6 +145,42 @@ pub fn paired(
     Ok((fs, ls))
 }
 
+/// Times `figure` and `floor` in blocks of [`BLOCK`] calls each, the block of one right
+/// after the block of the other, and swaps which goes first from one round to the next: the
+/// other order of measurement than [`paired`]'s call-by-call alternation (on a VM, a bare
+/// statement can run faster when it alternates with another connection's). Each sample is
+/// one block's mean per call; one warm-up block of each first.
+pub fn blocks(
+    budget: Budget,
+    mut figure: impl FnMut() -> Res<()>,
+    mut floor: impl FnMut() -> Res<()>,
+) -> Res<(Samples, Samples)> {
+    let block = |f: &mut dyn FnMut() -> Res<()>| -> Res<Duration> {
+        let start = Instant::now();
+        for _ in 0..BLOCK {
+            f()?;
+        }
+        Ok(start.elapsed() / BLOCK as u32)
+    };
+    let a = block(&mut figure)?;
+    let b = block(&mut floor)?;
+    let rounds = (budget.runs(a + b) / BLOCK).max(3);
+    let (mut fs, mut ls) = (Samples::with_capacity(rounds), Samples::with_capacity(rounds));
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            fs.push(block(&mut figure)?);
+            ls.push(block(&mut floor)?);
+        } else {
+            ls.push(block(&mut floor)?);
+            fs.push(block(&mut figure)?);
+        }
+    }
+    Ok((fs, ls))
+}
+
+/// Calls per block in [`blocks`].
+pub const BLOCK: usize = 100;
+
 /// Times `figure` alone, calling `setup` (untimed) before each run.
 pub fn with_setup(
     budget: Budget,

@@ -109,6 +109,7 @@ pub struct PgFloors<C: Codec> {
     client: Client,
     replay: Statement,
     point: Statement,
+    tail: Statement,
     insert: Statement,
     blob_get: Statement,
     blob_put: Statement,
@@ -132,6 +133,10 @@ impl<C: Codec> PgFloors<C> {
         let point = prepare(
             "SELECT version, schema_version, state FROM snapshots WHERE aggregate_id = $1 AND aggregate_type = $2",
         )?;
+        let tail = prepare(
+            "SELECT version, event_type, payload FROM events \
+             WHERE aggregate_id = $1 AND aggregate_type = $2 AND version > $3 ORDER BY version",
+        )?;
         let insert = prepare(
             "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version, version, \
              timestamp, payload, metadata) VALUES ($1, $2, $3, 'ItemAdded', 1, $4, $5, $6, '{}')",
@@ -147,6 +152,7 @@ impl<C: Codec> PgFloors<C> {
             client,
             replay,
             point,
+            tail,
             insert,
             blob_get,
             blob_put,
@@ -215,6 +221,22 @@ impl<C: Codec> Floors for PgFloors<C> {
         let _schema: i32 = row.try_get(1).context(|| "schema_version".into())?;
         let state: Body<'_> = row.try_get(2).context(|| "state".into())?;
         Ok(state.0.to_vec().len())
+    }
+
+    fn tail_read(&mut self, id: Uuid, after: u64) -> Res<usize> {
+        let mut read = self.point_read(id)?;
+        let after = i64::try_from(after)?;
+        let rows = self
+            .client
+            .query(&self.tail, &[&id, &ORDER, &after])
+            .context(|| "range select".into())?;
+        for row in &rows {
+            let _version: i64 = row.try_get(0).context(|| "version".into())?;
+            let _type: &str = row.try_get(1).context(|| "event_type".into())?;
+            let payload: Body<'_> = row.try_get(2).context(|| "payload".into())?;
+            read += payload.0.len();
+        }
+        Ok(read)
     }
 
     fn insert_commit(&mut self) -> Res<()> {

@@ -36,6 +36,10 @@ pub trait Floors {
     fn replay(&mut self, id: Uuid) -> Res<(u64, Order)>;
     /// One point read of `id`'s snapshot row; returns the state's size.
     fn point_read(&mut self, id: Uuid) -> Res<usize>;
+    /// One point read of `id`'s snapshot row and one range read of its events after
+    /// `after` (their version, type and payload, not decoded): the floor of a load from a
+    /// snapshot with a tail. Returns the bytes read.
+    fn tail_read(&mut self, id: Uuid, after: u64) -> Res<usize>;
     /// One single-row insert commit.
     fn insert_commit(&mut self) -> Res<()>;
     /// One point read of a W2 snapshot row's state; returns its size.
@@ -130,6 +134,17 @@ impl<C: Codec> Floors for MemoryFloors<C> {
         Ok(std::hint::black_box(state).last_sku.len() + bytes.len())
     }
 
+    fn tail_read(&mut self, id: Uuid, after: u64) -> Res<usize> {
+        let mut read = self.point_read(id)?;
+        let rows = self.streams.get(&id).ok_or("memory floor: stream not prepared")?;
+        let mut state = Order::default();
+        for (event_type, payload) in rows.iter().skip(usize::try_from(after)?) {
+            decode_apply(&self.codec, &mut state, event_type, payload)?;
+            read += payload.len();
+        }
+        Ok(std::hint::black_box(read))
+    }
+
     fn insert_commit(&mut self) -> Res<()> {
         let bytes = domain::event_at(2).encode_payload(&self.codec)?;
         self.sink.lock().map_err(|_| "memory floor: poisoned")?.push(bytes);
@@ -189,6 +204,8 @@ pub struct SqliteFloors<C: Codec> {
 
 const SQLITE_REPLAY: &str = "SELECT version, event_type, payload FROM events \
      WHERE aggregate_id = ?1 AND aggregate_type = ?2 ORDER BY version";
+const SQLITE_TAIL: &str = "SELECT version, event_type, payload FROM events \
+     WHERE aggregate_id = ?1 AND aggregate_type = ?2 AND version > ?3 ORDER BY version";
 const SQLITE_POINT: &str =
     "SELECT version, schema_version, state FROM snapshots WHERE aggregate_id = ?1 AND aggregate_type = ?2";
 const SQLITE_INSERT: &str = "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, \
@@ -281,6 +298,22 @@ impl<C: Codec> Floors for SqliteFloors<C> {
         let _version: i64 = row.get(0).map_err(fail)?;
         let _schema: i64 = row.get(1).map_err(fail)?;
         Ok(sql_bytes(row.get_ref(2).map_err(fail)?)?.to_vec().len())
+    }
+
+    fn tail_read(&mut self, id: Uuid, after: u64) -> Res<usize> {
+        let mut read = self.point_read(id)?;
+        let fail = |e: rusqlite::Error| format!("range select: {e}");
+        let mut stmt = self.conn.prepare_cached(SQLITE_TAIL).map_err(fail)?;
+        let id = id.hyphenated().to_string();
+        let mut rows = stmt
+            .query(rusqlite::params![id, ORDER, i64::try_from(after)?])
+            .map_err(fail)?;
+        while let Some(row) = rows.next().map_err(fail)? {
+            let _version: i64 = row.get(0).map_err(fail)?;
+            let _type = row.get_ref(1).map_err(fail)?;
+            read += sql_bytes(row.get_ref(2).map_err(fail)?)?.len();
+        }
+        Ok(read)
     }
 
     fn insert_commit(&mut self) -> Res<()> {

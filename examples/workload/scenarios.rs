@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use super::domain::{event_at, evolved_event_at, Blob, Order, OrderEvolved, OrderV2, ORDER};
 use super::measure::{
-    bytes, cpu_time, dur, heap_peak, paired, paired3, per_sec, rate, rss_peak, thousands, time_ratio, timed,
-    with_setup, Budget, Res, Row, Samples, Table,
+    blocks, bytes, cpu_time, dur, heap_peak, paired, paired3, per_sec, rate, rss_peak, thousands, time_ratio, timed,
+    with_setup, Budget, BLOCK, Res, Row, Samples, Table,
 };
 use super::raw::Floors;
 
@@ -329,12 +329,33 @@ where
         let ratio = time_ratio(fig.median(), floor.median());
         ctx.table.push(Row {
             scenario: format!("W1b load with snapshot, N={nn}"),
-            figure: "load(), snapshot at N, threshold 100".into(),
+            figure: "load(), snapshot at N, threshold 100; alternating calls".into(),
             median: dur(fig.median()),
             p99: dur(fig.p99()),
             floor: format!("{}: {}", floors.point_label(), dur(floor.median())),
             ratio: format!("{ratio:.2}x floor time"),
             note: format!("{} runs; {}", fig.len(), target(ratio <= 2.0, "≤2x")),
+        });
+        let (fig, floor) = blocks(
+            budget,
+            || {
+                black_box(snap.load(id)?);
+                Ok(())
+            },
+            || {
+                black_box(floors.point_read(id)?);
+                Ok(())
+            },
+        )?;
+        let ratio = time_ratio(fig.median(), floor.median());
+        ctx.table.push(Row {
+            scenario: format!("W1b load with snapshot, N={nn}"),
+            figure: format!("the same, timed in blocks of {BLOCK}"),
+            median: dur(fig.median()),
+            p99: dur(fig.p99()),
+            floor: format!("{}: {}", floors.point_label(), dur(floor.median())),
+            ratio: format!("{ratio:.2}x floor time"),
+            note: format!("{} blocks, order swapped each round; {}", fig.len(), target(ratio <= 2.0, "≤2x")),
         });
 
         // (c) schema raised with no upcast, Manual mode: the schema-1 snapshot stays, so
@@ -391,6 +412,48 @@ where
                 fig.len()
             ),
         });
+
+        // (b') the snapshot at N and a tail of five events after it (appended last, so the
+        // scenarios above saw the stream end at N), against the point read of the snapshot
+        // row plus the range read of the same five event rows.
+        let mut root = plain.load(id)?;
+        for v in n + 1..=n + TAIL {
+            root.record(event_at(v));
+        }
+        plain.save(&mut root)?;
+        floors.prepare_stream(id)?;
+        let (r, o) = snap.load_with_outcome(id)?;
+        check(
+            o.snapshot == SnapshotUse::Used { version: n } && o.events_replayed == TAIL && r.version() == n + TAIL,
+            || format!("W1b': expected the snapshot at {n} and {TAIL} events: {o:?}"),
+        )?;
+        let load = || {
+            black_box(snap.load(id)?);
+            Ok(())
+        };
+        let (alternating, alternating_floor) = paired(budget, load, || {
+            black_box(floors.tail_read(id, n)?);
+            Ok(())
+        })?;
+        let (blocked, blocked_floor) = blocks(budget, load, || {
+            black_box(floors.tail_read(id, n)?);
+            Ok(())
+        })?;
+        for (order, fig, floor) in [
+            ("alternating calls", &alternating, &alternating_floor),
+            ("timed in blocks", &blocked, &blocked_floor),
+        ] {
+            let ratio = time_ratio(fig.median(), floor.median());
+            ctx.table.push(Row {
+                scenario: format!("W1b' snapshot + {TAIL}-event tail, N={nn}"),
+                figure: format!("load(), snapshot at N, {TAIL} events after it; {order}"),
+                median: dur(fig.median()),
+                p99: dur(fig.p99()),
+                floor: format!("{} + range read: {}", floors.point_label(), dur(floor.median())),
+                ratio: format!("{ratio:.2}x floor time"),
+                note: format!("{} samples; {}", fig.len(), target(ratio <= 2.0, "≤2x")),
+            });
+        }
     }
     ctx.table.push(Row {
         scenario: "W1a peak memory across N".into(),
@@ -403,6 +466,9 @@ where
     });
     Ok(())
 }
+
+/// The tail of W1b': events after the snapshot.
+const TAIL: u64 = 5;
 
 /// W2: save and get of one snapshot of each blob size.
 pub fn w2<SS: SnapshotStore, F: Floors>(ctx: &mut Ctx, snapshots: &SS, floors: &mut F) -> Res<()> {
