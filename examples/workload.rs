@@ -9,6 +9,10 @@
 //! cargo run --release --example workload -- --backend sqlite --quick   # about a minute
 //! ```
 //!
+//! `--json PATH` also writes the figures as JSON (each row's text, and the numbers read
+//! from it: medians in ns, the ratio, the target and whether it was met); a `--quick` run
+//! writes `workload-<backend>-quick.json` in the current directory unless told otherwise.
+//!
 //! W1 includes W1u (issue 10): the replay of a stream of version-1 events upcast in two
 //! steps, beside the replay of current-version events (`--only w1` runs it).
 //!
@@ -66,10 +70,13 @@ struct Args {
     pg_url: String,
     dir: PathBuf,
     only: Option<Vec<String>>,
+    /// `--json PATH`; a `--quick` run writes `workload-<backend>-quick.json` in the current
+    /// directory when none is given.
+    json: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: workload --backend memory|sqlite|postgres [--quick] [--codec json|bincode] \
-                     [--pg-url URL] [--dir DIR] [--only w1,w2,w3,w4,w5,codec,diag]";
+                     [--pg-url URL] [--dir DIR] [--json PATH] [--only w1,w2,w3,w4,w5,codec,diag]";
 
 fn parse_args() -> Res<Args> {
     let mut args = Args {
@@ -79,6 +86,7 @@ fn parse_args() -> Res<Args> {
         pg_url: std::env::var("EVENTSOURCE_BENCH_PG_URL").unwrap_or_else(|_| pg::DEFAULT_URL.into()),
         dir: std::env::temp_dir(),
         only: None,
+        json: None,
     };
     let mut backend = None;
     let mut it = std::env::args().skip(1);
@@ -103,6 +111,7 @@ fn parse_args() -> Res<Args> {
             "--quick" => args.quick = true,
             "--pg-url" => args.pg_url = value("--pg-url")?,
             "--dir" => args.dir = PathBuf::from(value("--dir")?),
+            "--json" => args.json = Some(PathBuf::from(value("--json")?)),
             "--only" => {
                 let list = value("--only")?;
                 args.only = Some(list.split(',').map(|s| s.trim().to_lowercase()).collect());
@@ -112,6 +121,10 @@ fn parse_args() -> Res<Args> {
         }
     }
     args.backend = backend.ok_or_else(|| format!("--backend is required\n{USAGE}"))?;
+    if args.json.is_none() && args.quick {
+        let name = format!("{:?}", args.backend).to_lowercase();
+        args.json = Some(PathBuf::from(format!("workload-{name}-quick.json")));
+    }
     Ok(args)
 }
 
@@ -422,6 +435,31 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(ctx) => {
             println!("{}", ctx.table.markdown());
+            if let Some(path) = &args.json {
+                let run = serde_json::json!({
+                    "backend": format!("{:?}", args.backend).to_lowercase(),
+                    "codec": format!("{:?}", args.codec).to_lowercase(),
+                    "mode": if args.quick { "quick" } else { "full" },
+                    "only": args.only,
+                    "cores": std::thread::available_parallelism().map_or(1, usize::from),
+                    "cpu": first_line("/proc/cpuinfo", "model name").split(':').nth(1).unwrap_or("").trim(),
+                    "finished_unix": std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                });
+                let text = match serde_json::to_string_pretty(&ctx.table.json(run)) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("workload: cannot write the JSON figures: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                if let Err(e) = std::fs::write(path, text + "\n") {
+                    eprintln!("workload: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("figures written to {}", path.display());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

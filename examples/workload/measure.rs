@@ -299,6 +299,67 @@ impl Table {
     }
 }
 
+impl Table {
+    /// The table as JSON, for scripts that check the figures: one object per row with the
+    /// printed text of each column and, read back from it, the numbers a check needs:
+    /// `median_ns` and `p99_ns`, `ratio` (the number before the `x`) and `ratio_of` (what it
+    /// is a ratio of), and `target` (`{"goal": "≤2x", "met": true}`, or null for a row
+    /// without one).
+    pub fn json(&self, run: serde_json::Value) -> serde_json::Value {
+        let rows: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|r| {
+                let (ratio, ratio_of) = match r.ratio.split_once("x ") {
+                    Some((n, of)) => (n.trim().parse::<f64>().ok(), Some(of.trim())),
+                    None => (None, None),
+                };
+                serde_json::json!({
+                    "scenario": r.scenario,
+                    "figure": r.figure,
+                    "median": r.median,
+                    "median_ns": parse_dur(&r.median),
+                    "p99": r.p99,
+                    "p99_ns": parse_dur(&r.p99),
+                    "floor": r.floor,
+                    "ratio_text": r.ratio,
+                    "ratio": ratio,
+                    "ratio_of": ratio_of,
+                    "target": parse_target(&r.note),
+                    "note": r.note,
+                })
+            })
+            .collect();
+        serde_json::json!({ "run": run, "rows": rows })
+    }
+}
+
+/// Nanoseconds from a [`dur`] text (`"3.8 µs"`), `None` for anything else (`"—"`).
+fn parse_dur(text: &str) -> Option<f64> {
+    let (n, unit) = text.split_once(' ')?;
+    let n: f64 = n.parse().ok()?;
+    let scale = match unit {
+        "ns" => 1.0,
+        "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        _ => return None,
+    };
+    Some((n * scale).round())
+}
+
+/// `{"goal": ..., "met": ...}` from the `target GOAL: **met**` (or `**MISSED**`) in a note.
+fn parse_target(note: &str) -> serde_json::Value {
+    let Some(rest) = note.split("target ").nth(1) else {
+        return serde_json::Value::Null;
+    };
+    let Some((goal, verdict)) = rest.split_once(": **") else {
+        return serde_json::Value::Null;
+    };
+    let met = verdict.starts_with("met");
+    serde_json::json!({ "goal": goal, "met": met })
+}
+
 /// Time ratio `figure / floor` ("how many times the floor's time"; lower is better).
 pub fn time_ratio(figure: Duration, floor: Duration) -> f64 {
     figure.as_secs_f64() / floor.as_secs_f64().max(1e-12)

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::domain::{event_at, evolved_event_at, Blob, Order, OrderEvolved, OrderV2, ORDER};
 use super::measure::{
     blocks, bytes, cpu_time, dur, heap_peak, paired, paired3, per_sec, rate, rss_peak, thousands, time_ratio, timed,
-    with_setup, Budget, BLOCK, Res, Row, Samples, Table,
+    with_setup, Budget, Res, Row, Samples, Table, BLOCK,
 };
 use super::raw::Floors;
 
@@ -355,7 +355,11 @@ where
             p99: dur(fig.p99()),
             floor: format!("{}: {}", floors.point_label(), dur(floor.median())),
             ratio: format!("{ratio:.2}x floor time"),
-            note: format!("{} blocks, order swapped each round; {}", fig.len(), target(ratio <= 2.0, "≤2x")),
+            note: format!(
+                "{} blocks, order swapped each round; {}",
+                fig.len(),
+                target(ratio <= 2.0, "≤2x")
+            ),
         });
 
         // (c) schema raised with no upcast, Manual mode: the schema-1 snapshot stays, so
