@@ -21,6 +21,8 @@
 //! 1..8,000) ends the run with an error and a non-zero exit status. `docs/benchmarks.md`
 //! explains every figure and floor.
 
+#[path = "workload/async_pg.rs"]
+mod async_pg;
 #[path = "workload/domain.rs"]
 mod domain;
 #[path = "workload/measure.rs"]
@@ -76,7 +78,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: workload --backend memory|sqlite|postgres [--quick] [--codec json|bincode] \
-                     [--pg-url URL] [--dir DIR] [--json PATH] [--only w1,w2,w3,w4,w5,codec,diag]";
+                     [--pg-url URL] [--dir DIR] [--json PATH] [--only w1,w2,w3,w4,w5,w6,codec,diag]";
 
 fn parse_args() -> Res<Args> {
     let mut args = Args {
@@ -284,11 +286,15 @@ fn run_postgres<C: Codec>(ctx: &mut Ctx, codec: C, url: &str) -> Res<()> {
         let events = PostgresEventStore::from_config(config.clone(), codec.clone(), PgOptions::new().schema(&schema))
             .context(|| format!("connecting the store ({url})"))?;
         let snapshots = events.snapshot_store();
-        let mut floors = pg::PgFloors::connect(&config, &schema, codec)?;
+        let mut floors = pg::PgFloors::connect(&config, &schema, codec.clone())?;
         if let Some(server) = floors.server_settings()? {
             println!("- server: {server}");
         }
-        run_all(ctx, &events, &snapshots, &mut floors, false)
+        run_all(ctx, &events, &snapshots, &mut floors, false)?;
+        if ctx.wants("w6") {
+            async_pg::w6(ctx, url, &schema, codec)?;
+        }
+        Ok(())
     })();
     let dropped = pg::drop_schema(&config, &schema);
     result.and(dropped)

@@ -86,7 +86,7 @@ impl Ctx {
     }
 }
 
-fn check(ok: bool, what: impl FnOnce() -> String) -> Res<()> {
+pub fn check(ok: bool, what: impl FnOnce() -> String) -> Res<()> {
     if ok {
         Ok(())
     } else {
