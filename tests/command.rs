@@ -62,7 +62,10 @@ fn assert_exactly<ES: EventStore>(es: &ES, id: Uuid, acknowledged: &[Uuid]) {
     let acked: HashSet<Uuid> = acknowledged.iter().copied().collect();
     assert_eq!(stored_set.len(), stored.len(), "an event is stored twice");
     assert_eq!(acked.len(), acknowledged.len(), "two commands acknowledged one event");
-    assert_eq!(stored_set, acked, "the stored events are exactly the acknowledged commands' events");
+    assert_eq!(
+        stored_set, acked,
+        "the stored events are exactly the acknowledged commands' events"
+    );
 }
 
 fn contended_sync<ES, SS>(repo: AggregateRepository<Order, ES, SS>)
@@ -82,7 +85,9 @@ where
                     let mut ids = Vec::new();
                     let mut retries = 0;
                     for c in 0..COMMANDS {
-                        let done = repo.execute_or_create(id, add_item(w * COMMANDS + c + 1)).expect("command");
+                        let done = repo
+                            .execute_or_create(id, add_item(w * COMMANDS + c + 1))
+                            .expect("command");
                         assert_eq!(done.save.appended, 1);
                         assert!(done.attempts >= 1);
                         retries += done.attempts - 1;
@@ -287,18 +292,23 @@ fn a_command_that_records_nothing_saves_nothing() {
     let done = repo
         .execute_or_create(id, |order| Ok::<_, Infallible>(order.version()))
         .expect("command");
-    assert_eq!((done.value, done.attempts, done.save.appended, done.save.version), (0, 1, 0, 0));
+    assert_eq!(
+        (done.value, done.attempts, done.save.appended, done.save.version),
+        (0, 1, 0, 0)
+    );
     assert!(!repo.exists(id).expect("exists"));
     repo.execute_or_create(id, add_item(1)).expect("first");
-    let done = repo.execute(id, |order| Ok::<_, Infallible>(order.version())).expect("noop");
+    let done = repo
+        .execute(id, |order| Ok::<_, Infallible>(order.version()))
+        .expect("noop");
     assert_eq!((done.value, done.save.appended, done.save.version), (1, 0, 1));
     assert_eq!(repo.event_store().stream_version(id, "Order").expect("version"), 1);
 }
 
 #[test]
 fn the_repository_policy_is_used_and_can_be_overridden() {
-    let repo = AggregateRepository::<Order, _>::new(InMemoryEventStore::new())
-        .with_retry_policy(RetryPolicy::no_retry());
+    let repo =
+        AggregateRepository::<Order, _>::new(InMemoryEventStore::new()).with_retry_policy(RetryPolicy::no_retry());
     assert_eq!(repo.retry_policy().max_attempts(), 1);
     let id = Uuid::now_v7();
     repo.execute_or_create(id, add_item(1)).expect("first");
@@ -416,7 +426,10 @@ mod asynchronous {
         assert!(matches!(err, CommandError::Rejected(Full { items: 0 })));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
-        let done = repo.execute(id, |o| Ok::<_, Infallible>(o.version())).await.expect("noop");
+        let done = repo
+            .execute(id, |o| Ok::<_, Infallible>(o.version()))
+            .await
+            .expect("noop");
         assert_eq!((done.value, done.save.appended), (1, 0));
 
         // Conflicts on every attempt: the interfering writer is a plain store append.
@@ -439,7 +452,16 @@ mod asynchronous {
             })
             .await
             .expect_err("exhausted");
-        assert!(matches!(err, CommandError::Exhausted { attempts: 4, last: Error::Conflict { .. } }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                CommandError::Exhausted {
+                    attempts: 4,
+                    last: Error::Conflict { .. }
+                }
+            ),
+            "{err:?}"
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 5);
         assert_eq!(read_all(&es, id).len(), 1 + 4);
     }

@@ -178,7 +178,9 @@ fn run_round(db: &Path, ids: &str, kill_after: usize, deadline: Instant) -> Vec<
         match rx.recv_timeout(left) {
             Ok(line) => acks.extend(parse_ack(&line)),
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                failure = Some(format!("the child did not reach {kill_after} commands within the budget"));
+                failure = Some(format!(
+                    "the child did not reach {kill_after} commands within the budget"
+                ));
                 break;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -250,7 +252,10 @@ fn kill_9_mid_command_loses_and_duplicates_nothing() {
         let acked_set: HashSet<Uuid> = acked.iter().copied().collect();
         assert_eq!(acked_set.len(), acked.len(), "one event acknowledged twice");
         for event in &acked {
-            assert!(stored_set.contains(event), "acknowledged command event {event} of {id} was lost");
+            assert!(
+                stored_set.contains(event),
+                "acknowledged command event {event} of {id} was lost"
+            );
         }
         total_acked += acked.len();
         unacknowledged += stored.len() - acked.len();

@@ -40,7 +40,11 @@ fn add_item(tag: u64) -> impl FnMut(&mut AggregateRoot<Order>) -> Result<Uuid, I
 /// Versions 1..=n without a gap, and the stored ids are exactly the acknowledged ones.
 fn assert_exactly(stored: &[(u64, Uuid)], acknowledged: &[Uuid]) {
     let versions: Vec<u64> = stored.iter().map(|(v, _)| *v).collect();
-    assert_eq!(versions, (1..=acknowledged.len() as u64).collect::<Vec<_>>(), "gap-free");
+    assert_eq!(
+        versions,
+        (1..=acknowledged.len() as u64).collect::<Vec<_>>(),
+        "gap-free"
+    );
     let stored: HashSet<Uuid> = stored.iter().map(|(_, id)| *id).collect();
     let acked: HashSet<Uuid> = acknowledged.iter().copied().collect();
     assert_eq!(stored.len(), acknowledged.len(), "no event stored twice");
@@ -66,7 +70,9 @@ fn eight_sync_writers_through_execute() {
                     let mut ids = Vec::new();
                     let mut retries = 0;
                     for c in 0..COMMANDS {
-                        let done = repo.execute_or_create(id, add_item(w * COMMANDS + c + 1)).expect("command");
+                        let done = repo
+                            .execute_or_create(id, add_item(w * COMMANDS + c + 1))
+                            .expect("command");
                         retries += done.attempts - 1;
                         ids.push(done.value);
                     }
@@ -91,8 +97,14 @@ fn eight_sync_writers_through_execute() {
     assert_exactly(&stored, &acked);
     eprintln!("{} commands, {retries} retries", acked.len());
     let order = repo.load(id).expect("load");
-    let replayed = AggregateRepository::<Order, _>::new(es.clone()).load(id).expect("replay");
-    assert_eq!(order.state(), replayed.state(), "snapshot plus tail equals a full replay");
+    let replayed = AggregateRepository::<Order, _>::new(es.clone())
+        .load(id)
+        .expect("replay");
+    assert_eq!(
+        order.state(),
+        replayed.state(),
+        "snapshot plus tail equals a full replay"
+    );
 
     // Every attempt conflicts: the typed error, and nothing of the command stored.
     let mut mine = Vec::new();
@@ -107,7 +119,13 @@ fn eight_sync_writers_through_execute() {
         })
         .expect_err("exhausted");
     assert!(
-        matches!(err, CommandError::Exhausted { attempts: 3, last: Error::Conflict { .. } }),
+        matches!(
+            err,
+            CommandError::Exhausted {
+                attempts: 3,
+                last: Error::Conflict { .. }
+            }
+        ),
         "{err:?}"
     );
     let mut after = HashSet::new();
@@ -169,5 +187,9 @@ async fn eight_async_writers_through_execute() {
         .load(id)
         .await
         .expect("replay");
-    assert_eq!(order.state(), replayed.state(), "snapshot plus tail equals a full replay");
+    assert_eq!(
+        order.state(),
+        replayed.state(),
+        "snapshot plus tail equals a full replay"
+    );
 }

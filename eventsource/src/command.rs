@@ -41,8 +41,8 @@ use crate::repository::SaveOutcome;
 /// The logging target of commands (the repository's).
 const TARGET: &str = "eventsource::repository";
 
-/// Attempts of a command by default (the first run plus up to 9 retries).
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+/// Attempts of a command by default (the first run plus up to 19 retries).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 20;
 /// The wait before the first retry by default, before jitter.
 pub const DEFAULT_BASE_DELAY: Duration = Duration::from_millis(1);
 /// The longest wait between attempts by default, before jitter.
@@ -524,8 +524,13 @@ mod tests {
 
     #[test]
     fn huge_attempt_numbers_are_fast_and_capped() {
-        let p = RetryPolicy::default().with_base_delay(Duration::from_nanos(1)).with_max_delay(Duration::MAX);
-        assert_eq!(p.with_jitter(Jitter::None).delay(u32::MAX, 0), Duration::from_nanos(u64::MAX));
+        let p = RetryPolicy::default()
+            .with_base_delay(Duration::from_nanos(1))
+            .with_max_delay(Duration::MAX);
+        assert_eq!(
+            p.with_jitter(Jitter::None).delay(u32::MAX, 0),
+            Duration::from_nanos(u64::MAX)
+        );
         assert!(p.delay(u32::MAX, u64::MAX) <= Duration::MAX);
     }
 
