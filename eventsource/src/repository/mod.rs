@@ -519,6 +519,13 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// #[derive(Debug, PartialEq)]
     /// struct InsufficientFunds;
     ///
+    /// impl std::fmt::Display for InsufficientFunds {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("insufficient funds")
+    ///     }
+    /// }
+    /// impl std::error::Error for InsufficientFunds {}
+    ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let repo = AggregateRepository::<Account, _>::new(InMemoryEventStore::new())
     ///     .with_retry_policy(RetryPolicy::default().with_max_attempts(20));
