@@ -285,6 +285,90 @@ fn a_store_error_is_not_retried() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
+/// An event store whose next append commits and then answers `Conflict`: what a store that
+/// runs an append once more after a lost connection reports when the first run had
+/// committed (the PostgreSQL stores do). The command must find its own events, not run again.
+struct ConflictAfterCommit<E> {
+    inner: E,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl<E: EventStore> EventStore for ConflictAfterCommit<E> {
+    type Codec = E::Codec;
+
+    fn codec(&self) -> &Self::Codec {
+        self.inner.codec()
+    }
+
+    fn append(&self, id: Uuid, ty: &str, expected: u64, events: &[eventsource::NewEvent]) -> EsResult<u64> {
+        let after = self.inner.append(id, ty, expected, events)?;
+        if self.armed.swap(false, Ordering::SeqCst) {
+            return Err(Error::Conflict {
+                aggregate_type: ty.to_owned(),
+                aggregate_id: id,
+                expected,
+                actual: after,
+            });
+        }
+        Ok(after)
+    }
+
+    fn read_stream(
+        &self,
+        id: Uuid,
+        ty: &str,
+        after: u64,
+        visit: &mut dyn FnMut(&eventsource::EventRecord<'_>) -> EsResult<()>,
+    ) -> EsResult<()> {
+        self.inner.read_stream(id, ty, after, visit)
+    }
+
+    fn stream_version(&self, id: Uuid, ty: &str) -> EsResult<u64> {
+        self.inner.stream_version(id, ty)
+    }
+
+    fn aggregates_by_event_count(&self, ty: &str, min_events: u64) -> EsResult<Vec<(Uuid, u64)>> {
+        self.inner.aggregates_by_event_count(ty, min_events)
+    }
+}
+
+#[test]
+fn a_conflict_that_is_the_commands_own_committed_batch_is_a_success() {
+    let repo = AggregateRepository::<Order, _>::new(ConflictAfterCommit {
+        inner: InMemoryEventStore::new(),
+        armed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let id = Uuid::now_v7();
+    repo.execute_or_create(id, add_item(1)).expect("first");
+    repo.event_store().armed.store(true, Ordering::SeqCst);
+    let calls = AtomicU32::new(0);
+    let done = repo
+        .execute(id, |order| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            order.record(item(2));
+            Ok::<_, Infallible>(order.uncommitted_event_ids()[0])
+        })
+        .expect("the command committed");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "not run again");
+    assert_eq!((done.attempts, done.save.version), (1, 2));
+    assert!(done.save.already_committed);
+    assert_exactly(
+        &repo.event_store().inner,
+        id,
+        &[first_event(&repo.event_store().inner, id), done.value],
+    );
+}
+
+fn first_event<ES: EventStore>(es: &ES, id: Uuid) -> Uuid {
+    let mut first = None;
+    es.read_stream(id, "Order", 0, &mut |r| {
+        first.get_or_insert(r.event_id);
+        Ok(())
+    })
+    .expect("read");
+    first.expect("an event")
+}
+
 #[test]
 fn a_command_that_records_nothing_saves_nothing() {
     let repo = AggregateRepository::<Order, _>::new(InMemoryEventStore::new());
