@@ -41,12 +41,15 @@ use crate::repository::SaveOutcome;
 /// The logging target of commands (the repository's).
 const TARGET: &str = "eventsource::repository";
 
-/// Attempts of a command by default (the first run plus up to 19 retries).
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 20;
+/// Attempts of a command by default (the first run plus up to 49 retries): 8 writers
+/// hammering one stream (the workload's W4) needed up to about 40 for one command.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 50;
 /// The wait before the first retry by default, before jitter.
-pub const DEFAULT_BASE_DELAY: Duration = Duration::from_millis(1);
-/// The longest wait between attempts by default, before jitter.
-pub const DEFAULT_MAX_DELAY: Duration = Duration::from_millis(50);
+pub const DEFAULT_BASE_DELAY: Duration = Duration::from_micros(100);
+/// The longest wait between attempts by default, before jitter: about one load and save
+/// on PostgreSQL. Longer caps (50 ms) gave fewer conflicts but a worse p99 latency and
+/// fewer committed events per second in W4, on SQLite and PostgreSQL.
+pub const DEFAULT_MAX_DELAY: Duration = Duration::from_millis(2);
 
 /// How the computed backoff is randomized, so that writers who collided do not collide
 /// again at the same instant.
@@ -75,11 +78,15 @@ pub enum Jitter {
 /// use std::time::Duration;
 /// use eventsource::{Jitter, RetryPolicy};
 ///
-/// let fixed = RetryPolicy::default().with_jitter(Jitter::None).with_base_delay(Duration::from_millis(2));
+/// let fixed = RetryPolicy::default()
+///     .with_jitter(Jitter::None)
+///     .with_base_delay(Duration::from_millis(2))
+///     .with_max_delay(Duration::from_millis(10));
 /// assert_eq!(fixed.delay(1, 0), Duration::from_millis(2));
 /// assert_eq!(fixed.delay(2, 0), Duration::from_millis(4));
 /// assert_eq!(fixed.delay(3, 0), Duration::from_millis(8));
-/// assert_eq!(fixed.delay(60, 0), RetryPolicy::default().max_delay()); // the cap
+/// assert_eq!(fixed.delay(4, 0), Duration::from_millis(10)); // the cap
+/// assert_eq!(fixed.delay(u32::MAX, 0), Duration::from_millis(10));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
