@@ -575,11 +575,20 @@ where
         policy.max_delay(),
         policy.jitter()
     );
+    // `EVENTSOURCE_W4_SERIALIZE=1` (an experiment, not the library's behaviour): the writers
+    // of this process take turns on the stream, so that only other processes could conflict.
+    let serialize = std::env::var("EVENTSOURCE_W4_SERIALIZE").is_ok_and(|v| v == "1");
+    let turn = Mutex::new(());
     let writer = || -> Res<Samples> {
         let mut lat = Samples::with_capacity(commands as usize);
         barrier.wait();
         for _ in 0..commands {
             let start = Instant::now();
+            let _turn = if serialize {
+                Some(turn.lock().map_err(|_| "W4: a writer panicked holding the turn")?)
+            } else {
+                None
+            };
             let done = repo
                 .execute_or_create(id, |root| {
                     root.record(event_at(root.version() + 1));
