@@ -300,7 +300,7 @@ impl<E> std::fmt::Display for CommandError<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CommandError::Rejected(_) => f.write_str("the command was rejected"),
-            CommandError::Store(_) => f.write_str("the command failed in the store"),
+            CommandError::Store(_) => f.write_str("the command's load or save failed"),
             CommandError::Exhausted { attempts, .. } => {
                 write!(f, "the command gave up after {attempts} conflicting attempts")
             }
@@ -386,7 +386,7 @@ impl<'p> Attempts<'p> {
         }
         match self.policy.next(self.attempts, random_u64()) {
             RetryDecision::RetryAfter(wait) => {
-                debug!(target: TARGET, attempt = self.attempts, wait_us = wait.as_micros() as u64,
+                debug!(target: TARGET, attempt = self.attempts, wait_us = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX),
                     error = %error, "command conflicted; retrying");
                 AfterConflict::Retry(wait)
             }
