@@ -184,6 +184,7 @@ extern crate self as eventsource;
 
 pub mod aggregate;
 pub mod codec;
+pub mod command;
 pub mod error;
 pub mod event;
 #[cfg(feature = "metrics")]
@@ -207,6 +208,7 @@ pub use aggregate::{
 #[cfg_attr(docsrs, doc(cfg(feature = "bincode")))]
 pub use codec::BincodeCodec;
 pub use codec::{Codec, Format, JsonCodec};
+pub use command::{CommandError, CommandOutcome, Jitter, RetryDecision, RetryPolicy};
 pub use error::{CodecError, Error, EventDecodeError, Result};
 pub use event::{Envelope, EventRecord, Metadata, NewEvent, ReplayEvent, StoredEvent};
 pub use migrations::{get_schema, Backend, Schema};

@@ -24,6 +24,7 @@ use uuid::Uuid;
 use self::background::Background;
 use self::core::{Config, Counters, Rebuild, Tally};
 use crate::aggregate::{Aggregate, AggregateRoot};
+use crate::command::{AfterConflict, Attempts, CommandError, CommandOutcome, RetryPolicy, Start};
 use crate::error::{Error, Result};
 use crate::snapshot::load::{LoadMachine, LoadStep};
 use crate::snapshot::policy::{self, SnapshotMode};
@@ -62,6 +63,7 @@ pub struct AggregateRepository<A: Aggregate, ES: EventStore, SS: SnapshotStore =
     config: Config,
     counters: Arc<Counters>,
     background: OnceLock<Background>,
+    retry: RetryPolicy,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -91,6 +93,7 @@ impl<A: Aggregate, ES: EventStore> AggregateRepository<A, ES, NoSnapshotStore> {
             config: Config::default(),
             counters: Arc::new(Counters::new(A::TYPE)),
             background: OnceLock::new(),
+            retry: RetryPolicy::default(),
             _aggregate: PhantomData,
         }
     }
@@ -105,6 +108,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
             config: self.config,
             counters: self.counters,
             background: OnceLock::new(),
+            retry: self.retry,
             _aggregate: PhantomData,
         }
     }
@@ -471,6 +475,162 @@ impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepos
             }
         });
         Ok(tally.into_verify_report())
+    }
+}
+
+impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES, SS> {
+    /// Sets the [`RetryPolicy`] of [`execute`](Self::execute) and
+    /// [`execute_or_create`](Self::execute_or_create) (default: [`RetryPolicy::default`]).
+    #[must_use]
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The repository's retry policy for commands.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Runs a command on an existing aggregate: loads it, calls `command` on it, saves
+    /// what it recorded, and on [`Error::Conflict`] runs it again on the freshly loaded
+    /// state after the wait the repository's [`RetryPolicy`] says, up to its attempt limit.
+    ///
+    /// `command` decides on the state and records events; it may run several times (once
+    /// per attempt, each time on a new root), so it must have no effect other than on the
+    /// root. Its error rejects the command at once ([`CommandError::Rejected`], nothing
+    /// saved, no retry). A command that records nothing saves nothing (the outcome's
+    /// `save.appended` is 0). Each retry is logged at DEBUG under `eventsource::repository`.
+    ///
+    /// ```
+    /// # use eventsource::{Aggregate, Apply, DomainEvent};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+    /// # struct Withdrawn { cents: u64 }
+    /// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+    /// # struct Deposited { cents: u64 }
+    /// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+    /// # #[aggregate(type = "Account", events(Deposited, Withdrawn))]
+    /// # struct Account { balance: u64 }
+    /// # impl Apply<Deposited> for Account { fn apply(&mut self, e: &Deposited) { self.balance += e.cents } }
+    /// # impl Apply<Withdrawn> for Account { fn apply(&mut self, e: &Withdrawn) { self.balance -= e.cents } }
+    /// use eventsource::{AggregateRepository, CommandError, InMemoryEventStore, RetryPolicy};
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct InsufficientFunds;
+    ///
+    /// impl std::fmt::Display for InsufficientFunds {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("insufficient funds")
+    ///     }
+    /// }
+    /// impl std::error::Error for InsufficientFunds {}
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let repo = AggregateRepository::<Account, _>::new(InMemoryEventStore::new())
+    ///     .with_retry_policy(RetryPolicy::default().with_max_attempts(20));
+    /// let id = uuid::Uuid::now_v7();
+    /// repo.execute_or_create(id, |account| -> Result<(), InsufficientFunds> {
+    ///     account.record(Deposited { cents: 500 });
+    ///     Ok(())
+    /// })?;
+    /// let withdraw = |cents: u64| move |account: &mut eventsource::AggregateRoot<Account>| {
+    ///     if account.state().balance < cents {
+    ///         return Err(InsufficientFunds);
+    ///     }
+    ///     account.record(Withdrawn { cents });
+    ///     Ok(account.state().balance)
+    /// };
+    /// let done = repo.execute(id, withdraw(200))?;
+    /// assert_eq!((done.value, done.attempts, done.save.version), (300, 1, 2));
+    /// let refused = repo.execute(id, withdraw(1_000)).unwrap_err();
+    /// assert!(matches!(refused, CommandError::Rejected(InsufficientFunds)));
+    /// assert_eq!(repo.load(id)?.version(), 2);          // nothing saved
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::Rejected`] with the command's error; [`CommandError::Exhausted`]
+    /// when every allowed attempt conflicted; [`CommandError::Store`] for any other error
+    /// of the load or the save ([`Error::NotFound`] when the aggregate has no events; see
+    /// [`execute_or_create`](Self::execute_or_create)), never retried.
+    pub fn execute<T, E>(
+        &self,
+        id: Uuid,
+        command: impl FnMut(&mut AggregateRoot<A>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<CommandOutcome<T>, CommandError<E>> {
+        self.run_command(id, Start::Existing, &self.retry, command)
+    }
+
+    /// Like [`execute`](Self::execute), starting from a new aggregate at version 0 when
+    /// the aggregate has no events (two writers creating the same aggregate conflict, and
+    /// the second one runs again on the first one's state).
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute), without [`Error::NotFound`].
+    pub fn execute_or_create<T, E>(
+        &self,
+        id: Uuid,
+        command: impl FnMut(&mut AggregateRoot<A>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<CommandOutcome<T>, CommandError<E>> {
+        self.run_command(id, Start::OrCreate, &self.retry, command)
+    }
+
+    /// [`execute`](Self::execute) with its own retry policy instead of the repository's.
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute).
+    pub fn execute_with<T, E>(
+        &self,
+        id: Uuid,
+        policy: &RetryPolicy,
+        command: impl FnMut(&mut AggregateRoot<A>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<CommandOutcome<T>, CommandError<E>> {
+        self.run_command(id, Start::Existing, policy, command)
+    }
+
+    /// [`execute_or_create`](Self::execute_or_create) with its own retry policy instead of
+    /// the repository's.
+    ///
+    /// # Errors
+    ///
+    /// As [`execute_or_create`](Self::execute_or_create).
+    pub fn execute_or_create_with<T, E>(
+        &self,
+        id: Uuid,
+        policy: &RetryPolicy,
+        command: impl FnMut(&mut AggregateRoot<A>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<CommandOutcome<T>, CommandError<E>> {
+        self.run_command(id, Start::OrCreate, policy, command)
+    }
+
+    /// The retry loop: the decisions are [`Attempts`]'; this shell loads, saves and sleeps.
+    fn run_command<T, E>(
+        &self,
+        id: Uuid,
+        start: Start,
+        policy: &RetryPolicy,
+        mut command: impl FnMut(&mut AggregateRoot<A>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<CommandOutcome<T>, CommandError<E>> {
+        let mut attempts = Attempts::new(policy);
+        loop {
+            attempts.start();
+            let mut root = match start {
+                Start::Existing => self.load(id),
+                Start::OrCreate => self.load_or_create(id),
+            }?;
+            let value = command(&mut root).map_err(CommandError::Rejected)?;
+            match self.save(&mut root) {
+                Ok(save) => return Ok(attempts.succeeded(value, save)),
+                Err(e) => match attempts.failed(e) {
+                    AfterConflict::Retry(wait) => std::thread::sleep(wait),
+                    AfterConflict::Fail(e) => return Err(e),
+                },
+            }
+        }
     }
 }
 

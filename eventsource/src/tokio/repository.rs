@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::background::{caught, Background};
 use super::store::{EventStore, SnapshotStore};
 use crate::aggregate::{Aggregate, AggregateRoot};
+use crate::command::{AfterConflict, Attempts, CommandError, CommandOutcome, RetryPolicy, Start};
 use crate::error::{Error, Result};
 use crate::repository::background::written_caught;
 use crate::repository::core::{self, Config, Counters, Rebuild, Tally};
@@ -82,6 +83,7 @@ pub struct AggregateRepository<A: Aggregate, ES: EventStore, SS: SnapshotStore =
     config: Config,
     counters: Arc<Counters>,
     background: OnceLock<Background>,
+    retry: RetryPolicy,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -111,6 +113,7 @@ impl<A: Aggregate, ES: EventStore> AggregateRepository<A, ES, NoSnapshotStore> {
             config: Config::default(),
             counters: Arc::new(Counters::new(A::TYPE)),
             background: OnceLock::new(),
+            retry: RetryPolicy::default(),
             _aggregate: PhantomData,
         }
     }
@@ -125,6 +128,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
             config: self.config,
             counters: self.counters,
             background: OnceLock::new(),
+            retry: self.retry,
             _aggregate: PhantomData,
         }
     }
@@ -507,6 +511,137 @@ impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepos
         })
         .await;
         Ok(tally.into_verify_report())
+    }
+}
+
+impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES, SS> {
+    /// Sets the [`RetryPolicy`] of [`execute`](Self::execute) and
+    /// [`execute_or_create`](Self::execute_or_create) (default: [`RetryPolicy::default`]).
+    #[must_use]
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The repository's retry policy for commands.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Runs a command on an existing aggregate, retrying on conflicts with the
+    /// repository's [`RetryPolicy`]; the async twin of
+    /// [`crate::AggregateRepository::execute`], with the same rules. `command` is
+    /// synchronous (it decides on the state; no I/O); the wait between attempts is
+    /// `tokio::time::sleep`.
+    ///
+    /// ```
+    /// # use eventsource::{Aggregate, Apply, DomainEvent};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+    /// # struct Incremented;
+    /// # #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+    /// # #[aggregate(type = "Counter", events(Incremented))]
+    /// # struct Counter { n: u64 }
+    /// # impl Apply<Incremented> for Counter { fn apply(&mut self, _: &Incremented) { self.n += 1 } }
+    /// use eventsource::tokio::AggregateRepository;
+    /// use eventsource::{InMemoryEventStore, RetryPolicy};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// let repo = AggregateRepository::<Counter, _>::new(InMemoryEventStore::new())
+    ///     .with_retry_policy(RetryPolicy::default().with_max_attempts(20));
+    /// let id = uuid::Uuid::now_v7();
+    /// let done = repo
+    ///     .execute_or_create(id, |counter| -> Result<u64, std::convert::Infallible> {
+    ///         counter.record(Incremented);
+    ///         Ok(counter.state().n)
+    ///     })
+    ///     .await?;
+    /// assert_eq!((done.value, done.attempts, done.save.appended), (1, 1, 1));
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::AggregateRepository::execute`].
+    pub async fn execute<T, E>(
+        &self,
+        id: Uuid,
+        command: impl FnMut(&mut AggregateRoot<A>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<CommandOutcome<T>, CommandError<E>> {
+        self.run_command(id, Start::Existing, &self.retry, command).await
+    }
+
+    /// Like [`execute`](Self::execute), starting from a new aggregate at version 0 when
+    /// the aggregate has no events.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::AggregateRepository::execute_or_create`].
+    pub async fn execute_or_create<T, E>(
+        &self,
+        id: Uuid,
+        command: impl FnMut(&mut AggregateRoot<A>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<CommandOutcome<T>, CommandError<E>> {
+        self.run_command(id, Start::OrCreate, &self.retry, command).await
+    }
+
+    /// [`execute`](Self::execute) with its own retry policy instead of the repository's.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::AggregateRepository::execute`].
+    pub async fn execute_with<T, E>(
+        &self,
+        id: Uuid,
+        policy: &RetryPolicy,
+        command: impl FnMut(&mut AggregateRoot<A>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<CommandOutcome<T>, CommandError<E>> {
+        self.run_command(id, Start::Existing, policy, command).await
+    }
+
+    /// [`execute_or_create`](Self::execute_or_create) with its own retry policy instead of
+    /// the repository's.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::AggregateRepository::execute_or_create`].
+    pub async fn execute_or_create_with<T, E>(
+        &self,
+        id: Uuid,
+        policy: &RetryPolicy,
+        command: impl FnMut(&mut AggregateRoot<A>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<CommandOutcome<T>, CommandError<E>> {
+        self.run_command(id, Start::OrCreate, policy, command).await
+    }
+
+    /// The retry loop (see the sync shell): [`Attempts`] decides, this shell loads, saves
+    /// and sleeps.
+    async fn run_command<T, E>(
+        &self,
+        id: Uuid,
+        start: Start,
+        policy: &RetryPolicy,
+        mut command: impl FnMut(&mut AggregateRoot<A>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<CommandOutcome<T>, CommandError<E>> {
+        let mut attempts = Attempts::new(policy);
+        loop {
+            attempts.start();
+            let mut root = match start {
+                Start::Existing => self.load(id).await,
+                Start::OrCreate => self.load_or_create(id).await,
+            }?;
+            let value = command(&mut root).map_err(CommandError::Rejected)?;
+            match self.save(&mut root).await {
+                Ok(save) => return Ok(attempts.succeeded(value, save)),
+                Err(e) => match attempts.failed(e) {
+                    AfterConflict::Retry(wait) => ::tokio::time::sleep(wait).await,
+                    AfterConflict::Fail(e) => return Err(e),
+                },
+            }
+        }
     }
 }
 
