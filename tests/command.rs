@@ -68,12 +68,15 @@ fn assert_exactly<ES: EventStore>(es: &ES, id: Uuid, acknowledged: &[Uuid]) {
     );
 }
 
-fn contended_sync<ES, SS>(repo: AggregateRepository<Order, ES, SS>)
+/// WRITERS threads run COMMANDS commands each on one aggregate. Taking turns (the
+/// default), none conflicts; racing, conflicts are retried. Either way each command's event
+/// is stored exactly once, numbered without gaps.
+fn contended_sync<ES, SS>(repo: AggregateRepository<Order, ES, SS>, turns: bool)
 where
     ES: EventStore + Sync,
     SS: SnapshotStore + Sync,
 {
-    let repo = repo.with_retry_policy(patient());
+    let repo = repo.with_retry_policy(patient()).command_turns(turns);
     let id = Uuid::now_v7();
     let barrier = Barrier::new(WRITERS as usize);
     let results: Vec<(Vec<Uuid>, u32)> = std::thread::scope(|s| {
@@ -105,30 +108,61 @@ where
     assert_eq!(repo.load(id).expect("load").version(), WRITERS * COMMANDS);
     let retries: u32 = results.iter().map(|(_, r)| r).sum();
     eprintln!("{} commands, {retries} retries", WRITERS * COMMANDS);
+    if turns {
+        assert_eq!(retries, 0, "commands taking turns never conflict with each other");
+    }
+}
+
+fn memory_repo() -> AggregateRepository<Order, InMemoryEventStore, InMemorySnapshotStore> {
+    AggregateRepository::<Order, _>::new(InMemoryEventStore::new())
+        .with_snapshot_store(InMemorySnapshotStore::new())
+        .snapshot_threshold(16)
+        .expect("threshold")
+}
+
+fn sqlite_repo(
+    dir: &tempfile::TempDir,
+) -> AggregateRepository<Order, SqliteEventStore, eventsource::SqliteSnapshotStore> {
+    let es = SqliteEventStore::open(dir.path().join("cmd.db")).expect("open");
+    let ss = es.snapshot_store();
+    AggregateRepository::<Order, _>::new(es)
+        .with_snapshot_store(ss)
+        .snapshot_threshold(16)
+        .expect("threshold")
 }
 
 #[test]
 fn contended_writers_in_memory_all_succeed_exactly_once() {
-    let es = InMemoryEventStore::new();
-    contended_sync(
-        AggregateRepository::<Order, _>::new(es)
-            .with_snapshot_store(InMemorySnapshotStore::new())
-            .snapshot_threshold(16)
-            .expect("threshold"),
-    );
+    contended_sync(memory_repo(), true);
+    contended_sync(memory_repo(), false);
 }
 
 #[test]
 fn contended_writers_on_sqlite_all_succeed_exactly_once() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let es = SqliteEventStore::open(dir.path().join("cmd.db")).expect("open");
-    let ss = es.snapshot_store();
-    contended_sync(
-        AggregateRepository::<Order, _>::new(es)
-            .with_snapshot_store(ss)
-            .snapshot_threshold(16)
-            .expect("threshold"),
-    );
+    contended_sync(sqlite_repo(&dir), true);
+    contended_sync(sqlite_repo(&dir), false);
+}
+
+#[test]
+fn turns_are_per_aggregate_and_a_panicking_command_passes_its_turn_on() {
+    let repo = memory_repo();
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    // A command on `a` holds its turn while a command on `b` runs: different aggregates
+    // never wait for each other (this would deadlock otherwise).
+    repo.execute_or_create(a, |order| {
+        repo.execute_or_create(b, add_item(1)).expect("b inside a");
+        order.record(item(2));
+        Ok::<_, Infallible>(())
+    })
+    .expect("a");
+    // A command that panics gives its turn to the next one.
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = repo.execute_or_create(a, |_| -> Result<(), Infallible> { panic!("a bug in a command") });
+    }));
+    assert!(panicked.is_err());
+    let done = repo.execute(a, add_item(3)).expect("the next command on a runs");
+    assert_eq!((done.attempts, done.save.version), (1, 2));
 }
 
 /// A domain refusal: the order is full (at `items` events).
@@ -427,11 +461,11 @@ mod asynchronous {
     use super::*;
     use eventsource::tokio::{AggregateRepository, Blocking, EventStore as AsyncEventStore};
 
-    async fn contended<ES>(repo: AggregateRepository<Order, ES>, read: impl Fn(Uuid) -> Vec<Uuid>)
+    async fn contended<ES>(repo: AggregateRepository<Order, ES>, read: impl Fn(Uuid) -> Vec<Uuid>, turns: bool)
     where
         ES: AsyncEventStore + Send + Sync + 'static,
     {
-        let repo = Arc::new(repo.with_retry_policy(patient()));
+        let repo = Arc::new(repo.with_retry_policy(patient()).command_turns(turns));
         let id = Uuid::now_v7();
         let tasks: Vec<_> = (0..WRITERS)
             .map(|w| {
@@ -444,6 +478,9 @@ mod asynchronous {
                             .await
                             .expect("command");
                         assert_eq!(done.save.appended, 1);
+                        if turns {
+                            assert_eq!(done.attempts, 1, "commands taking turns never conflict");
+                        }
                         ids.push(done.value);
                     }
                     ids
@@ -479,18 +516,29 @@ mod asynchronous {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn contended_tasks_in_memory_all_succeed_exactly_once() {
         let es = InMemoryEventStore::new();
-        contended(AggregateRepository::<Order, _>::new(es.clone()), |id| read_all(&es, id)).await;
+        for turns in [true, false] {
+            contended(
+                AggregateRepository::<Order, _>::new(es.clone()),
+                |id| read_all(&es, id),
+                turns,
+            )
+            .await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn contended_tasks_on_sqlite_all_succeed_exactly_once() {
         let dir = tempfile::tempdir().expect("temp dir");
         let es = SqliteEventStore::open(dir.path().join("cmd.db")).expect("open");
-        let reader = es.clone();
-        contended(AggregateRepository::<Order, _>::new(Blocking::new(es)), move |id| {
-            read_all(&reader, id)
-        })
-        .await;
+        for turns in [true, false] {
+            let reader = es.clone();
+            contended(
+                AggregateRepository::<Order, _>::new(Blocking::new(es.clone())),
+                move |id| read_all(&reader, id),
+                turns,
+            )
+            .await;
+        }
     }
 
     #[tokio::test]

@@ -619,9 +619,20 @@ pub fn w3<ES: EventStore + Clone, F: Floors>(ctx: &mut Ctx, events: &ES, floors:
 }
 
 /// W4: 8 writers on one stream, each running its commands through the command API
-/// (`execute_or_create` with a jittered exponential backoff, [`w4_policy`]); the stream must
-/// end gap-free with exactly one event per command.
+/// (`execute_or_create` with a jittered exponential backoff, [`w4_policy`]): first taking
+/// turns (the repository's default), then racing (`command_turns(false)`, every writer for
+/// itself, as separate processes would), each on a stream of its own. Each stream must end
+/// gap-free with exactly one event per command.
 pub fn w4<ES, SS>(ctx: &mut Ctx, events: &ES, snapshots: &SS) -> Res<()>
+where
+    ES: EventStore + Clone,
+    SS: SnapshotStore + Clone,
+{
+    w4_run(ctx, events, snapshots, true)?;
+    w4_run(ctx, events, snapshots, false)
+}
+
+fn w4_run<ES, SS>(ctx: &mut Ctx, events: &ES, snapshots: &SS, turns: bool) -> Res<()>
 where
     ES: EventStore + Clone,
     SS: SnapshotStore + Clone,
@@ -632,33 +643,26 @@ where
     let repo = AggregateRepository::<Order, ES>::new(events.clone())
         .with_snapshot_store(snapshots.clone())
         .snapshot_threshold(100)?
-        .with_retry_policy(policy);
+        .with_retry_policy(policy)
+        .command_turns(turns);
+    let how = if turns { "taking turns" } else { "racing" };
     let id = Uuid::now_v7();
     let barrier = Barrier::new(WRITERS);
     let retries = AtomicU64::new(0);
     let most_attempts = AtomicU64::new(0);
     eprintln!(
-        "W4: {WRITERS} writers x {} commands on one stream; retry: up to {} attempts, {:?} doubling to {:?}, {:?} jitter",
+        "W4: {WRITERS} writers x {} commands on one stream, {how}; retry: up to {} attempts, {:?} doubling to {:?}, {:?} jitter",
         thousands(commands),
         policy.max_attempts(),
         policy.base_delay(),
         policy.max_delay(),
         policy.jitter()
     );
-    // `EVENTSOURCE_W4_SERIALIZE=1` (an experiment, not the library's behaviour): the writers
-    // of this process take turns on the stream, so that only other processes could conflict.
-    let serialize = std::env::var("EVENTSOURCE_W4_SERIALIZE").is_ok_and(|v| v == "1");
-    let turn = Mutex::new(());
     let writer = || -> Res<Samples> {
         let mut lat = Samples::with_capacity(commands as usize);
         barrier.wait();
         for _ in 0..commands {
             let start = Instant::now();
-            let _turn = if serialize {
-                Some(turn.lock().map_err(|_| "W4: a writer panicked holding the turn")?)
-            } else {
-                None
-            };
             let done = repo
                 .execute_or_create(id, |root| {
                     root.record(event_at(root.version() + 1));
@@ -723,7 +727,7 @@ where
         None => ("—".into(), "—".into()),
     };
     ctx.table.push(Row {
-        scenario: format!("W4 {WRITERS} writers x {} commands", thousands(commands)),
+        scenario: format!("W4 {WRITERS} writers x {} commands, {how}", thousands(commands)),
         figure: "command latency (execute: load, record, save, retries)".into(),
         median: dur(all.median()),
         p99: dur(all.p99()),

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use self::background::Background;
 use self::core::{Config, Counters, Rebuild, Tally};
 use crate::aggregate::{Aggregate, AggregateRoot};
-use crate::command::{AfterConflict, Attempts, CommandError, CommandOutcome, RetryPolicy, Start};
+use crate::command::{AfterConflict, Attempts, CommandError, CommandOutcome, FairLock, RetryPolicy, Start, Turns};
 use crate::error::{Error, Result};
 use crate::snapshot::load::{LoadMachine, LoadStep};
 use crate::snapshot::policy::{self, SnapshotMode};
@@ -64,6 +64,7 @@ pub struct AggregateRepository<A: Aggregate, ES: EventStore, SS: SnapshotStore =
     counters: Arc<Counters>,
     background: OnceLock<Background>,
     retry: RetryPolicy,
+    turns: Option<Turns<FairLock>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -94,6 +95,7 @@ impl<A: Aggregate, ES: EventStore> AggregateRepository<A, ES, NoSnapshotStore> {
             counters: Arc::new(Counters::new(A::TYPE)),
             background: OnceLock::new(),
             retry: RetryPolicy::default(),
+            turns: Some(Turns::default()),
             _aggregate: PhantomData,
         }
     }
@@ -109,6 +111,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
             counters: self.counters,
             background: OnceLock::new(),
             retry: self.retry,
+            turns: self.turns,
             _aggregate: PhantomData,
         }
     }
@@ -492,6 +495,25 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         &self.retry
     }
 
+    /// Whether commands on one aggregate take turns (default: `true`).
+    ///
+    /// Taking turns, the commands this repository runs on one aggregate at once run one
+    /// after the other, in the order they came, each on the state the one before it left:
+    /// they never conflict with each other, and the [`RetryPolicy`] is left for writers
+    /// elsewhere (other processes, other repositories on the same stream). Without it every
+    /// command races: all but one of the writers that loaded the same version conflict,
+    /// wait, reload and run again. With 8 writers on one stream (the workload's W4) turns
+    /// gave about twice the committed events per second on PostgreSQL and a lower p99.
+    ///
+    /// Turns hold for one aggregate at a time: commands on different aggregates never wait
+    /// for each other. A command must not run another command on the same aggregate from
+    /// inside its closure: it would wait for its own turn.
+    #[must_use]
+    pub fn command_turns(mut self, on: bool) -> Self {
+        self.turns = on.then(Turns::default);
+        self
+    }
+
     /// Runs a command on an existing aggregate: loads it, calls `command` on it, saves
     /// what it recorded, and on [`Error::Conflict`] runs it again on the freshly loaded
     /// state after the wait the repository's [`RetryPolicy`] says, up to its attempt limit.
@@ -615,6 +637,8 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         policy: &RetryPolicy,
         mut command: impl FnMut(&mut AggregateRoot<A>) -> std::result::Result<T, E>,
     ) -> std::result::Result<CommandOutcome<T>, CommandError<E>> {
+        let gate = self.turns.as_ref().map(|t| t.gate(id));
+        let _turn = gate.as_ref().map(|g| g.lock());
         let mut attempts = Attempts::new(policy);
         loop {
             attempts.start();

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::background::{caught, Background};
 use super::store::{EventStore, SnapshotStore};
 use crate::aggregate::{Aggregate, AggregateRoot};
-use crate::command::{AfterConflict, Attempts, CommandError, CommandOutcome, RetryPolicy, Start};
+use crate::command::{AfterConflict, Attempts, CommandError, CommandOutcome, RetryPolicy, Start, Turns};
 use crate::error::{Error, Result};
 use crate::repository::background::written_caught;
 use crate::repository::core::{self, Config, Counters, Rebuild, Tally};
@@ -84,6 +84,7 @@ pub struct AggregateRepository<A: Aggregate, ES: EventStore, SS: SnapshotStore =
     counters: Arc<Counters>,
     background: OnceLock<Background>,
     retry: RetryPolicy,
+    turns: Option<Turns<::tokio::sync::Mutex<()>>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -114,6 +115,7 @@ impl<A: Aggregate, ES: EventStore> AggregateRepository<A, ES, NoSnapshotStore> {
             counters: Arc::new(Counters::new(A::TYPE)),
             background: OnceLock::new(),
             retry: RetryPolicy::default(),
+            turns: Some(Turns::default()),
             _aggregate: PhantomData,
         }
     }
@@ -129,6 +131,7 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
             counters: self.counters,
             background: OnceLock::new(),
             retry: self.retry,
+            turns: self.turns,
             _aggregate: PhantomData,
         }
     }
@@ -528,6 +531,25 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         &self.retry
     }
 
+    /// Whether commands on one aggregate take turns (default: `true`).
+    ///
+    /// Taking turns, the commands this repository runs on one aggregate at once run one
+    /// after the other, in the order they came, each on the state the one before it left:
+    /// they never conflict with each other, and the [`RetryPolicy`] is left for writers
+    /// elsewhere (other processes, other repositories on the same stream). Without it every
+    /// command races: all but one of the writers that loaded the same version conflict,
+    /// wait, reload and run again. With 8 writers on one stream (the workload's W4) turns
+    /// gave about twice the committed events per second on PostgreSQL and a lower p99.
+    ///
+    /// Turns hold for one aggregate at a time: commands on different aggregates never wait
+    /// for each other. A command must not run another command on the same aggregate from
+    /// inside its closure: it would wait for its own turn.
+    #[must_use]
+    pub fn command_turns(mut self, on: bool) -> Self {
+        self.turns = on.then(Turns::default);
+        self
+    }
+
     /// Runs a command on an existing aggregate, retrying on conflicts with the
     /// repository's [`RetryPolicy`]; the async twin of
     /// [`crate::AggregateRepository::execute`], with the same rules. `command` is
@@ -626,6 +648,12 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         policy: &RetryPolicy,
         mut command: impl FnMut(&mut AggregateRoot<A>) -> std::result::Result<T, E>,
     ) -> std::result::Result<CommandOutcome<T>, CommandError<E>> {
+        let gate = self.turns.as_ref().map(|t| t.gate(id));
+        // Tokio's mutex is fair: waiters get it in the order they asked.
+        let _turn = match &gate {
+            Some(g) => Some(g.lock().await),
+            None => None,
+        };
         let mut attempts = Attempts::new(policy);
         loop {
             attempts.start();
