@@ -364,3 +364,28 @@ async fn a_connection_killed_mid_append_twice_writes_nothing_async() {
     let status = es.pool_status();
     assert!(status.size <= 2, "{status:?}");
 }
+
+/// Eight threads share a pool of one connection: each call waits for the connection to
+/// come back and is woken when it does (the pool wakes a waiter only when there is one);
+/// every append lands, in order, on its own stream.
+#[test]
+fn callers_waiting_for_the_only_pooled_connection_are_all_served_sync() {
+    let db = pg_schema_or_skip!("callers_waiting_for_the_only_pooled_connection_are_all_served_sync");
+    let es =
+        PostgresEventStore::from_config(db.config(&db.app("one")), JsonCodec, db.options().pool_size(1)).expect("open");
+    let ids: Vec<Uuid> = (0..8).map(|_| Uuid::now_v7()).collect();
+    std::thread::scope(|s| {
+        for id in &ids {
+            let es = &es;
+            s.spawn(move || {
+                for v in 0..20u64 {
+                    assert_eq!(es.append(*id, "Order", v, &batch(1)).expect("append"), v + 1);
+                    assert_eq!(es.stream_version(*id, "Order").expect("version"), v + 1);
+                }
+            });
+        }
+    });
+    for id in ids {
+        assert_eq!(es.stream_version(id, "Order").expect("version"), 20);
+    }
+}

@@ -130,6 +130,9 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T> {
 struct PoolState {
     idle: Vec<Conn>,
     open: usize,
+    /// Callers waiting for a connection: a connection given back wakes one only when there
+    /// is one (waking a condition variable is a system call even with nobody waiting).
+    waiting: usize,
 }
 
 /// A bounded pool of sync clients.
@@ -286,11 +289,13 @@ impl Pool {
                         source: None,
                     });
                 }
+                state.waiting += 1;
                 state = self
                     .available
                     .wait_timeout(state, deadline - now)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
+                state.waiting -= 1;
                 continue;
             };
             drop(state);
@@ -330,13 +335,21 @@ impl Pool {
     fn release_slot(&self) {
         let mut state = self.lock();
         state.open = state.open.saturating_sub(1);
+        let wake = state.waiting > 0;
         drop(state);
-        self.available.notify_one();
+        if wake {
+            self.available.notify_one();
+        }
     }
 
     fn give_back(&self, conn: Conn) {
-        self.lock().idle.push(conn);
-        self.available.notify_one();
+        let mut state = self.lock();
+        state.idle.push(conn);
+        let wake = state.waiting > 0;
+        drop(state);
+        if wake {
+            self.available.notify_one();
+        }
     }
 }
 
