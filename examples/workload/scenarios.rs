@@ -585,6 +585,54 @@ pub fn w3<ES: EventStore + Clone, F: Floors>(ctx: &mut Ctx, events: &ES, floors:
         ),
     });
 
+    // The same saves timed in blocks of BLOCK: a block of saves, then a block of floor
+    // inserts, the order swapped each round; each sample is a block's mean per call.
+    eprintln!("W3: {} one-event saves timed in blocks of {BLOCK}", thousands(count));
+    let (mut saves, mut floor) = (Samples::default(), Samples::default());
+    for round in 0..(count as usize).div_ceil(BLOCK) {
+        let mut save_block = || -> Res<Duration> {
+            let start = Instant::now();
+            for _ in 0..BLOCK {
+                root.record(event_at(root.version() + 1));
+                let out = repo.save(&mut root)?;
+                check(out.appended == 1, || "W3: a save appended other than 1 event".into())?;
+            }
+            Ok(start.elapsed() / BLOCK as u32)
+        };
+        let mut floor_block = || -> Res<Duration> {
+            let start = Instant::now();
+            for _ in 0..BLOCK {
+                floors.insert_commit()?;
+            }
+            Ok(start.elapsed() / BLOCK as u32)
+        };
+        if round % 2 == 0 {
+            saves.push(save_block()?);
+            floor.push(floor_block()?);
+        } else {
+            floor.push(floor_block()?);
+            saves.push(save_block()?);
+        }
+    }
+    let ratio = time_ratio(saves.median(), floor.median());
+    ctx.table.push(Row {
+        scenario: format!("W3 1-event saves ({})", thousands(count)),
+        figure: format!("the same, timed in blocks of {BLOCK}"),
+        median: dur(saves.median()),
+        p99: dur(saves.p99()),
+        floor: format!("{}: {}", floors.insert_label(), dur(floor.median())),
+        ratio: format!("{ratio:.2}x floor time"),
+        note: format!(
+            "{} blocks, order swapped each round; {}",
+            saves.len(),
+            if durable {
+                target(ratio <= 1.3, "≤1.3x")
+            } else {
+                "no durability: the targets are for SQLite and PostgreSQL".into()
+            }
+        ),
+    });
+
     eprintln!("W3: {} ten-event saves", thousands(count));
     let mut root = AggregateRoot::<Order>::new(Uuid::now_v7());
     let mut saves = Samples::with_capacity(count as usize);
