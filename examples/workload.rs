@@ -33,7 +33,7 @@ use std::process::ExitCode;
 
 use eventsource::store::postgres::{PgOptions, PostgresEventStore};
 use eventsource::{
-    BincodeCodec, Codec, EventSet, InMemoryEventStore, InMemorySnapshotStore, JsonCodec, SqliteEventStore,
+    BincodeCodec, Codec, EventSet, InMemoryEventStore, InMemorySnapshotStore, JsonCodec, SqliteEventStore, SqliteOptions,
 };
 use uuid::Uuid;
 
@@ -69,7 +69,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: workload --backend memory|sqlite|postgres [--quick] [--codec json|bincode] \
-                     [--pg-url URL] [--dir DIR] [--only w1,w2,w3,w4,w5,codec,diag]";
+                     [--pg-url URL] [--dir DIR] [--only w1,w2,w3,w3c,w4,w5,codec,diag]";
 
 fn parse_args() -> Res<Args> {
     let mut args = Args {
@@ -177,6 +177,11 @@ fn run_sqlite<C: Codec>(ctx: &mut Ctx, codec: C, dir: &Path) -> Res<()> {
     let snapshots = events.snapshot_store();
     let mut floors = SqliteFloors::open(&path, codec)?;
     run_all(ctx, &events, &snapshots, &mut floors, false)?;
+    if ctx.wants("w3c") {
+        let plain = SqliteEventStore::open_with_options(&path, eventsource::EventStore::codec(&events).clone(), SqliteOptions::new().group_commit(false))
+            .context(|| format!("opening {}", path.display()))?;
+        scenarios::w3c(ctx, &events, &plain, 4.0)?;
+    }
     if ctx.wants("codec") {
         codec_comparison(ctx, dir)?;
     }
