@@ -37,6 +37,7 @@ pub struct PgOptions {
     migrate: bool,
     read_only: bool,
     tls: TlsMode,
+    group_commit: bool,
 }
 
 impl Default for PgOptions {
@@ -49,6 +50,7 @@ impl Default for PgOptions {
             migrate: true,
             read_only: false,
             tls: TlsMode::Disable,
+            group_commit: true,
         }
     }
 }
@@ -121,6 +123,28 @@ impl PgOptions {
     pub fn tls(mut self, tls: TlsMode) -> Self {
         self.tls = tls;
         self
+    }
+
+    /// Whether concurrent appends through one sync store share one transaction and one
+    /// commit (default on; the async stores append one at a time either way).
+    ///
+    /// The appends waiting at the same moment run on one pooled connection as `BEGIN`,
+    /// then per append a `SAVEPOINT` and the append statement (a failed append is rolled
+    /// back to its savepoint and fails alone, with its own [`Error::Conflict`] or
+    /// [`Error::DuplicateEvent`]), then one `COMMIT`. Each caller gets its answer after
+    /// the commit returned, so an `Ok` is exactly as durable as without group commit. A
+    /// lone writer's append runs exactly as without it. See `docs/reliability.md`,
+    /// "Group commit".
+    #[must_use]
+    pub fn group_commit(mut self, on: bool) -> Self {
+        self.group_commit = on;
+        self
+    }
+
+    /// Whether group commit is on.
+    #[must_use]
+    pub fn is_group_commit(&self) -> bool {
+        self.group_commit
     }
 
     /// The configured schema, if any.

@@ -422,6 +422,42 @@ pub(crate) static SERVER_INFO: Stmt = Stmt {
     params: &[],
 };
 
+/// Starts a group commit's shared transaction.
+pub(crate) static GROUP_BEGIN: Stmt = Stmt {
+    name: "group_begin",
+    text: "BEGIN",
+    params: &[],
+};
+
+/// Marks the start of one append inside a group commit (the latest savepoint of that
+/// name is the one a `ROLLBACK TO` returns to, so none is released).
+pub(crate) static GROUP_SAVEPOINT: Stmt = Stmt {
+    name: "group_savepoint",
+    text: "SAVEPOINT eventsource_append",
+    params: &[],
+};
+
+/// Undoes one failed append of a group commit, and only it.
+pub(crate) static GROUP_ROLLBACK_TO: Stmt = Stmt {
+    name: "group_rollback_to",
+    text: "ROLLBACK TO SAVEPOINT eventsource_append",
+    params: &[],
+};
+
+/// Commits a group commit's shared transaction.
+pub(crate) static GROUP_COMMIT: Stmt = Stmt {
+    name: "group_commit",
+    text: "COMMIT",
+    params: &[],
+};
+
+/// Abandons a group commit's shared transaction.
+pub(crate) static GROUP_ROLLBACK: Stmt = Stmt {
+    name: "group_rollback",
+    text: "ROLLBACK",
+    params: &[],
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

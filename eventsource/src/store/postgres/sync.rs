@@ -45,6 +45,7 @@ use super::conn::{
     bound_to_i64, check_schema_name, connect_timed_out, location, on_failure, session_options, setup_timeout,
     ssl_mode_for, store_error, Connector, Failure, PgOptions, BACKEND, TARGET,
 };
+use super::group::Staged;
 use super::migrate;
 use super::ops::{self, AppendBatch, AppendOutcome, Header, SnapshotRow};
 use super::rows;
@@ -54,7 +55,10 @@ use crate::error::{Error, Result};
 use crate::event::{EventRecord, NewEvent, ReplayEvent};
 use crate::snapshot::{Snapshot, SnapshotWrite};
 use crate::store::monitor::{Coverage, SnapshotMonitor, SnapshotVersions, StaleSnapshot};
+use crate::store::group::{Batcher, DEFAULT_MAX_BATCH};
 use crate::store::{EventStore, JointVisitor, SnapshotStore, StoreLocation};
+
+mod group;
 
 struct Conn {
     /// `Some` until the connection is dropped (which may hand it to another thread).
@@ -481,6 +485,8 @@ impl<'p> Lease<'p> {
 struct Shared {
     pool: Pool,
     location: StoreLocation,
+    /// Group commit of concurrent appends, when on.
+    group: Option<Batcher<Staged, u64>>,
 }
 
 impl fmt::Debug for Shared {
@@ -504,7 +510,9 @@ impl Shared {
         };
         let location = location(&info, pool.config.get_hosts(), pool.config.get_ports());
         debug!(target: TARGET, location = %location.0, "PostgreSQL store open");
-        Ok(Arc::new(Shared { pool, location }))
+        let group = (options.is_group_commit() && !options.is_read_only())
+            .then(|| Batcher::new(DEFAULT_MAX_BATCH, BACKEND));
+        Ok(Arc::new(Shared { pool, location, group }))
     }
 }
 
@@ -720,6 +728,12 @@ impl<C: Codec> EventStore for PostgresEventStore<C> {
                 .run(|lease| lease.stream_version(aggregate_id, aggregate_type))?;
             return ops::check_empty_append(aggregate_id, aggregate_type, expected_version, actual);
         }
+        if let Some(batcher) = &self.shared.group {
+            let staged = Staged::new(aggregate_id, aggregate_type, expected_version, events)?;
+            return batcher.submit(staged, |batch| {
+                self.shared.pool.run(|lease| group::run_batch(lease, &batch))
+            });
+        }
         let metadata = ops::encode_metadata(events)?;
         let batch = AppendBatch::new(aggregate_id, aggregate_type, expected_version, events, &metadata)?;
         self.shared.pool.run(|lease| append(lease, &batch))
@@ -798,7 +812,13 @@ impl<C: Codec> EventStore for PostgresEventStore<C> {
 /// One attempt of an append: the statement, then what its outcome needs read.
 fn append(lease: &mut Lease<'_>, batch: &AppendBatch<'_>) -> Result<u64> {
     let result = lease.execute(&sql::APPEND, &batch.params());
-    match batch.outcome(result) {
+    resolve(lease, batch, batch.outcome(result))
+}
+
+/// What an append statement's outcome means, reading what it needs (the actual version
+/// of a conflict, the stored id of a duplicate).
+fn resolve(lease: &mut Lease<'_>, batch: &AppendBatch<'_>, outcome: AppendOutcome) -> Result<u64> {
+    match outcome {
         AppendOutcome::Appended(version) => {
             debug!(target: TARGET, aggregate_type = batch.aggregate_type, aggregate_id = %batch.aggregate_id,
                    events = batch.ids.len(), version, "appended");
