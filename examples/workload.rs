@@ -280,7 +280,16 @@ fn run_postgres<C: Codec>(ctx: &mut Ctx, codec: C, url: &str) -> Res<()> {
         if let Some(server) = floors.server_settings()? {
             println!("- server: {server}");
         }
-        run_all(ctx, &events, &snapshots, &mut floors, false)
+        run_all(ctx, &events, &snapshots, &mut floors, false)?;
+        if ctx.wants("w3c") {
+            let open = |group_commit: bool| {
+                let options = PgOptions::new().schema(&schema).group_commit(group_commit);
+                PostgresEventStore::from_config(config.clone(), eventsource::EventStore::codec(&events).clone(), options)
+                    .context(|| format!("connecting the store ({url})"))
+            };
+            scenarios::w3c(ctx, &open(true)?, &open(false)?, 3.0)?;
+        }
+        Ok(())
     })();
     let dropped = pg::drop_schema(&config, &schema);
     result.and(dropped)

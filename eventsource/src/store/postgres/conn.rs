@@ -50,7 +50,7 @@ impl Default for PgOptions {
             migrate: true,
             read_only: false,
             tls: TlsMode::Disable,
-            group_commit: true,
+            group_commit: false,
         }
     }
 }
@@ -126,15 +126,22 @@ impl PgOptions {
     }
 
     /// Whether concurrent appends through one sync store share one transaction and one
-    /// commit (default on; the async stores append one at a time either way).
+    /// commit (default off; the async stores append one at a time either way).
     ///
     /// The appends waiting at the same moment run on one pooled connection as `BEGIN`,
     /// then per append a `SAVEPOINT` and the append statement (a failed append is rolled
     /// back to its savepoint and fails alone, with its own [`Error::Conflict`] or
     /// [`Error::DuplicateEvent`]), then one `COMMIT`. Each caller gets its answer after
     /// the commit returned, so an `Ok` is exactly as durable as without group commit. A
-    /// lone writer's append runs exactly as without it. See `docs/reliability.md`,
-    /// "Group commit".
+    /// lone writer's append runs exactly as without it.
+    ///
+    /// Off by default because PostgreSQL already shares one WAL flush among commits that
+    /// arrive together from several connections: with as many pooled connections as
+    /// writers, separate transactions measured as fast or faster (W3c in
+    /// `docs/workload.md`), since the shared transaction runs its appends one after the
+    /// other on one connection, two round trips each. Turn it on when writers outnumber
+    /// the pool's connections by far, or to hold fewer connections. See
+    /// `docs/reliability.md`, "Group commit".
     #[must_use]
     pub fn group_commit(mut self, on: bool) -> Self {
         self.group_commit = on;
