@@ -12,7 +12,7 @@
 mod common_pg;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Barrier, Mutex};
+use std::sync::{mpsc, Barrier, Mutex};
 
 use eventsource::store::postgres::{PgOptions, PostgresEventStore};
 use eventsource::store::sqlite::SqliteOptions;
@@ -180,6 +180,53 @@ fn one_stream<S: EventStore>(store: &S) {
     assert_eq!(stream_ids(store, agg), expected);
 }
 
+/// Appends with every kind of outcome, made to meet in one shared batch: another
+/// connection holds the write lock (`lock` takes it, says so, waits for the word to let
+/// go) while a first append waits on it as the leader and the others queue behind it.
+/// The assertions hold whatever the batching.
+fn forced_batch<S: EventStore>(store: &S, lock: impl FnOnce(mpsc::Sender<()>, mpsc::Receiver<()>) + Send) {
+    let [a, b, c, d, f, g] = [(); 6].map(|()| Uuid::now_v7());
+    let [x, y] = [(); 2].map(|()| Uuid::now_v7());
+    store.append(a, TYPE, 0, &[event(x)]).expect("setup");
+    let (locked_tx, locked_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(move || lock(locked_tx, release_rx));
+        locked_rx.recv().expect("the lock is held");
+        let leader = s.spawn(|| store.append(g, TYPE, 0, &[event(Uuid::now_v7())]));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let a1 = s.spawn(|| store.append(a, TYPE, 1, &[event(Uuid::now_v7())]));
+        let a2 = s.spawn(|| store.append(a, TYPE, 1, &[event(Uuid::now_v7())]));
+        let dup_stored = s.spawn(|| store.append(b, TYPE, 0, &[event(x)]));
+        let y1 = s.spawn(|| store.append(c, TYPE, 0, &[event(y)]));
+        let y2 = s.spawn(|| store.append(d, TYPE, 0, &[event(y)]));
+        let two = s.spawn(|| store.append(f, TYPE, 0, &[event(Uuid::now_v7()), event(Uuid::now_v7())]));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        release_tx.send(()).expect("release");
+        assert_eq!(leader.join().unwrap().expect("leader"), 1);
+        let (a1, a2) = (a1.join().unwrap(), a2.join().unwrap());
+        match (&a1, &a2) {
+            (Ok(2), Err(Error::Conflict { expected: 1, actual: 2, .. }))
+            | (Err(Error::Conflict { expected: 1, actual: 2, .. }), Ok(2)) => {}
+            other => panic!("one of two appends at version 1 wins: {other:?}"),
+        }
+        assert!(matches!(dup_stored.join().unwrap(), Err(Error::DuplicateEvent { event_id }) if event_id == x));
+        let (y1, y2) = (y1.join().unwrap(), y2.join().unwrap());
+        match (&y1, &y2) {
+            (Ok(1), Err(Error::DuplicateEvent { event_id })) | (Err(Error::DuplicateEvent { event_id }), Ok(1)) => {
+                assert_eq!(*event_id, y);
+            }
+            other => panic!("one of two appends of one id wins: {other:?}"),
+        }
+        assert_eq!(two.join().unwrap().expect("two events"), 2);
+        assert_eq!(stream_ids(store, a).len(), 2);
+        assert!(stream_ids(store, b).is_empty());
+        let (c_ids, d_ids) = (stream_ids(store, c), stream_ids(store, d));
+        assert_eq!(c_ids.len() + d_ids.len(), 1, "y stored once");
+        assert_eq!(stream_ids(store, f).len(), 2);
+    });
+}
+
 fn sqlite(group_commit: bool) -> (SqliteEventStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = SqliteOptions::new().group_commit(group_commit);
@@ -192,6 +239,19 @@ fn sqlite_concurrent_appends_each_get_their_own_answer() {
     let (store, _dir) = sqlite(true);
     own_aggregates(&store);
     one_stream(&store);
+}
+
+#[test]
+fn sqlite_appends_sharing_a_batch_each_get_their_own_answer() {
+    let (store, dir) = sqlite(true);
+    let path = dir.path().join("gc.db");
+    forced_batch(&store, move |locked, release| {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+        locked.send(()).expect("locked");
+        release.recv().expect("release");
+        conn.execute_batch("COMMIT").expect("commit");
+    });
 }
 
 #[test]
@@ -228,6 +288,22 @@ fn postgres_concurrent_appends_each_get_their_own_answer() {
     };
     own_aggregates(&store);
     one_stream(&store);
+}
+
+#[test]
+fn postgres_appends_sharing_a_batch_each_get_their_own_answer() {
+    let Some((store, db)) = postgres(|o| o.group_commit(true)) else {
+        return;
+    };
+    forced_batch(&store, |locked, release| {
+        db.with_client(move |c| {
+            c.batch_execute("BEGIN; LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
+                .expect("lock");
+            locked.send(()).expect("locked");
+            release.recv().expect("release");
+            c.batch_execute("COMMIT").expect("commit");
+        });
+    });
 }
 
 #[test]

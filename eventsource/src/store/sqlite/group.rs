@@ -122,6 +122,100 @@ pub(super) fn run_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::{Codec, JsonCodec};
+    use crate::error::Error;
+    use crate::event::Metadata;
+    use crate::store::sqlite::SqliteEventStore;
+    use crate::store::EventStore;
+
+    fn event(id: Uuid) -> NewEvent {
+        NewEvent {
+            event_id: id,
+            event_type: "ItemAdded".into(),
+            event_version: 1,
+            occurred_at: crate::time::now(),
+            payload: b"{}".to_vec(),
+            metadata: Metadata::default(),
+        }
+    }
+
+    fn staged(aggregate_id: Uuid, expected: u64, ids: &[Uuid]) -> Staged {
+        Staged {
+            aggregate_id,
+            aggregate_type: "T".into(),
+            expected,
+            last: expected + ids.len() as u64,
+            events: ids.iter().map(|&id| event(id)).collect(),
+        }
+    }
+
+    fn stream(store: &SqliteEventStore, id: Uuid) -> Vec<Uuid> {
+        let mut ids = Vec::new();
+        store
+            .read_stream(id, "T", 0, &mut |r| {
+                ids.push(r.event_id);
+                Ok(())
+            })
+            .unwrap();
+        ids
+    }
+
+    /// One shared transaction with every kind of outcome: each append gets its own, the
+    /// failed ones write nothing, and a later append sees the earlier ones of its batch.
+    #[test]
+    fn a_batch_gives_each_append_its_own_outcome() {
+        let store = SqliteEventStore::open_in_memory().unwrap();
+        let [a, b, c, d, e, f] = [(); 6].map(|()| Uuid::now_v7());
+        let [x, y, fresh, z1, z2] = [(); 5].map(|()| Uuid::now_v7());
+        store.append(a, "T", 0, &[event(x)]).unwrap();
+        let batch = [
+            staged(a, 1, &[fresh]),   // ok: version 2
+            staged(a, 1, &[Uuid::now_v7()]), // conflict with the batch's own first append
+            staged(b, 0, &[x]),       // an id stored before the batch
+            staged(c, 0, &[y]),       // ok: version 1
+            staged(d, 0, &[y]),       // an id stored earlier in the batch
+            staged(e, 0, &[z1, z1]),  // a repeated id within the append
+            staged(f, 0, &[z1, z2]),  // ok: version 2
+        ];
+        let results = store
+            .db
+            .pool
+            .with(|conn| run_batch(conn, &batch, JsonCodec::FORMAT, JsonCodec::NAME))
+            .unwrap();
+        assert_eq!(results.len(), batch.len());
+        assert!(matches!(results[0], Ok(2)));
+        assert!(matches!(results[1], Err(Error::Conflict { expected: 1, actual: 2, .. })));
+        assert!(matches!(results[2], Err(Error::DuplicateEvent { event_id }) if event_id == x));
+        assert!(matches!(results[3], Ok(1)));
+        assert!(matches!(results[4], Err(Error::DuplicateEvent { event_id }) if event_id == y));
+        assert!(matches!(results[5], Err(Error::DuplicateEvent { event_id }) if event_id == z1));
+        assert!(matches!(results[6], Ok(2)));
+        assert_eq!(stream(&store, a), vec![x, fresh]);
+        assert!(stream(&store, b).is_empty());
+        assert_eq!(stream(&store, c), vec![y]);
+        assert!(stream(&store, d).is_empty());
+        assert!(stream(&store, e).is_empty());
+        assert_eq!(stream(&store, f), vec![z1, z2]);
+    }
+
+    /// A batch of one runs as an append without group commit: its error unchanged.
+    #[test]
+    fn a_batch_of_one_is_a_plain_append() {
+        let store = SqliteEventStore::open_in_memory().unwrap();
+        let a = Uuid::now_v7();
+        let run = |batch: &[Staged]| {
+            store
+                .db
+                .pool
+                .with(|conn| run_batch(conn, batch, JsonCodec::FORMAT, JsonCodec::NAME))
+                .unwrap()
+        };
+        assert!(matches!(run(&[staged(a, 0, &[Uuid::now_v7()])])[..], [Ok(1)]));
+        assert!(matches!(
+            run(&[staged(a, 0, &[Uuid::now_v7()])])[..],
+            [Err(Error::Conflict { expected: 0, actual: 1, .. })]
+        ));
+    }
 
     #[test]
     fn a_failed_append_fails_alone_while_the_transaction_lives() {
