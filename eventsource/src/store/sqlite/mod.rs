@@ -80,6 +80,11 @@
 //! out). Timestamps are RFC 3339 UTC text with microseconds ([`crate::time`]);
 //! `created_at` is set at append.
 //!
+//! With group commit ([`SqliteOptions::group_commit`], on by default) appends made at the
+//! same time by threads sharing the store run in one such transaction: a `SAVEPOINT` per
+//! append, each checked and attributed as above and rolled back alone when it fails, one
+//! `COMMIT` for all (one fsync). A lone append runs exactly as described above.
+//!
 //! ## Read-only databases
 //!
 //! [`SqliteOptions::read_only`] opens the file read-only (`SQLITE_OPEN_READONLY`): no
