@@ -33,7 +33,8 @@ use std::process::ExitCode;
 
 use eventsource::store::postgres::{PgOptions, PostgresEventStore};
 use eventsource::{
-    BincodeCodec, Codec, EventSet, InMemoryEventStore, InMemorySnapshotStore, JsonCodec, SqliteEventStore, SqliteOptions,
+    BincodeCodec, Codec, EventSet, InMemoryEventStore, InMemorySnapshotStore, JsonCodec, SqliteEventStore,
+    SqliteOptions,
 };
 use uuid::Uuid;
 
@@ -178,8 +179,12 @@ fn run_sqlite<C: Codec>(ctx: &mut Ctx, codec: C, dir: &Path) -> Res<()> {
     let mut floors = SqliteFloors::open(&path, codec)?;
     run_all(ctx, &events, &snapshots, &mut floors, false)?;
     if ctx.wants("w3c") {
-        let plain = SqliteEventStore::open_with_options(&path, eventsource::EventStore::codec(&events).clone(), SqliteOptions::new().group_commit(false))
-            .context(|| format!("opening {}", path.display()))?;
+        let plain = SqliteEventStore::open_with_options(
+            &path,
+            eventsource::EventStore::codec(&events).clone(),
+            SqliteOptions::new().group_commit(false),
+        )
+        .context(|| format!("opening {}", path.display()))?;
         scenarios::w3c(ctx, &events, &plain, 4.0)?;
     }
     if ctx.wants("codec") {
@@ -284,8 +289,12 @@ fn run_postgres<C: Codec>(ctx: &mut Ctx, codec: C, url: &str) -> Res<()> {
         if ctx.wants("w3c") {
             let open = |group_commit: bool| {
                 let options = PgOptions::new().schema(&schema).group_commit(group_commit);
-                PostgresEventStore::from_config(config.clone(), eventsource::EventStore::codec(&events).clone(), options)
-                    .context(|| format!("connecting the store ({url})"))
+                PostgresEventStore::from_config(
+                    config.clone(),
+                    eventsource::EventStore::codec(&events).clone(),
+                    options,
+                )
+                .context(|| format!("connecting the store ({url})"))
             };
             scenarios::w3c(ctx, &open(true)?, &open(false)?, 3.0)?;
         }

@@ -44,9 +44,7 @@ const BUDGET: Duration = Duration::from_secs(40);
 const CHILD_MAX_APPENDS: u64 = 100_000;
 
 fn options() -> SqliteOptions {
-    SqliteOptions::new()
-        .synchronous(Synchronous::Full)
-        .group_commit(true)
+    SqliteOptions::new().synchronous(Synchronous::Full).group_commit(true)
 }
 
 fn event(id: Uuid) -> NewEvent {
@@ -176,7 +174,9 @@ fn run_round(db: &Path, ids: &str, kill_after: usize, deadline: Instant) -> Vec<
         match rx.recv_timeout(left) {
             Ok(line) => acks.extend(parse_ack(&line)),
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                failure = Some(format!("the writer did not reach {kill_after} appends within the budget"));
+                failure = Some(format!(
+                    "the writer did not reach {kill_after} appends within the budget"
+                ));
                 break;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {

@@ -112,7 +112,10 @@ fn own_aggregates<S: EventStore>(store: &S) {
                             }
                             _ => {
                                 let id = Uuid::now_v7();
-                                assert_eq!(store.append(agg, TYPE, version, &[event(id)]).expect("append"), version + 1);
+                                assert_eq!(
+                                    store.append(agg, TYPE, version, &[event(id)]).expect("append"),
+                                    version + 1
+                                );
                                 mine.push(id);
                             }
                         }
@@ -124,7 +127,11 @@ fn own_aggregates<S: EventStore>(store: &S) {
         handles.into_iter().map(|h| h.join().expect("thread")).collect()
     });
     for (agg, ids) in acked.into_iter().flatten() {
-        assert_eq!(stream_ids(store, agg), ids, "stream {agg} holds exactly its acknowledged events");
+        assert_eq!(
+            stream_ids(store, agg),
+            ids,
+            "stream {agg} holds exactly its acknowledged events"
+        );
     }
     // Each raced id was acknowledged to exactly one of its two threads.
     let wins = race_wins.into_inner().unwrap();
@@ -206,8 +213,18 @@ fn forced_batch<S: EventStore>(store: &S, lock: impl FnOnce(mpsc::Sender<()>, mp
         assert_eq!(leader.join().unwrap().expect("leader"), 1);
         let (a1, a2) = (a1.join().unwrap(), a2.join().unwrap());
         match (&a1, &a2) {
-            (Ok(2), Err(Error::Conflict { expected: 1, actual: 2, .. }))
-            | (Err(Error::Conflict { expected: 1, actual: 2, .. }), Ok(2)) => {}
+            (
+                Ok(2),
+                Err(Error::Conflict {
+                    expected: 1, actual: 2, ..
+                }),
+            )
+            | (
+                Err(Error::Conflict {
+                    expected: 1, actual: 2, ..
+                }),
+                Ok(2),
+            ) => {}
             other => panic!("one of two appends at version 1 wins: {other:?}"),
         }
         assert!(matches!(dup_stored.join().unwrap(), Err(Error::DuplicateEvent { event_id }) if event_id == x));

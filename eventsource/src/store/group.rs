@@ -361,7 +361,12 @@ mod tests {
         let panicked = std::thread::spawn(move || b.submit(1, |_| panic!("backend bug"))).join();
         assert!(panicked.is_err());
         // The next caller leads normally.
-        assert_eq!(batcher.submit(2, |reqs| Ok(reqs.into_iter().map(Ok).collect())).unwrap(), 2);
+        assert_eq!(
+            batcher
+                .submit(2, |reqs| Ok(reqs.into_iter().map(Ok).collect()))
+                .unwrap(),
+            2
+        );
         let queue = batcher.lock();
         assert!(!queue.leading && queue.done.is_empty() && queue.pending.is_empty());
     }

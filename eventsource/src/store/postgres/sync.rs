@@ -54,8 +54,8 @@ use crate::codec::{Codec, Format, JsonCodec};
 use crate::error::{Error, Result};
 use crate::event::{EventRecord, NewEvent, ReplayEvent};
 use crate::snapshot::{Snapshot, SnapshotWrite};
-use crate::store::monitor::{Coverage, SnapshotMonitor, SnapshotVersions, StaleSnapshot};
 use crate::store::group::{Batcher, DEFAULT_MAX_BATCH};
+use crate::store::monitor::{Coverage, SnapshotMonitor, SnapshotVersions, StaleSnapshot};
 use crate::store::{EventStore, JointVisitor, SnapshotStore, StoreLocation};
 
 mod group;
@@ -510,8 +510,8 @@ impl Shared {
         };
         let location = location(&info, pool.config.get_hosts(), pool.config.get_ports());
         debug!(target: TARGET, location = %location.0, "PostgreSQL store open");
-        let group = (options.is_group_commit() && !options.is_read_only())
-            .then(|| Batcher::new(DEFAULT_MAX_BATCH, BACKEND));
+        let group =
+            (options.is_group_commit() && !options.is_read_only()).then(|| Batcher::new(DEFAULT_MAX_BATCH, BACKEND));
         Ok(Arc::new(Shared { pool, location, group }))
     }
 }

@@ -169,13 +169,13 @@ mod tests {
         let [x, y, fresh, z1, z2] = [(); 5].map(|()| Uuid::now_v7());
         store.append(a, "T", 0, &[event(x)]).unwrap();
         let batch = [
-            staged(a, 1, &[fresh]),   // ok: version 2
+            staged(a, 1, &[fresh]),          // ok: version 2
             staged(a, 1, &[Uuid::now_v7()]), // conflict with the batch's own first append
-            staged(b, 0, &[x]),       // an id stored before the batch
-            staged(c, 0, &[y]),       // ok: version 1
-            staged(d, 0, &[y]),       // an id stored earlier in the batch
-            staged(e, 0, &[z1, z1]),  // a repeated id within the append
-            staged(f, 0, &[z1, z2]),  // ok: version 2
+            staged(b, 0, &[x]),              // an id stored before the batch
+            staged(c, 0, &[y]),              // ok: version 1
+            staged(d, 0, &[y]),              // an id stored earlier in the batch
+            staged(e, 0, &[z1, z1]),         // a repeated id within the append
+            staged(f, 0, &[z1, z2]),         // ok: version 2
         ];
         let results = store
             .db
@@ -184,7 +184,14 @@ mod tests {
             .unwrap();
         assert_eq!(results.len(), batch.len());
         assert!(matches!(results[0], Ok(2)));
-        assert!(matches!(results[1], Err(Error::Conflict { expected: 1, actual: 2, .. })));
+        assert!(matches!(
+            results[1],
+            Err(Error::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            })
+        ));
         assert!(matches!(results[2], Err(Error::DuplicateEvent { event_id }) if event_id == x));
         assert!(matches!(results[3], Ok(1)));
         assert!(matches!(results[4], Err(Error::DuplicateEvent { event_id }) if event_id == y));
@@ -213,7 +220,11 @@ mod tests {
         assert!(matches!(run(&[staged(a, 0, &[Uuid::now_v7()])])[..], [Ok(1)]));
         assert!(matches!(
             run(&[staged(a, 0, &[Uuid::now_v7()])])[..],
-            [Err(Error::Conflict { expected: 0, actual: 1, .. })]
+            [Err(Error::Conflict {
+                expected: 0,
+                actual: 1,
+                ..
+            })]
         ));
     }
 
