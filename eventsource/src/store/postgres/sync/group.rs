@@ -2,6 +2,13 @@
 //! connection (`BEGIN`; per append `SAVEPOINT`, [`sql::APPEND`], and on failure
 //! `ROLLBACK TO SAVEPOINT` before its typed error is read; `COMMIT`).
 //!
+//! The batch first runs without savepoints: [`sql::APPEND`] checks the expected version
+//! in its `WHERE`, so a conflict inserts nothing and raises nothing, and the transaction
+//! goes on (the conflict's actual version is read inside it). Only a raised error (an
+//! event id already stored, a writer of another connection taking the version first)
+//! aborts the transaction: it is rolled back and the batch runs again with a savepoint
+//! per append, isolating the failure. The common case pays one round trip per append.
+//!
 //! A failure of the connection (or a stale statement) anywhere in the batch fails the
 //! batch as a whole, with `Lease::retry` set, so that `Pool::run` runs the whole batch
 //! once more, on a fresh connection: exactly what it does for a single append. When the
@@ -50,51 +57,86 @@ pub(super) fn run_batch(lease: &mut Lease<'_>, staged: &[Staged]) -> Result<Vec<
             result => Ok(vec![result]),
         };
     }
-    let batches: Vec<Result<AppendBatch<'_>>> = staged.iter().map(Staged::batch).collect();
-    if let Err(e) = lease.execute(&sql::GROUP_BEGIN, &[]) {
-        abandon(lease);
-        return Err(e);
-    }
-    match in_transaction(lease, batches) {
-        Ok(results) => {
-            debug!(target: TARGET, appends = results.len(),
-                   failed = results.iter().filter(|r| r.is_err()).count(), "group commit: batch committed");
-            Ok(results)
+    // Appends that fail before the database keep their error; the others run.
+    let mut results: Vec<Option<Result<u64>>> = Vec::with_capacity(staged.len());
+    let mut batches = Vec::with_capacity(staged.len());
+    for (at, s) in staged.iter().enumerate() {
+        match s.batch() {
+            Ok(batch) => {
+                results.push(None);
+                batches.push((at, batch));
+            }
+            Err(e) => results.push(Some(Err(e))),
         }
-        Err(e) => {
+    }
+    // First without savepoints (one round trip per append): a version conflict inserts
+    // nothing and raises nothing, so only a raised error (a stored id, a racing writer)
+    // aborts the transaction; then the batch runs again with a savepoint per append.
+    let mut ran = None;
+    for savepoints in [false, true] {
+        if let Err(e) = lease.execute(&sql::GROUP_BEGIN, &[]) {
             abandon(lease);
-            Err(e)
+            return Err(e);
+        }
+        match in_transaction(lease, &batches, savepoints) {
+            Ok(Some(done)) => {
+                ran = Some(done);
+                break;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                abandon(lease);
+                return Err(e);
+            }
         }
     }
+    for (at, result) in ran.unwrap_or_default() {
+        if let Some(slot) = results.get_mut(at) {
+            *slot = Some(result);
+        }
+    }
+    let results: Vec<Result<u64>> = results.into_iter().flatten().collect();
+    debug!(target: TARGET, appends = results.len(),
+           failed = results.iter().filter(|r| r.is_err()).count(), "group commit: batch committed");
+    Ok(results)
 }
 
-fn in_transaction(lease: &mut Lease<'_>, batches: Vec<Result<AppendBatch<'_>>>) -> Result<Vec<Result<u64>>> {
+/// Runs the appends in the open transaction and commits: each append's result, by its
+/// place in the batch. Without `savepoints`, an append that raised an error rolls the
+/// transaction back and returns `None` (run it again with them).
+fn in_transaction(
+    lease: &mut Lease<'_>,
+    batches: &[(usize, AppendBatch<'_>)],
+    savepoints: bool,
+) -> Result<Option<Vec<(usize, Result<u64>)>>> {
     let mut results = Vec::with_capacity(batches.len());
-    for batch in batches {
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(e) => {
-                results.push(Err(e));
-                continue;
-            }
-        };
-        lease.execute(&sql::GROUP_SAVEPOINT, &[])?;
+    for (at, batch) in batches {
+        if savepoints {
+            lease.execute(&sql::GROUP_SAVEPOINT, &[])?;
+        }
         let result = lease.execute(&sql::APPEND, &batch.params());
+        let raised = result.is_err();
         match batch.outcome(result) {
-            AppendOutcome::Appended(version) => results.push(Ok(version)),
+            AppendOutcome::Appended(version) => results.push((*at, Ok(version))),
             AppendOutcome::Failed(e) if batch_failure(lease) => return Err(e),
+            _ if raised && !savepoints => {
+                lease.execute(&sql::GROUP_ROLLBACK, &[])?;
+                return Ok(None);
+            }
             outcome => {
-                // The failed statement aborted the transaction: undo this append alone,
-                // then read what its failure means (inside the transaction, so that an
-                // earlier append of the batch counts).
-                lease.execute(&sql::GROUP_ROLLBACK_TO, &[])?;
-                match resolve(lease, &batch, outcome) {
+                if raised {
+                    // The failed statement aborted the transaction: undo this append
+                    // alone, then read what its failure means (inside the transaction,
+                    // so that an earlier append of the batch counts).
+                    lease.execute(&sql::GROUP_ROLLBACK_TO, &[])?;
+                }
+                match resolve(lease, batch, outcome) {
                     Err(e) if batch_failure(lease) => return Err(e),
-                    result => results.push(result),
+                    result => results.push((*at, result)),
                 }
             }
         }
     }
     lease.execute(&sql::GROUP_COMMIT, &[])?;
-    Ok(results)
+    Ok(Some(results))
 }
