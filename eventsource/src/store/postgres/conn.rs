@@ -128,10 +128,13 @@ impl PgOptions {
     /// Whether concurrent appends through one sync store share one transaction and one
     /// commit (default off; the async stores append one at a time either way).
     ///
-    /// The appends waiting at the same moment run on one pooled connection as `BEGIN`,
-    /// then per append a `SAVEPOINT` and the append statement (a failed append is rolled
-    /// back to its savepoint and fails alone, with its own [`Error::Conflict`] or
-    /// [`Error::DuplicateEvent`]), then one `COMMIT`. Each caller gets its answer after
+    /// The appends waiting at the same moment (at most 64) run on one pooled connection
+    /// as `BEGIN`, the append statement of each, and one `COMMIT`. Each append is checked
+    /// against its own expected version and fails alone, with its own
+    /// [`Error::Conflict`] or [`Error::DuplicateEvent`]: a version conflict inserts
+    /// nothing and raises nothing, and after a raised error (an id already stored) the
+    /// batch runs again with a `SAVEPOINT` per append, the failed one rolled back to
+    /// its savepoint. Each caller gets its answer after
     /// the commit returned, so an `Ok` is exactly as durable as without group commit. A
     /// lone writer's append runs exactly as without it.
     ///
@@ -139,7 +142,7 @@ impl PgOptions {
     /// arrive together from several connections: with as many pooled connections as
     /// writers, separate transactions measured as fast or faster (W3c in
     /// `docs/workload.md`), since the shared transaction runs its appends one after the
-    /// other on one connection, two round trips each. Turn it on when writers outnumber
+    /// other on one connection, one round trip each. Turn it on when writers outnumber
     /// the pool's connections by far, or to hold fewer connections. See
     /// `docs/reliability.md`, "Group commit".
     #[must_use]
