@@ -83,6 +83,11 @@ impl<'a> AppendBatch<'a> {
         })
     }
 
+    /// The statement that appends this batch, run with [`AppendBatch::params`].
+    pub(crate) fn statement(&self) -> &'static sql::Stmt {
+        &sql::APPEND
+    }
+
     /// The parameters of [`sql::APPEND`].
     pub(crate) fn params(&self) -> Params<'_, 9> {
         [

@@ -422,41 +422,22 @@ pub(crate) static SERVER_INFO: Stmt = Stmt {
     params: &[],
 };
 
-/// Starts a group commit's shared transaction.
-pub(crate) static GROUP_BEGIN: Stmt = Stmt {
-    name: "group_begin",
-    text: "BEGIN",
-    params: &[],
-};
+/// Starts a group commit's shared transaction. The group commit's transaction control
+/// runs over the simple query protocol (no parameters, nothing to prepare).
+pub(crate) const GROUP_BEGIN: &str = "BEGIN";
 
 /// Marks the start of one append inside a group commit (the latest savepoint of that
 /// name is the one a `ROLLBACK TO` returns to, so none is released).
-pub(crate) static GROUP_SAVEPOINT: Stmt = Stmt {
-    name: "group_savepoint",
-    text: "SAVEPOINT eventsource_append",
-    params: &[],
-};
+pub(crate) const GROUP_SAVEPOINT: &str = "SAVEPOINT eventsource_append";
 
 /// Undoes one failed append of a group commit, and only it.
-pub(crate) static GROUP_ROLLBACK_TO: Stmt = Stmt {
-    name: "group_rollback_to",
-    text: "ROLLBACK TO SAVEPOINT eventsource_append",
-    params: &[],
-};
+pub(crate) const GROUP_ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT eventsource_append";
 
 /// Commits a group commit's shared transaction.
-pub(crate) static GROUP_COMMIT: Stmt = Stmt {
-    name: "group_commit",
-    text: "COMMIT",
-    params: &[],
-};
+pub(crate) const GROUP_COMMIT: &str = "COMMIT";
 
 /// Abandons a group commit's shared transaction.
-pub(crate) static GROUP_ROLLBACK: Stmt = Stmt {
-    name: "group_rollback",
-    text: "ROLLBACK",
-    params: &[],
-};
+pub(crate) const GROUP_ROLLBACK: &str = "ROLLBACK";
 
 #[cfg(test)]
 mod tests {

@@ -400,6 +400,17 @@ impl<'p> Lease<'p> {
         }
     }
 
+    /// Runs parameterless SQL over the simple query protocol (a group commit's
+    /// transaction control: `BEGIN`, `SAVEPOINT`, `COMMIT`...).
+    fn simple(&mut self, text: &'static str) -> Result<()> {
+        let conn = self.conn.as_mut().ok_or_else(lost)?;
+        let client = conn.client()?;
+        match off_runtime(|| client.batch_execute(text))? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(text, e)),
+        }
+    }
+
     fn query(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let statement = self.statement(stmt)?;
         let conn = self.conn.as_mut().ok_or_else(lost)?;
@@ -811,7 +822,7 @@ impl<C: Codec> EventStore for PostgresEventStore<C> {
 
 /// One attempt of an append: the statement, then what its outcome needs read.
 fn append(lease: &mut Lease<'_>, batch: &AppendBatch<'_>) -> Result<u64> {
-    let result = lease.execute(&sql::APPEND, &batch.params());
+    let result = lease.execute(batch.statement(), &batch.params());
     resolve(lease, batch, batch.outcome(result))
 }
 

@@ -38,7 +38,7 @@ fn abandon(lease: &mut Lease<'_>) {
         return;
     }
     let retry = lease.retry.take();
-    if lease.execute(&sql::GROUP_ROLLBACK, &[]).is_err() {
+    if lease.simple(sql::GROUP_ROLLBACK).is_err() {
         lease.broken = true;
     }
     lease.retry = retry;
@@ -74,7 +74,7 @@ pub(super) fn run_batch(lease: &mut Lease<'_>, staged: &[Staged]) -> Result<Vec<
     // aborts the transaction; then the batch runs again with a savepoint per append.
     let mut ran = None;
     for savepoints in [false, true] {
-        if let Err(e) = lease.execute(&sql::GROUP_BEGIN, &[]) {
+        if let Err(e) = lease.simple(sql::GROUP_BEGIN) {
             abandon(lease);
             return Err(e);
         }
@@ -112,15 +112,15 @@ fn in_transaction(
     let mut results = Vec::with_capacity(batches.len());
     for (at, batch) in batches {
         if savepoints {
-            lease.execute(&sql::GROUP_SAVEPOINT, &[])?;
+            lease.simple(sql::GROUP_SAVEPOINT)?;
         }
-        let result = lease.execute(&sql::APPEND, &batch.params());
+        let result = lease.execute(batch.statement(), &batch.params());
         let raised = result.is_err();
         match batch.outcome(result) {
             AppendOutcome::Appended(version) => results.push((*at, Ok(version))),
             AppendOutcome::Failed(e) if batch_failure(lease) => return Err(e),
             _ if raised && !savepoints => {
-                lease.execute(&sql::GROUP_ROLLBACK, &[])?;
+                lease.simple(sql::GROUP_ROLLBACK)?;
                 return Ok(None);
             }
             outcome => {
@@ -128,7 +128,7 @@ fn in_transaction(
                     // The failed statement aborted the transaction: undo this append
                     // alone, then read what its failure means (inside the transaction,
                     // so that an earlier append of the batch counts).
-                    lease.execute(&sql::GROUP_ROLLBACK_TO, &[])?;
+                    lease.simple(sql::GROUP_ROLLBACK_TO)?;
                 }
                 match resolve(lease, batch, outcome) {
                     Err(e) if batch_failure(lease) => return Err(e),
@@ -137,6 +137,6 @@ fn in_transaction(
             }
         }
     }
-    lease.execute(&sql::GROUP_COMMIT, &[])?;
+    lease.simple(sql::GROUP_COMMIT)?;
     Ok(Some(results))
 }
