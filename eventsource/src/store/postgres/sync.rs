@@ -28,6 +28,15 @@
 //! helper thread ([`off_runtime`]); elsewhere it runs in place. The stores therefore work
 //! anywhere, but called from an async task they block that task's worker thread for the
 //! whole operation: in async code use the async stores.
+//!
+//! ## Group commit
+//!
+//! With [`PgOptions::group_commit`] (off by default) concurrent appends through one store
+//! share one transaction on one pooled connection: the leader/follower queue of
+//! [`crate::store::group`], the batch run by `group::run_batch` (`BEGIN`, each append's
+//! statement, `COMMIT`; savepoints when an append raised an error). A connection failure
+//! during the batch, its `COMMIT` included, runs the whole batch once more through
+//! `Pool::run`, as for a single append.
 
 use std::collections::HashMap;
 use std::fmt;
