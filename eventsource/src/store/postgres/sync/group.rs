@@ -101,6 +101,9 @@ pub(super) fn run_batch(lease: &mut Lease<'_>, staged: &[Staged]) -> Result<Vec<
     Ok(results)
 }
 
+/// Each append's result, beside its place in the batch.
+type Placed = Vec<(usize, Result<u64>)>;
+
 /// Runs the appends in the open transaction and commits: each append's result, by its
 /// place in the batch. Without `savepoints`, an append that raised an error rolls the
 /// transaction back and returns `None` (run it again with them).
@@ -108,7 +111,7 @@ fn in_transaction(
     lease: &mut Lease<'_>,
     batches: &[(usize, AppendBatch<'_>)],
     savepoints: bool,
-) -> Result<Option<Vec<(usize, Result<u64>)>>> {
+) -> Result<Option<Placed>> {
     let mut results = Vec::with_capacity(batches.len());
     for (at, batch) in batches {
         if savepoints {
