@@ -40,6 +40,7 @@ use std::process::ExitCode;
 use eventsource::store::postgres::{PgOptions, PostgresEventStore};
 use eventsource::{
     BincodeCodec, Codec, EventSet, InMemoryEventStore, InMemorySnapshotStore, JsonCodec, SqliteEventStore,
+    SqliteOptions,
 };
 use uuid::Uuid;
 
@@ -78,7 +79,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: workload --backend memory|sqlite|postgres [--quick] [--codec json|bincode] \
-                     [--pg-url URL] [--dir DIR] [--json PATH] [--only w1,w2,w3,w4,w5,w6,codec,diag]";
+                     [--pg-url URL] [--dir DIR] [--json PATH] [--only w1,w2,w3,w3c,w4,w5,w6,codec,diag]";
 
 fn parse_args() -> Res<Args> {
     let mut args = Args {
@@ -192,6 +193,15 @@ fn run_sqlite<C: Codec>(ctx: &mut Ctx, codec: C, dir: &Path) -> Res<()> {
     let snapshots = events.snapshot_store();
     let mut floors = SqliteFloors::open(&path, codec)?;
     run_all(ctx, &events, &snapshots, &mut floors, false)?;
+    if ctx.wants("w3c") {
+        let plain = SqliteEventStore::open_with_options(
+            &path,
+            eventsource::EventStore::codec(&events).clone(),
+            SqliteOptions::new().group_commit(false),
+        )
+        .context(|| format!("opening {}", path.display()))?;
+        scenarios::w3c(ctx, &events, &plain, 4.0)?;
+    }
     if ctx.wants("codec") {
         codec_comparison(ctx, dir)?;
     }
@@ -291,6 +301,18 @@ fn run_postgres<C: Codec>(ctx: &mut Ctx, codec: C, url: &str) -> Res<()> {
             println!("- server: {server}");
         }
         run_all(ctx, &events, &snapshots, &mut floors, false)?;
+        if ctx.wants("w3c") {
+            let open = |group_commit: bool| {
+                let options = PgOptions::new().schema(&schema).group_commit(group_commit);
+                PostgresEventStore::from_config(
+                    config.clone(),
+                    eventsource::EventStore::codec(&events).clone(),
+                    options,
+                )
+                .context(|| format!("connecting the store ({url})"))
+            };
+            scenarios::w3c(ctx, &open(true)?, &open(false)?, 3.0)?;
+        }
         if ctx.wants("w6") {
             async_pg::w6(ctx, url, &schema, codec)?;
         }

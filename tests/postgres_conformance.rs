@@ -24,6 +24,15 @@ fn shared<C: Codec + Default>() -> Option<(PostgresEventStore<C>, PostgresSnapsh
     Some((events, snapshots, db))
 }
 
+/// Event and snapshot stores on one fresh schema and pool, with group commit on.
+fn group_commit() -> Option<(PostgresEventStore, PostgresSnapshotStore, PgSchema)> {
+    let db = common_pg::schema("conformance")?;
+    let options = db.options().group_commit(true);
+    let events = PostgresEventStore::from_config(db.config("conformance"), JsonCodec, options).expect("open");
+    let snapshots = events.snapshot_store();
+    Some((events, snapshots, db))
+}
+
 /// Event and snapshot stores in two schemas: the repository reads them separately.
 fn separate() -> Option<(PostgresEventStore, PostgresSnapshotStore, (PgSchema, PgSchema))> {
     let db = common_pg::schema("conformance")?;
@@ -47,5 +56,6 @@ async fn shared_async<C: Codec + Default>(
 conformance_suite!(sync pg_sync: shared::<JsonCodec>);
 conformance_suite!(sync pg_bincode_sync: shared::<BincodeCodec>);
 conformance_suite!(sync pg_separate_schemas_sync: separate);
+conformance_suite!(sync pg_group_commit_sync: group_commit);
 conformance_suite!(async pg_async: shared_async::<JsonCodec>);
 conformance_suite!(async pg_bincode_async: shared_async::<BincodeCodec>);

@@ -666,6 +666,150 @@ pub fn w3<ES: EventStore + Clone, F: Floors>(ctx: &mut Ctx, events: &ES, floors:
     Ok(())
 }
 
+/// W3c (issue 12, group commit): 8 writers, each on its own aggregate, one-event saves
+/// with expected version, on a store with group commit (`grouped`) and on the same
+/// database without it (`plain`); beside a lone writer's one-event rate on each, timed
+/// in alternating blocks in the same run. Every stream is verified afterwards (exactly N
+/// events, numbered 1..N). `target` is the required multiple of the lone writer's rate.
+pub fn w3c<ES: EventStore + Clone>(ctx: &mut Ctx, grouped: &ES, plain: &ES, target_x: f64) -> Res<()> {
+    const WRITERS: usize = 8;
+    const BLOCK: u64 = 50;
+    let saves: u64 = if ctx.quick { 200 } else { 2_000 };
+    let lone: u64 = if ctx.quick { 400 } else { 4_000 };
+    let on_repo = AggregateRepository::<Order, ES>::new(grouped.clone());
+    let off_repo = AggregateRepository::<Order, ES>::new(plain.clone());
+
+    eprintln!(
+        "W3c: a lone writer, {} one-event saves with group commit on and off (alternating blocks)",
+        thousands(lone)
+    );
+    let (mut on_root, mut off_root) = (
+        AggregateRoot::<Order>::new(Uuid::now_v7()),
+        AggregateRoot::<Order>::new(Uuid::now_v7()),
+    );
+    let (mut on_lat, mut off_lat) = (
+        Samples::with_capacity(lone as usize),
+        Samples::with_capacity(lone as usize),
+    );
+    let block = |repo: &AggregateRepository<Order, ES>, root: &mut AggregateRoot<Order>, lat: &mut Samples| {
+        for _ in 0..BLOCK {
+            root.record(event_at(root.version() + 1));
+            let (d, out) = timed(|| Ok(repo.save(root)?))?;
+            check(out.appended == 1, || "W3c: a save appended other than 1 event".into())?;
+            lat.push(d);
+        }
+        Res::Ok(())
+    };
+    for i in 0..lone / BLOCK {
+        if i % 2 == 0 {
+            block(&on_repo, &mut on_root, &mut on_lat)?;
+            block(&off_repo, &mut off_root, &mut off_lat)?;
+        } else {
+            block(&off_repo, &mut off_root, &mut off_lat)?;
+            block(&on_repo, &mut on_root, &mut on_lat)?;
+        }
+    }
+    let lone_on = rate(on_lat.len() as u64, on_lat.total());
+    let lone_off = rate(off_lat.len() as u64, off_lat.total());
+    ctx.table.push(Row {
+        scenario: format!("W3c lone writer ({} saves each)", thousands(on_lat.len() as u64)),
+        figure: "1-event save(), group commit on".into(),
+        median: dur(on_lat.median()),
+        p99: dur(on_lat.p99()),
+        floor: format!("group commit off: {}", dur(off_lat.median())),
+        ratio: format!("{:.2}x off median time", time_ratio(on_lat.median(), off_lat.median())),
+        note: format!(
+            "{} on, {} off (alternating blocks of {BLOCK})",
+            per_sec(lone_on, "ev"),
+            per_sec(lone_off, "ev")
+        ),
+    });
+
+    let concurrent = |repo: &AggregateRepository<Order, ES>, label: &str| -> Res<(f64, Samples, Vec<Uuid>)> {
+        eprintln!(
+            "W3c: {WRITERS} writers x {} one-event saves, each on its own aggregate, {label}",
+            thousands(saves)
+        );
+        let barrier = Barrier::new(WRITERS);
+        let writer = || -> Res<(Uuid, Samples)> {
+            let mut root = AggregateRoot::<Order>::new(Uuid::now_v7());
+            let mut lat = Samples::with_capacity(saves as usize);
+            barrier.wait();
+            for _ in 0..saves {
+                root.record(event_at(root.version() + 1));
+                let (d, out) = timed(|| Ok(repo.save(&mut root)?))?;
+                check(out.appended == 1, || "W3c: a save appended other than 1 event".into())?;
+                lat.push(d);
+            }
+            Ok((root.id(), lat))
+        };
+        let start = Instant::now();
+        let results: Vec<Res<(Uuid, Samples)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..WRITERS).map(|_| s.spawn(writer)).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("W3c: a writer panicked".into())))
+                .collect()
+        });
+        let wall = start.elapsed();
+        let mut all = Samples::default();
+        let mut ids = Vec::with_capacity(WRITERS);
+        for r in results {
+            let (id, lat) = r?;
+            all.extend(&lat);
+            ids.push(id);
+        }
+        Ok((rate(WRITERS as u64 * saves, wall), all, ids))
+    };
+    let (grouped_rate, grouped_lat, grouped_ids) = concurrent(&on_repo, "group commit on")?;
+    let (plain_rate, _, plain_ids) = concurrent(&off_repo, "group commit off")?;
+    // The proof: each stream holds exactly `saves` events, numbered 1..=saves, distinct ids.
+    for &id in grouped_ids.iter().chain(&plain_ids) {
+        let mut next = 1u64;
+        let mut ids = HashSet::new();
+        grouped.read_stream(id, ORDER, 0, &mut |r| {
+            if r.version != next {
+                return Err(eventsource::Error::CorruptStream {
+                    aggregate_type: ORDER.into(),
+                    aggregate_id: id,
+                    expected: next,
+                    found: r.version,
+                });
+            }
+            ids.insert(r.event_id);
+            next += 1;
+            Ok(())
+        })?;
+        check(next - 1 == saves && ids.len() as u64 == saves, || {
+            format!(
+                "W3c VERIFY FAILED: stream {id} holds {} events ({} distinct ids), expected exactly {saves}",
+                next - 1,
+                ids.len()
+            )
+        })?;
+    }
+    let speedup = grouped_rate / lone_on;
+    ctx.table.push(Row {
+        scenario: format!("W3c {WRITERS} writers x {} saves", thousands(saves)),
+        figure: "1-event save(), own aggregate each, group commit".into(),
+        median: dur(grouped_lat.median()),
+        p99: dur(grouped_lat.p99()),
+        floor: format!("lone writer: {}", per_sec(lone_on, "ev")),
+        ratio: format!("{speedup:.2}x lone ev/s"),
+        note: format!(
+            "{} with group commit ({} without: {:.2}x lone); {}; VERIFIED: {} streams of exactly {} events numbered 1..{}",
+            per_sec(grouped_rate, "ev"),
+            per_sec(plain_rate, "ev"),
+            plain_rate / lone_on,
+            target(speedup >= target_x, &format!("≥{target_x}x")),
+            WRITERS * 2,
+            thousands(saves),
+            thousands(saves)
+        ),
+    });
+    Ok(())
+}
+
 /// W4: 8 writers on one stream, each running its commands through the command API
 /// (`execute_or_create` with a jittered exponential backoff, [`w4_policy`]): first taking
 /// turns (the repository's default), then racing (`command_turns(false)`, every writer for

@@ -7,6 +7,8 @@
 //! Arguments name an aggregate as `(aggregate_id, aggregate_type)` everywhere, in the
 //! reference guide's order.
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod group;
 pub mod memory;
 pub mod monitor;
 #[cfg(feature = "postgres")]

@@ -37,6 +37,7 @@ pub struct PgOptions {
     migrate: bool,
     read_only: bool,
     tls: TlsMode,
+    group_commit: bool,
 }
 
 impl Default for PgOptions {
@@ -49,6 +50,7 @@ impl Default for PgOptions {
             migrate: true,
             read_only: false,
             tls: TlsMode::Disable,
+            group_commit: false,
         }
     }
 }
@@ -121,6 +123,38 @@ impl PgOptions {
     pub fn tls(mut self, tls: TlsMode) -> Self {
         self.tls = tls;
         self
+    }
+
+    /// Whether concurrent appends through one sync store share one transaction and one
+    /// commit (default off; the async stores append one at a time either way).
+    ///
+    /// The appends waiting at the same moment (at most 64) run on one pooled connection
+    /// as `BEGIN`, the append statement of each, and one `COMMIT`. Each append is checked
+    /// against its own expected version and fails alone, with its own
+    /// [`Error::Conflict`] or [`Error::DuplicateEvent`]: a version conflict inserts
+    /// nothing and raises nothing, and after a raised error (an id already stored) the
+    /// batch runs again with a `SAVEPOINT` per append, the failed one rolled back to
+    /// its savepoint. Each caller gets its answer after
+    /// the commit returned, so an `Ok` is exactly as durable as without group commit. A
+    /// lone writer's append runs exactly as without it.
+    ///
+    /// Off by default because PostgreSQL already shares one WAL flush among commits that
+    /// arrive together from several connections: with as many pooled connections as
+    /// writers, separate transactions measured as fast or faster (W3c in
+    /// `docs/workload.md`), since the shared transaction runs its appends one after the
+    /// other on one connection, one round trip each. Turn it on when writers outnumber
+    /// the pool's connections by far, or to hold fewer connections. See
+    /// `docs/reliability.md`, "Group commit".
+    #[must_use]
+    pub fn group_commit(mut self, on: bool) -> Self {
+        self.group_commit = on;
+        self
+    }
+
+    /// Whether group commit is on.
+    #[must_use]
+    pub fn is_group_commit(&self) -> bool {
+        self.group_commit
     }
 
     /// The configured schema, if any.

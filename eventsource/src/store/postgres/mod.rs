@@ -158,6 +158,7 @@
 //! Logs go to the tracing target `eventsource::store::postgres`.
 
 mod conn;
+mod group;
 mod migrate;
 mod ops;
 #[cfg(test)]

@@ -529,6 +529,23 @@ pub(crate) static SERVER_INFO: Stmt = Stmt {
     params: &[],
 };
 
+/// Starts a group commit's shared transaction. The group commit's transaction control
+/// runs over the simple query protocol (no parameters, nothing to prepare).
+pub(crate) const GROUP_BEGIN: &str = "BEGIN";
+
+/// Marks the start of one append inside a group commit (the latest savepoint of that
+/// name is the one a `ROLLBACK TO` returns to, so none is released).
+pub(crate) const GROUP_SAVEPOINT: &str = "SAVEPOINT eventsource_append";
+
+/// Undoes one failed append of a group commit, and only it.
+pub(crate) const GROUP_ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT eventsource_append";
+
+/// Commits a group commit's shared transaction.
+pub(crate) const GROUP_COMMIT: &str = "COMMIT";
+
+/// Abandons a group commit's shared transaction.
+pub(crate) const GROUP_ROLLBACK: &str = "ROLLBACK";
+
 #[cfg(test)]
 mod tests {
     use super::*;

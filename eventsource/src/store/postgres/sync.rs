@@ -28,6 +28,15 @@
 //! helper thread ([`off_runtime`]); elsewhere it runs in place. The stores therefore work
 //! anywhere, but called from an async task they block that task's worker thread for the
 //! whole operation: in async code use the async stores.
+//!
+//! ## Group commit
+//!
+//! With [`PgOptions::group_commit`] (off by default) concurrent appends through one store
+//! share one transaction on one pooled connection: the leader/follower queue of
+//! [`crate::store::group`], the batch run by `group::run_batch` (`BEGIN`, each append's
+//! statement, `COMMIT`; savepoints when an append raised an error). A connection failure
+//! during the batch, its `COMMIT` included, runs the whole batch once more through
+//! `Pool::run`, as for a single append.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -45,6 +54,7 @@ use super::conn::{
     bound_to_i64, check_schema_name, connect_timed_out, location, on_failure, session_options, setup_timeout,
     ssl_mode_for, store_error, Connector, Failure, PgOptions, BACKEND, TARGET,
 };
+use super::group::Staged;
 use super::migrate;
 use super::ops::{self, AppendBatch, AppendOutcome, Header, SnapshotRow};
 use super::rows;
@@ -53,8 +63,11 @@ use crate::codec::{Codec, Format, JsonCodec};
 use crate::error::{Error, Result};
 use crate::event::{EventRecord, NewEvent, ReplayEvent};
 use crate::snapshot::{Snapshot, SnapshotWrite};
+use crate::store::group::{Batcher, DEFAULT_MAX_BATCH};
 use crate::store::monitor::{Coverage, SnapshotMonitor, SnapshotVersions, StaleSnapshot};
 use crate::store::{EventStore, JointVisitor, SnapshotStore, StoreLocation};
+
+mod group;
 
 struct Conn {
     /// `Some` until the connection is dropped (which may hand it to another thread).
@@ -437,6 +450,17 @@ impl<'p> Lease<'p> {
         }
     }
 
+    /// Runs parameterless SQL over the simple query protocol (a group commit's
+    /// transaction control: `BEGIN`, `SAVEPOINT`, `COMMIT`...).
+    fn simple(&mut self, text: &'static str) -> Result<()> {
+        let conn = self.conn.as_mut().ok_or_else(lost)?;
+        let client = conn.client()?;
+        match off_runtime(|| client.batch_execute(text))? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(text, e)),
+        }
+    }
+
     fn query(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let statement = self.statement(stmt)?;
         let conn = self.conn.as_mut().ok_or_else(lost)?;
@@ -526,6 +550,8 @@ impl<'p> Lease<'p> {
 struct Shared {
     pool: Pool,
     location: StoreLocation,
+    /// Group commit of concurrent appends, when on.
+    group: Option<Batcher<Staged, u64>>,
 }
 
 impl fmt::Debug for Shared {
@@ -549,7 +575,9 @@ impl Shared {
         };
         let location = location(&info, pool.config.get_hosts(), pool.config.get_ports());
         debug!(target: TARGET, location = %location.0, "PostgreSQL store open");
-        Ok(Arc::new(Shared { pool, location }))
+        let group =
+            (options.is_group_commit() && !options.is_read_only()).then(|| Batcher::new(DEFAULT_MAX_BATCH, BACKEND));
+        Ok(Arc::new(Shared { pool, location, group }))
     }
 }
 
@@ -765,6 +793,12 @@ impl<C: Codec> EventStore for PostgresEventStore<C> {
                 .run(|lease| lease.stream_version(aggregate_id, aggregate_type))?;
             return ops::check_empty_append(aggregate_id, aggregate_type, expected_version, actual);
         }
+        if let Some(batcher) = &self.shared.group {
+            let staged = Staged::new(aggregate_id, aggregate_type, expected_version, events)?;
+            return batcher.submit(staged, |batch| {
+                self.shared.pool.run(|lease| group::run_batch(lease, &batch))
+            });
+        }
         let metadata = ops::encode_metadata(events)?;
         let batch = AppendBatch::new(aggregate_id, aggregate_type, expected_version, events, &metadata)?;
         self.shared.pool.run(|lease| append(lease, &batch))
@@ -843,7 +877,13 @@ impl<C: Codec> EventStore for PostgresEventStore<C> {
 /// One attempt of an append: the statement, then what its outcome needs read.
 fn append(lease: &mut Lease<'_>, batch: &AppendBatch<'_>) -> Result<u64> {
     let result = lease.execute(batch.statement(), &batch.params());
-    match batch.outcome(result) {
+    resolve(lease, batch, batch.outcome(result))
+}
+
+/// What an append statement's outcome means, reading what it needs (the actual version
+/// of a conflict, the stored id of a duplicate).
+fn resolve(lease: &mut Lease<'_>, batch: &AppendBatch<'_>, outcome: AppendOutcome) -> Result<u64> {
+    match outcome {
         AppendOutcome::Appended(version) => {
             debug!(target: TARGET, aggregate_type = batch.aggregate_type, aggregate_id = %batch.aggregate_id,
                    events = batch.ids.len(), version, "appended");

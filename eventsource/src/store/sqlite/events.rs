@@ -8,7 +8,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use super::convert::{bound_to_i64, is_unique_violation, sql_error, to_i64, Columns, Encoded, UuidText};
-use super::{monitor, sql, SqliteEventStore, TARGET};
+use super::{group, monitor, sql, SqliteEventStore, TARGET};
 use crate::codec::{Codec, Format};
 use crate::error::{Error, Result};
 use crate::event::{EventRecord, NewEvent, ReplayEvent};
@@ -112,7 +112,7 @@ fn stream_version_on(conn: &Connection, id: &UuidText, aggregate_type: &str) -> 
 }
 
 /// An event encoded for its row, before the write lock is taken.
-struct Prepared<'a> {
+pub(super) struct Prepared<'a> {
     event: &'a NewEvent,
     event_id: UuidText,
     occurred_at: String,
@@ -120,8 +120,45 @@ struct Prepared<'a> {
     metadata: String,
 }
 
+/// Encodes a batch for its rows: everything that can fail without the database (metadata
+/// encoding, a repeated id inside the batch), so that it fails before the write lock.
+pub(super) fn prepare<'a>(events: &'a [NewEvent], format: Format, codec: &'static str) -> Result<Vec<Prepared<'a>>> {
+    let mut seen = HashSet::with_capacity(events.len());
+    events
+        .iter()
+        .map(|event| {
+            if !seen.insert(event.event_id) {
+                return Err(Error::DuplicateEvent {
+                    event_id: event.event_id,
+                });
+            }
+            Ok(Prepared {
+                event,
+                event_id: UuidText::new(event.event_id),
+                occurred_at: crate::time::format(&event.occurred_at),
+                payload: Encoded::new(&event.payload, format, codec, "the event payload")?,
+                metadata: event.metadata.to_json()?,
+            })
+        })
+        .collect()
+}
+
+/// The stream version after appending `events` at `expected`, checked to fit `INTEGER`.
+pub(super) fn last_version(expected: u64, events: &[NewEvent]) -> Result<u64> {
+    let count = u64::try_from(events.len()).map_err(|_| Error::OutOfRange {
+        what: "event batch length",
+        value: events.len().to_string(),
+    })?;
+    let last = expected.checked_add(count).ok_or_else(|| Error::OutOfRange {
+        what: "events.version",
+        value: format!("{expected} + {count}"),
+    })?;
+    to_i64(last, "events.version")?;
+    Ok(last)
+}
+
 /// Why a batch insert failed: a unique violation is attributed after the rollback.
-enum Failure {
+pub(super) enum Failure {
     Unique(rusqlite::Error),
     Other(Error),
 }
@@ -132,41 +169,39 @@ impl From<Error> for Failure {
     }
 }
 
-/// One `BEGIN IMMEDIATE` transaction: check the version, insert every row, commit. Any
-/// error drops the transaction, which rolls the whole batch back.
-fn insert_batch(
-    conn: &mut Connection,
-    id: &UuidText,
-    aggregate_id: Uuid,
-    aggregate_type: &str,
-    expected: u64,
-    rows: &[Prepared<'_>],
-) -> Result<(), Failure> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| sql_error("starting the append transaction", e))?;
-    let actual = stream_version_on(&tx, id, aggregate_type)?;
-    if actual != expected {
-        return Err(Failure::Other(Error::Conflict {
-            aggregate_type: aggregate_type.to_owned(),
-            aggregate_id,
-            expected,
-            actual,
-        }));
-    }
-    let stored_at = crate::time::format(&crate::time::now());
-    {
-        let mut stmt = tx
+/// One append to a stream, its rows prepared.
+pub(super) struct Append<'a> {
+    pub(super) id: UuidText,
+    pub(super) aggregate_id: Uuid,
+    pub(super) aggregate_type: &'a str,
+    pub(super) expected: u64,
+    pub(super) rows: Vec<Prepared<'a>>,
+}
+
+impl Append<'_> {
+    /// Checks the version and inserts every row, inside the caller's transaction (or
+    /// savepoint): an error leaves rows for the caller to roll back.
+    pub(super) fn insert(&self, conn: &Connection, stored_at: &str) -> Result<(), Failure> {
+        let actual = stream_version_on(conn, &self.id, self.aggregate_type)?;
+        if actual != self.expected {
+            return Err(Failure::Other(Error::Conflict {
+                aggregate_type: self.aggregate_type.to_owned(),
+                aggregate_id: self.aggregate_id,
+                expected: self.expected,
+                actual,
+            }));
+        }
+        let mut stmt = conn
             .prepare_cached(sql::INSERT_EVENT)
             .map_err(|e| sql_error("preparing the event insert", e))?;
-        let mut version = to_i64(expected, "events.version")?;
-        for row in rows {
+        let mut version = to_i64(self.expected, "events.version")?;
+        for row in &self.rows {
             // Cannot overflow: the caller checked that the last version fits.
             version += 1;
             stmt.execute(params![
                 row.event_id,
-                id,
-                aggregate_type,
+                self.id,
+                self.aggregate_type,
                 row.event.event_type,
                 row.event.event_version,
                 version,
@@ -183,10 +218,40 @@ fn insert_batch(
                 }
             })?;
         }
+        Ok(())
     }
-    tx.commit()
-        .map_err(|e| sql_error("committing the append transaction", e))?;
-    Ok(())
+
+    /// The typed error of a failed insert, read after its rows were rolled back.
+    pub(super) fn explain(&self, conn: &Connection, failure: Failure) -> Error {
+        match failure {
+            Failure::Other(e) => e,
+            Failure::Unique(cause) => attribute(
+                conn,
+                &self.id,
+                self.aggregate_id,
+                self.aggregate_type,
+                self.expected,
+                &self.rows,
+                cause,
+            ),
+        }
+    }
+
+    /// The append in its own `BEGIN IMMEDIATE` transaction: check the version, insert
+    /// every row, commit. Any error drops the transaction, which rolls the whole batch
+    /// back; a unique violation is then attributed.
+    pub(super) fn run_alone(&self, conn: &mut Connection) -> Result<()> {
+        let attempt = |conn: &mut Connection| -> Result<(), Failure> {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| sql_error("starting the append transaction", e))?;
+            self.insert(&tx, &crate::time::format(&crate::time::now()))?;
+            tx.commit()
+                .map_err(|e| sql_error("committing the append transaction", e))?;
+            Ok(())
+        };
+        attempt(conn).map_err(|failure| self.explain(conn, failure))
+    }
 }
 
 /// Tells apart the two unique constraints of `events` after a violation, in SQL: an event
@@ -243,15 +308,8 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
         expected_version: u64,
         events: &[NewEvent],
     ) -> Result<u64> {
-        let count = u64::try_from(events.len()).map_err(|_| Error::OutOfRange {
-            what: "event batch length",
-            value: events.len().to_string(),
-        })?;
-        let last = expected_version.checked_add(count).ok_or_else(|| Error::OutOfRange {
-            what: "events.version",
-            value: format!("{expected_version} + {count}"),
-        })?;
-        to_i64(last, "events.version")?;
+        let last = last_version(expected_version, events)?;
+        let count = events.len();
         if events.is_empty() {
             let actual = self.stream_version(aggregate_id, aggregate_type)?;
             if actual != expected_version {
@@ -264,41 +322,33 @@ impl<C: Codec> EventStore for SqliteEventStore<C> {
             }
             return Ok(expected_version);
         }
-        // Everything that can fail without the database happens before the write lock.
-        let mut seen = HashSet::with_capacity(events.len());
-        let rows = events
-            .iter()
-            .map(|event| {
-                if !seen.insert(event.event_id) {
-                    return Err(Error::DuplicateEvent {
-                        event_id: event.event_id,
-                    });
-                }
-                Ok(Prepared {
-                    event,
-                    event_id: UuidText::new(event.event_id),
-                    occurred_at: crate::time::format(&event.occurred_at),
-                    payload: Encoded::new(&event.payload, C::FORMAT, C::NAME, "the event payload")?,
-                    metadata: event.metadata.to_json()?,
+        let result = match &self.db.group {
+            Some(batcher) => {
+                let staged = group::Staged {
+                    aggregate_id,
+                    aggregate_type: aggregate_type.to_owned(),
+                    expected: expected_version,
+                    last,
+                    events: events.to_vec(),
+                };
+                batcher.submit(staged, |batch| {
+                    self.db
+                        .pool
+                        .with(|conn| group::run_batch(conn, &batch, C::FORMAT, C::NAME))
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let id = UuidText::new(aggregate_id);
-        let result = self.db.pool.with(|conn| {
-            match insert_batch(conn, &id, aggregate_id, aggregate_type, expected_version, &rows) {
-                Ok(()) => Ok(last),
-                Err(Failure::Other(e)) => Err(e),
-                Err(Failure::Unique(cause)) => Err(attribute(
-                    conn,
-                    &id,
+            }
+            None => {
+                // Everything that can fail without the database happens before the write lock.
+                let append = Append {
+                    id: UuidText::new(aggregate_id),
                     aggregate_id,
                     aggregate_type,
-                    expected_version,
-                    &rows,
-                    cause,
-                )),
+                    expected: expected_version,
+                    rows: prepare(events, C::FORMAT, C::NAME)?,
+                };
+                self.db.pool.with(|conn| append.run_alone(conn)).map(|()| last)
             }
-        });
+        };
         match &result {
             Ok(version) => debug!(target: TARGET, aggregate_type, aggregate_id = %aggregate_id,
                                   events = count, version, "appended"),

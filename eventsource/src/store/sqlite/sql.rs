@@ -56,6 +56,15 @@ pub(super) const INSERT_EVENT: &str = "INSERT INTO events \
 /// Whether an event id is stored (to attribute a unique violation).
 pub(super) const EVENT_ID_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE event_id = ?1)";
 
+/// Opens the savepoint of one append inside a group commit's shared transaction.
+pub(super) const SAVEPOINT_APPEND: &str = "SAVEPOINT eventsource_append";
+
+/// Keeps one append of a group commit (its rows stay in the shared transaction).
+pub(super) const RELEASE_APPEND: &str = "RELEASE eventsource_append";
+
+/// Undoes one failed append of a group commit, and only it.
+pub(super) const ROLLBACK_TO_APPEND: &str = "ROLLBACK TO eventsource_append";
+
 /// The events of a stream after a version, in order. Column layout: see
 /// [`STREAM_COLUMNS`](super::events::STREAM_COLUMNS).
 pub(super) const READ_STREAM: &str = "SELECT global_position, event_id, event_type, \
