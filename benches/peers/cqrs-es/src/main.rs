@@ -123,7 +123,8 @@ struct Args {
 
 const USAGE: &str = "usage: cqrs-es-w4 [--quick] [--pg-url URL] [--json PATH] [--only w3,w4] \
 [--stores event,snapshot] [--snapshot-size N] [--commands N] [--writers N]
-  --pg-url        default: $EVENTSOURCE_BENCH_PG_URL, else postgres://postgres@127.0.0.1:5432/test
+  --pg-url        a URL or key=value string; default: $EVENTSOURCE_BENCH_PG_URL, else
+                  postgres://postgres@127.0.0.1:5432/test
   --quick         W4 100 commands per writer (else 1,000), W3 1,000 saves (else 10,000)
   --stores        W4's persistence: snapshot (like our W4), event (cqrs-es's default), or
                   snapshot,event (default; the event store replays the whole stream per command)
@@ -154,7 +155,12 @@ fn parse_args() -> Res<Args> {
                 args.w3 = v.split(',').any(|s| s.trim().eq_ignore_ascii_case("w3"));
                 args.w4 = v.split(',').any(|s| s.trim().eq_ignore_ascii_case("w4"));
             }
-            "--stores" => stores = value("--stores")?.split(',').map(|s| s.trim().to_ascii_lowercase()).collect(),
+            "--stores" => {
+                stores = value("--stores")?
+                    .split(',')
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .collect()
+            }
             "--snapshot-size" => snapshot_size = value("--snapshot-size")?.parse()?,
             "--commands" => args.commands = Some(value("--commands")?.parse()?),
             "--writers" => args.writers = value("--writers")?.parse()?,
@@ -197,12 +203,14 @@ async fn main() -> ExitCode {
 /// when a stream did not verify.
 async fn run() -> Res<bool> {
     let args = parse_args()?;
-    let base = PgConnectOptions::from_str(&args.pg_url)?;
+    let base = connect_options(&args.pg_url)?;
     let schema = format!("cqrs_es_peer_{}", std::process::id());
     let mut admin = PgConnection::connect_with(&base).await?;
-    sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
-        .execute(&mut admin)
-        .await?;
+    sqlx::raw_sql(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ))
+    .execute(&mut admin)
+    .await?;
     let outcome = async {
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
@@ -235,6 +243,32 @@ async fn run() -> Res<bool> {
         eprintln!("wrote {path}");
     }
     Ok(rows.iter().all(|r| r.numbers.verified))
+}
+
+/// Connection options from a URL (`postgres://user@host:port/db`) or, as our workload's
+/// `EVENTSOURCE_BENCH_PG_URL` may hold, a key=value string (`host=... port=... user=...
+/// password=... dbname=...`).
+fn connect_options(spec: &str) -> Res<PgConnectOptions> {
+    let spec = spec.trim();
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        return Ok(PgConnectOptions::from_str(spec)?);
+    }
+    let mut opts = PgConnectOptions::new_without_pgpass();
+    for pair in spec.split_whitespace() {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--pg-url: `{pair}` is neither a URL nor key=value"))?;
+        opts = match key {
+            "host" | "hostaddr" => opts.host(value),
+            "port" => opts.port(value.parse().map_err(|_| format!("--pg-url: bad port {value}"))?),
+            "user" => opts.username(value),
+            "password" => opts.password(value),
+            "dbname" => opts.database(value),
+            "application_name" => opts.application_name(value),
+            other => return Err(format!("--pg-url: unsupported key {other}").into()),
+        };
+    }
+    Ok(opts)
 }
 
 /// The version of a dependency as `Cargo.lock` pins it.
@@ -486,7 +520,9 @@ async fn verify_stream(
             .iter()
             .zip(1u64..)
             .find(|(e, want)| e.sequence as u64 != *want)
-            .map_or(String::new(), |(e, want)| format!(", sequence {} where {want} was due", e.sequence));
+            .map_or(String::new(), |(e, want)| {
+                format!(", sequence {} where {want} was due", e.sequence)
+            });
         (
             false,
             format!(
@@ -515,11 +551,12 @@ async fn verify_state(pool: &PgPool, store: Store, id: &str, total: u64) -> Res<
     {
         replayed.apply(e.payload);
     }
-    let snapshots: i64 = sqlx::query_scalar("SELECT count(*) FROM snapshots WHERE aggregate_type = $1 AND aggregate_id = $2")
-        .bind(ORDER)
-        .bind(id)
-        .fetch_one(pool)
-        .await?;
+    let snapshots: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM snapshots WHERE aggregate_type = $1 AND aggregate_id = $2")
+            .bind(ORDER)
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
     let snap = match store {
         Store::Event => String::new(),
         Store::Snapshot(_) => format!(" ({snapshots} snapshot rows)"),
