@@ -518,38 +518,6 @@ impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepos
 }
 
 impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES, SS> {
-    /// Sets the [`RetryPolicy`] of [`execute`](Self::execute) and
-    /// [`execute_or_create`](Self::execute_or_create) (default: [`RetryPolicy::default`]).
-    #[must_use]
-    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
-    }
-
-    /// The repository's retry policy for commands.
-    pub fn retry_policy(&self) -> &RetryPolicy {
-        &self.retry
-    }
-
-    /// Whether commands on one aggregate take turns (default: `true`).
-    ///
-    /// Taking turns, the commands this repository runs on one aggregate at once run one
-    /// after the other, in the order they came, each on the state the one before it left:
-    /// they never conflict with each other, and the [`RetryPolicy`] is left for writers
-    /// elsewhere (other processes, other repositories on the same stream). Without it every
-    /// command races: all but one of the writers that loaded the same version conflict,
-    /// wait, reload and run again. With 8 writers on one stream (the workload's W4) turns
-    /// gave about twice the committed events per second on PostgreSQL and a lower p99.
-    ///
-    /// Turns hold for one aggregate at a time: commands on different aggregates never wait
-    /// for each other. A command must not run another command on the same aggregate from
-    /// inside its closure: it would wait for its own turn.
-    #[must_use]
-    pub fn command_turns(mut self, on: bool) -> Self {
-        self.turns = on.then(Turns::default);
-        self
-    }
-
     /// Runs a command on an existing aggregate, retrying on conflicts with the
     /// repository's [`RetryPolicy`]; the async twin of
     /// [`crate::AggregateRepository::execute`], with the same rules. `command` is
