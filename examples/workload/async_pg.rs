@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::domain::{event_at, Order, ORDER};
 use super::measure::{dur, per_sec, rate, thousands, Res, Row, Samples};
-use super::scenarios::{check, Ctx};
+use super::scenarios::{Ctx, StreamCheck};
 
 /// Tasks running at once.
 const TASKS: usize = 16;
@@ -97,27 +97,11 @@ async fn run<C: Codec>(
     }
     let wall = start.elapsed();
     for id in ids {
-        let mut next = 1u64;
+        let mut stream = StreamCheck::new(id);
         events
-            .read_stream(id, ORDER, 0, &mut |r| {
-                if r.version != next {
-                    return Err(eventsource::Error::CorruptStream {
-                        aggregate_type: ORDER.into(),
-                        aggregate_id: id,
-                        expected: next,
-                        found: r.version,
-                    });
-                }
-                next += 1;
-                Ok(())
-            })
+            .read_stream(id, ORDER, 0, &mut |r| stream.visit(r.version, r.event_id))
             .await?;
-        check(next - 1 == commands, || {
-            format!(
-                "W6 VERIFY FAILED: stream {id} holds {} events, expected {commands}",
-                next - 1
-            )
-        })?;
+        stream.finish(commands, "W6")?;
     }
     Ok((wall, all))
 }

@@ -94,6 +94,60 @@ pub fn check(ok: bool, what: impl FnOnce() -> String) -> Res<()> {
     }
 }
 
+/// Follows a stream as it is read: versions 1, 2, 3, ... without a gap, and distinct ids.
+#[derive(Debug)]
+pub struct StreamCheck {
+    id: Uuid,
+    next: u64,
+    ids: HashSet<Uuid>,
+}
+
+impl StreamCheck {
+    /// A check of `id`'s stream, before its first event.
+    pub fn new(id: Uuid) -> Self {
+        Self {
+            id,
+            next: 1,
+            ids: HashSet::new(),
+        }
+    }
+
+    /// One event read: its version must be the next one.
+    pub fn visit(&mut self, version: u64, event_id: Uuid) -> eventsource::Result<()> {
+        if version != self.next {
+            return Err(eventsource::Error::CorruptStream {
+                aggregate_type: ORDER.into(),
+                aggregate_id: self.id,
+                expected: self.next,
+                found: version,
+            });
+        }
+        self.ids.insert(event_id);
+        self.next += 1;
+        Ok(())
+    }
+
+    /// After the read: exactly `expected` events, with as many distinct ids.
+    pub fn finish(&self, expected: u64, what: &str) -> Res<()> {
+        let stored = self.next - 1;
+        check(stored == expected && self.ids.len() as u64 == expected, || {
+            format!(
+                "{what} VERIFY FAILED: stream {} holds {stored} events ({} distinct ids), expected exactly {expected} numbered 1..={expected}",
+                self.id,
+                self.ids.len()
+            )
+        })
+    }
+}
+
+/// Reads `id`'s stream and checks that it holds exactly `expected` events, numbered
+/// 1..=`expected`, with distinct ids.
+pub fn verify_stream<ES: EventStore>(events: &ES, id: Uuid, expected: u64, what: &str) -> Res<()> {
+    let mut stream = StreamCheck::new(id);
+    events.read_stream(id, ORDER, 0, &mut |r| stream.visit(r.version, r.event_id))?;
+    stream.finish(expected, what)
+}
+
 /// A progress bar on stderr.
 pub fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
@@ -765,28 +819,7 @@ pub fn w3c<ES: EventStore + Clone>(ctx: &mut Ctx, grouped: &ES, plain: &ES, targ
     let (plain_rate, _, plain_ids) = concurrent(&off_repo, "group commit off")?;
     // The proof: each stream holds exactly `saves` events, numbered 1..=saves, distinct ids.
     for &id in grouped_ids.iter().chain(&plain_ids) {
-        let mut next = 1u64;
-        let mut ids = HashSet::new();
-        grouped.read_stream(id, ORDER, 0, &mut |r| {
-            if r.version != next {
-                return Err(eventsource::Error::CorruptStream {
-                    aggregate_type: ORDER.into(),
-                    aggregate_id: id,
-                    expected: next,
-                    found: r.version,
-                });
-            }
-            ids.insert(r.event_id);
-            next += 1;
-            Ok(())
-        })?;
-        check(next - 1 == saves && ids.len() as u64 == saves, || {
-            format!(
-                "W3c VERIFY FAILED: stream {id} holds {} events ({} distinct ids), expected exactly {saves}",
-                next - 1,
-                ids.len()
-            )
-        })?;
+        verify_stream(grouped, id, saves, "W3c")?;
     }
     let speedup = grouped_rate / lone_on;
     ctx.table.push(Row {
@@ -882,25 +915,7 @@ where
     }
     // The proof: exactly WRITERS * commands events, numbered 1..=total, no gap, no duplicate.
     let total = WRITERS as u64 * commands;
-    let mut next = 1u64;
-    let mut ids = HashSet::new();
-    events.read_stream(id, ORDER, 0, &mut |r| {
-        if r.version != next {
-            return Err(eventsource::Error::CorruptStream {
-                aggregate_type: ORDER.into(),
-                aggregate_id: id,
-                expected: next,
-                found: r.version,
-            });
-        }
-        ids.insert(r.event_id);
-        next += 1;
-        Ok(())
-    })?;
-    let stored = next - 1;
-    check(stored == total && ids.len() as u64 == total, || {
-        format!("W4 VERIFY FAILED: the stream holds {stored} events ({} distinct ids), expected exactly {total} numbered 1..={total}", ids.len())
-    })?;
+    verify_stream(events, id, total, "W4")?;
     let loaded = repo.load(id)?;
     check(loaded.version() == total, || {
         format!("W4 VERIFY FAILED: load reached {}", loaded.version())
