@@ -18,16 +18,18 @@
 #![cfg(unix)]
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use eventsource::store::sqlite::{SqliteOptions, Synchronous};
 use eventsource::{EventStore, JsonCodec, Metadata, NewEvent, SqliteEventStore};
 use uuid::Uuid;
+
+#[path = "common/kill.rs"]
+mod kill;
 
 /// Selects the child mode: the database file the child writes to.
 const DB_ENV: &str = "EVENTSOURCE_TEST_FAULTS_GROUP_DB";
@@ -142,63 +144,7 @@ fn spawn_child(db: &Path, ids: &str) -> Child {
 /// Runs one child until `kill_after` acknowledgements, kills it with SIGKILL, and returns
 /// every acknowledgement it printed (those still in the pipe included).
 fn run_round(db: &Path, ids: &str, kill_after: usize, deadline: Instant) -> Vec<(Uuid, Uuid, u64)> {
-    let mut child = spawn_child(db, ids);
-    let stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout);
-        loop {
-            let mut line = String::new();
-            match lines.read_line(&mut line) {
-                // A line cut short by the kill is no acknowledgement.
-                Ok(0) | Err(_) => break,
-                Ok(_) if line.ends_with('\n') => {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => break,
-            }
-        }
-    });
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let mut acks = Vec::new();
-    let mut failure = None;
-    while acks.len() < kill_after {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => acks.extend(parse_ack(&line)),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                failure = Some(format!(
-                    "the writer did not reach {kill_after} appends within the budget"
-                ));
-                break;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                failure = Some("the writer exited before it was killed".to_owned());
-                break;
-            }
-        }
-    }
-    let _ = child.kill();
-    let status = child.wait().expect("wait for the writer");
-    reader.join().expect("stdout reader");
-    acks.extend(rx.try_iter().filter_map(|line| parse_ack(&line)));
-    let stderr = errors.join().unwrap_or_default();
-    if let Some(failure) = failure {
-        panic!("{failure} ({status:?}); its stderr:\n{stderr}");
-    }
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "the writer ended otherwise than by SIGKILL: {status:?}\n{stderr}"
-    );
-    acks
+    kill::kill_after_acks(spawn_child(db, ids), kill_after, deadline, parse_ack)
 }
 
 #[test]

@@ -20,13 +20,13 @@
 #![cfg(unix)]
 
 mod common;
+#[path = "common/kill.rs"]
+mod kill;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use eventsource::{
@@ -169,63 +169,10 @@ fn spawn_child(db: &Path, ids: &str, seed: u64, mode: &str) -> Child {
 /// Runs one child until `kill_after` acknowledgements, kills it with SIGKILL, and returns
 /// every acknowledgement it printed (those still in the pipe included).
 fn run_round(db: &Path, ids: &str, seed: u64, mode: &str, kill_after: usize, deadline: Instant) -> Round {
-    let mut child = spawn_child(db, ids, seed, mode);
-    let stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout);
-        loop {
-            let mut line = String::new();
-            match lines.read_line(&mut line) {
-                // A line cut short by the kill is no acknowledgement.
-                Ok(0) | Err(_) => break,
-                Ok(_) if line.ends_with('\n') => {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => break,
-            }
-        }
-    });
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let mut acks = Vec::new();
-    let mut failure = None;
-    while acks.len() < kill_after {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => acks.extend(parse_ack(&line)),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                failure = Some(format!("the writer did not reach {kill_after} saves within the budget"));
-                break;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                failure = Some("the writer exited before it was killed".to_owned());
-                break;
-            }
-        }
+    let child = spawn_child(db, ids, seed, mode);
+    Round {
+        acks: kill::kill_after_acks(child, kill_after, deadline, parse_ack),
     }
-    // SIGKILL: the child is most likely inside its next save now.
-    let _ = child.kill();
-    let status = child.wait().expect("wait for the writer");
-    reader.join().expect("stdout reader");
-    // Acknowledgements printed before the kill are acknowledged too.
-    acks.extend(rx.try_iter().filter_map(|line| parse_ack(&line)));
-    let stderr = errors.join().unwrap_or_default();
-    if let Some(failure) = failure {
-        panic!("{failure} ({status:?}); its stderr:\n{stderr}");
-    }
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "the writer ended otherwise than by SIGKILL: {status:?}\n{stderr}"
-    );
-    Round { acks }
 }
 
 #[test]
