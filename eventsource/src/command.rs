@@ -465,27 +465,48 @@ impl<G> Drop for GateRef<'_, G> {
     }
 }
 
-/// A fair lock for the sync repository's turns: a ticket lock, so commands run in the order
-/// they arrived (a plain mutex lets a thread that just released it take it again, and the
-/// others' wait grows without bound).
+/// A fair lock for the sync repository's turns: waiters queue in arrival order and the
+/// lock is handed to the first of them directly (a plain mutex lets a thread that just
+/// released it take it again, so the others' wait grows without bound). Each hand-off wakes
+/// exactly the next thread (`park`/`unpark`), not every waiter.
 #[derive(Debug, Default)]
 pub(crate) struct FairLock {
-    tickets: std::sync::Mutex<(u64, u64)>,
-    turn: std::sync::Condvar,
+    state: std::sync::Mutex<FairState>,
 }
 
-/// A turn of a [`FairLock`]; the next ticket's when dropped (also on a panic).
+#[derive(Debug, Default)]
+struct FairState {
+    /// The ticket of the holder, if any.
+    holder: Option<u64>,
+    /// The next ticket.
+    next: u64,
+    /// Waiters in arrival order.
+    queue: std::collections::VecDeque<(u64, std::thread::Thread)>,
+}
+
+/// A turn of a [`FairLock`]; handed to the next waiter when dropped (also on a panic).
 #[derive(Debug)]
 pub(crate) struct FairTurn<'l>(&'l FairLock);
 
 impl FairLock {
+    fn state(&self) -> std::sync::MutexGuard<'_, FairState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Waits for this caller's turn.
     pub fn lock(&self) -> FairTurn<'_> {
-        let mut t = self.tickets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mine = t.0;
-        t.0 = t.0.wrapping_add(1);
-        while t.1 != mine {
-            t = self.turn.wait(t).unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = self.state();
+        let mine = s.next;
+        s.next = s.next.wrapping_add(1);
+        if s.holder.is_none() {
+            s.holder = Some(mine);
+            return FairTurn(self);
+        }
+        s.queue.push_back((mine, std::thread::current()));
+        while s.holder != Some(mine) {
+            drop(s);
+            std::thread::park();
+            s = self.state();
         }
         FairTurn(self)
     }
@@ -493,12 +514,14 @@ impl FairLock {
 
 impl Drop for FairTurn<'_> {
     fn drop(&mut self) {
-        let mut t = self.0.tickets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        t.1 = t.1.wrapping_add(1);
-        let waiting = t.0 != t.1;
-        drop(t);
-        if waiting {
-            self.0.turn.notify_all();
+        let mut s = self.0.state();
+        match s.queue.pop_front() {
+            Some((next, thread)) => {
+                s.holder = Some(next);
+                drop(s);
+                thread.unpark();
+            }
+            None => s.holder = None,
         }
     }
 }
@@ -699,8 +722,8 @@ mod tests {
                 let _turn = mine.lock();
                 order.lock().expect("lock").push(n);
             }));
-            // Each thread has taken its ticket before the next starts.
-            while lock.tickets.lock().expect("lock").0 < u64::from(n) + 2 {
+            // Each thread has queued before the next starts.
+            while lock.state().queue.len() < n as usize + 1 {
                 std::thread::yield_now();
             }
         }
