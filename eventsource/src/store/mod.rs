@@ -7,6 +7,7 @@
 //! Arguments name an aggregate as `(aggregate_id, aggregate_type)` everywhere, in the
 //! reference guide's order.
 
+pub(crate) mod batch;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod group;
 pub mod memory;
@@ -56,6 +57,33 @@ pub trait JointVisitor {
     ///
     /// Whatever the caller's visitor returns; the read stops at its first error.
     fn event(&mut self, event: &ReplayEvent<'_>) -> Result<()>;
+}
+
+/// Receives the results of a batch joint read ([`EventStore::read_many_with_snapshot`]):
+/// for each requested aggregate, by its position `index` in the request, what a
+/// [`JointVisitor`] receives for one.
+///
+/// For each index, `snapshot` is called at most once, before that aggregate's events; an
+/// index that never gets a `snapshot` call had its joint read fail (an unreadable snapshot
+/// row, or a store that cannot read jointly): the repository then reads that aggregate on
+/// its own. The events of an aggregate whose `snapshot` answered `false` are not delivered.
+/// Aggregates come one after the other (all the rows of one, then the next), in request
+/// order on the stores of this crate.
+pub trait BatchVisitor {
+    /// The snapshot (if any) of the aggregate at `index`; returns whether its events are
+    /// wanted.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the caller's visitor returns; the read stops at its first error.
+    fn snapshot(&mut self, index: usize, snapshot: Option<Snapshot>) -> Result<bool>;
+    /// One event of the aggregate at `index`, from the snapshot's version on (from version
+    /// 1 without a snapshot), in order.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the caller's visitor returns; the read stops at its first error.
+    fn event(&mut self, index: usize, event: &ReplayEvent<'_>) -> Result<()>;
 }
 
 /// An append-only store of event streams.
@@ -152,6 +180,33 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<bool> {
         let _ = (aggregate_id, aggregate_type, visitor);
         Ok(false)
+    }
+
+    /// Reads many aggregates' snapshots and the events after them (what
+    /// [`read_with_snapshot`](Self::read_with_snapshot) reads for one), for a batch
+    /// load. The PostgreSQL stores answer with one statement for the whole batch; the
+    /// default calls `read_with_snapshot` once per aggregate (the SQLite stores keep it: on
+    /// an embedded database there is no round trip to save). Returns whether any of the
+    /// joint reads was done (`false`: the store cannot read jointly at all, and the
+    /// repository reads each aggregate on its own). `aggregate_ids` may repeat an id: each
+    /// position is read and visited on its own.
+    ///
+    /// # Errors
+    ///
+    /// The visitor's error, which stops the read; [`Error::Store`](crate::Error::Store) or
+    /// [`Error::MalformedRow`](crate::Error::MalformedRow) when the backend fails.
+    fn read_many_with_snapshot(
+        &self,
+        aggregate_ids: &[Uuid],
+        aggregate_type: &str,
+        visitor: &mut dyn BatchVisitor,
+    ) -> Result<bool> {
+        let mut any = false;
+        for (index, &id) in aggregate_ids.iter().enumerate() {
+            let mut one = batch::Nth::new(&mut *visitor, index);
+            any |= self.read_with_snapshot(id, aggregate_type, &mut one)?;
+        }
+        Ok(any)
     }
 }
 
@@ -277,6 +332,15 @@ impl<T: EventStore> EventStore for Arc<T> {
         visitor: &mut dyn JointVisitor,
     ) -> Result<bool> {
         (**self).read_with_snapshot(aggregate_id, aggregate_type, visitor)
+    }
+
+    fn read_many_with_snapshot(
+        &self,
+        aggregate_ids: &[Uuid],
+        aggregate_type: &str,
+        visitor: &mut dyn BatchVisitor,
+    ) -> Result<bool> {
+        (**self).read_many_with_snapshot(aggregate_ids, aggregate_type, visitor)
     }
 }
 

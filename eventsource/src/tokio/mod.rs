@@ -31,4 +31,4 @@ mod store;
 pub use blocking::Blocking;
 pub use nonblocking::NonBlocking;
 pub use repository::AggregateRepository;
-pub use store::{EventStore, SendJointVisitor, SnapshotStore, Visit, VisitReplay};
+pub use store::{EventStore, SendBatchVisitor, SendJointVisitor, SnapshotStore, Visit, VisitReplay};

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use uuid::Uuid;
 
-use super::store::{EventStore, SendJointVisitor, SnapshotStore, Visit, VisitReplay};
+use super::store::{EventStore, SendBatchVisitor, SendJointVisitor, SnapshotStore, Visit, VisitReplay};
 use crate::codec::Codec;
 use crate::error::Result;
 use crate::event::NewEvent;
@@ -81,6 +81,15 @@ impl<S: store::EventStore + NonBlocking> EventStore for S {
         visitor: &mut dyn SendJointVisitor,
     ) -> impl Future<Output = Result<bool>> + Send {
         std::future::ready(store::EventStore::read_with_snapshot(self, id, ty, visitor))
+    }
+
+    fn read_many_with_snapshot(
+        &self,
+        ids: &[Uuid],
+        ty: &str,
+        visitor: &mut dyn SendBatchVisitor,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        std::future::ready(store::EventStore::read_many_with_snapshot(self, ids, ty, visitor))
     }
 }
 

@@ -10,7 +10,7 @@ use crate::codec::Codec;
 use crate::error::Result;
 use crate::event::{EventRecord, NewEvent, ReplayEvent};
 use crate::snapshot::{Snapshot, SnapshotWrite};
-use crate::store::{JointVisitor, StoreLocation};
+use crate::store::{BatchVisitor, JointVisitor, StoreLocation};
 
 /// A visitor of stored events that can cross an `.await`.
 pub type Visit<'v> = dyn FnMut(&EventRecord<'_>) -> Result<()> + Send + 'v;
@@ -21,6 +21,10 @@ pub type VisitReplay<'v> = dyn FnMut(&ReplayEvent<'_>) -> Result<()> + Send + 'v
 /// A [`JointVisitor`] that can cross an `.await`.
 pub trait SendJointVisitor: JointVisitor + Send {}
 impl<T: JointVisitor + Send> SendJointVisitor for T {}
+
+/// A [`BatchVisitor`] that can cross an `.await`.
+pub trait SendBatchVisitor: BatchVisitor + Send {}
+impl<T: BatchVisitor + Send> SendBatchVisitor for T {}
 
 /// Async twin of [`crate::store::EventStore`]; the same contract.
 pub trait EventStore: Send + Sync + 'static {
@@ -86,6 +90,24 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool>> + Send {
         let _ = (aggregate_id, aggregate_type, visitor);
         async { Ok(false) }
+    }
+
+    /// See [`crate::store::EventStore::read_many_with_snapshot`]; the default calls
+    /// [`read_with_snapshot`](Self::read_with_snapshot) once per aggregate.
+    fn read_many_with_snapshot(
+        &self,
+        aggregate_ids: &[Uuid],
+        aggregate_type: &str,
+        visitor: &mut dyn SendBatchVisitor,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async move {
+            let mut any = false;
+            for (index, &id) in aggregate_ids.iter().enumerate() {
+                let mut one = crate::store::batch::Nth::new(&mut *visitor, index);
+                any |= self.read_with_snapshot(id, aggregate_type, &mut one).await?;
+            }
+            Ok(any)
+        }
     }
 }
 
@@ -199,6 +221,15 @@ impl<T: EventStore> EventStore for Arc<T> {
         visitor: &mut dyn SendJointVisitor,
     ) -> impl Future<Output = Result<bool>> + Send {
         (**self).read_with_snapshot(aggregate_id, aggregate_type, visitor)
+    }
+
+    fn read_many_with_snapshot(
+        &self,
+        aggregate_ids: &[Uuid],
+        aggregate_type: &str,
+        visitor: &mut dyn SendBatchVisitor,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        (**self).read_many_with_snapshot(aggregate_ids, aggregate_type, visitor)
     }
 }
 

@@ -38,7 +38,8 @@ use crate::event::NewEvent;
 use crate::snapshot::{Snapshot, SnapshotWrite};
 use crate::store::monitor::{Coverage, SnapshotVersions, StaleSnapshot};
 use crate::store::StoreLocation;
-use crate::tokio::{EventStore, SendJointVisitor, SnapshotStore, Visit, VisitReplay};
+use super::batch::BatchRows;
+use crate::tokio::{EventStore, SendBatchVisitor, SendJointVisitor, SnapshotStore, Visit, VisitReplay};
 
 /// Runs an operation (an expression using `$lease: &mut Lease`) on a pooled client; after
 /// a connection-level failure once more on a fresh client, after a stale-statement failure
@@ -600,6 +601,23 @@ impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
             &mut *visitor
         ))
     }
+
+    async fn read_many_with_snapshot(
+        &self,
+        aggregate_ids: &[Uuid],
+        aggregate_type: &str,
+        visitor: &mut dyn SendBatchVisitor,
+    ) -> Result<bool> {
+        if aggregate_ids.is_empty() {
+            return Ok(true);
+        }
+        run!(&self.shared, |lease| joint_read_many(
+            lease,
+            aggregate_ids,
+            aggregate_type,
+            &mut *visitor
+        ))
+    }
 }
 
 /// One attempt of a joint read: the header row to the visitor's `snapshot`, then the events.
@@ -623,6 +641,22 @@ async fn joint_read(
         })
         .await?;
     Ok(header == Header::Asked)
+}
+
+/// One attempt of a batch joint read (`sql::JOINT_READ_MANY`).
+async fn joint_read_many(
+    lease: &mut Lease,
+    aggregate_ids: &[Uuid],
+    aggregate_type: &str,
+    visitor: &mut dyn SendBatchVisitor,
+) -> Result<bool> {
+    let mut batch = BatchRows::new(aggregate_ids, aggregate_type, visitor);
+    lease
+        .for_each_row(&sql::JOINT_READ_MANY, &[&aggregate_ids, &aggregate_type], |row| {
+            batch.row(row)
+        })
+        .await?;
+    Ok(true)
 }
 
 /// An async PostgreSQL [`SnapshotStore`](crate::tokio::SnapshotStore), with the monitoring

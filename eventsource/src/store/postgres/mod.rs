@@ -157,6 +157,7 @@
 //!
 //! Logs go to the tracing target `eventsource::store::postgres`.
 
+mod batch;
 mod conn;
 mod group;
 mod migrate;

@@ -248,3 +248,17 @@ pub(crate) fn server_info(row: &Row) -> Result<ServerInfo> {
         port: get(row, 3, T, "inet_server_port")?,
     })
 }
+
+/// The request position of a `sql::JOINT_READ_MANY` row (its last column, 1-based), as an
+/// index into the request of `len` ids.
+pub(crate) fn batch_index(row: &Row, len: usize) -> Result<usize> {
+    let n = u64_col(row, 7, "events", "n")?;
+    usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .filter(|&i| i < len)
+        .ok_or_else(|| Error::MalformedRow {
+            table: "events",
+            message: format!("the batch read's position {n} is outside a request of {len}"),
+        })
+}

@@ -304,6 +304,33 @@ ORDER BY version"
     params: &[Param::Uuid, Param::Text],
 };
 
+/// The joint read of [`JOINT_READ`] for a batch of aggregates, in one statement: for each
+/// position `n` of the id array `$1`, the header row (the snapshot's columns, all NULL
+/// without one) and the events from the snapshot's version on, with `n` as the last column.
+/// Each position is an index probe of `uq_snapshots_aggregate` and a range of
+/// `uq_events_stream_version` (a nested loop over the array, whatever its length); the rows
+/// come by position, then version (the header's sort key 0 first).
+pub(crate) static JOINT_READ_MANY: Stmt = Stmt {
+    name: "joint_read_many",
+    text: concat!(
+        "SELECT joint.version, joint.event_type, joint.payload, joint.event_version,
+       joint.snapshot_version, joint.schema_version, joint.snapshot_created_at, ids.n
+FROM unnest($1) WITH ORDINALITY AS ids(aggregate_id, n)
+LEFT JOIN snapshots s ON s.aggregate_id = ids.aggregate_id AND s.aggregate_type = $2
+CROSS JOIN LATERAL (
+    SELECT 0::BIGINT AS version, NULL::VARCHAR AS event_type, s.state AS payload,
+           NULL::INTEGER AS event_version, s.version::BIGINT AS snapshot_version, s.schema_version, s.created_at AS snapshot_created_at
+    UNION ALL
+    SELECT e.version, e.event_type, e.payload, e.event_version, NULL, NULL, NULL
+    FROM events e
+    WHERE e.aggregate_id = ids.aggregate_id AND e.aggregate_type = $2
+      AND e.version >= GREATEST(s.version, 1)
+) AS joint
+ORDER BY ids.n, joint.version"
+    ),
+    params: &[Param::UuidArray, Param::Text],
+};
+
 /// Aggregates of a type with more than `$2` events, most events first (the guide's
 /// "prioritize high-event aggregates", with a parameter instead of the literal).
 pub(crate) static AGGREGATES_BY_EVENT_COUNT: Stmt = Stmt {
@@ -564,6 +591,7 @@ mod tests {
             &READ_STREAM,
             &REPLAY_STREAM,
             &JOINT_READ,
+            &JOINT_READ_MANY,
             &AGGREGATES_BY_EVENT_COUNT,
             &SNAPSHOT_UPSERT,
             &SNAPSHOT_GET,

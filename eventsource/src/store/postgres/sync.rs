@@ -65,7 +65,8 @@ use crate::event::{EventRecord, NewEvent, ReplayEvent};
 use crate::snapshot::{Snapshot, SnapshotWrite};
 use crate::store::group::{Batcher, DEFAULT_MAX_BATCH};
 use crate::store::monitor::{Coverage, SnapshotMonitor, SnapshotVersions, StaleSnapshot};
-use crate::store::{EventStore, JointVisitor, SnapshotStore, StoreLocation};
+use super::batch::BatchRows;
+use crate::store::{BatchVisitor, EventStore, JointVisitor, SnapshotStore, StoreLocation};
 
 mod group;
 
@@ -870,6 +871,24 @@ impl<C: Codec> EventStore for PostgresEventStore<C> {
                 Ok(true)
             })?;
             Ok(header == Header::Asked)
+        })
+    }
+
+    fn read_many_with_snapshot(
+        &self,
+        aggregate_ids: &[Uuid],
+        aggregate_type: &str,
+        visitor: &mut dyn BatchVisitor,
+    ) -> Result<bool> {
+        if aggregate_ids.is_empty() {
+            return Ok(true);
+        }
+        self.shared.pool.run(|lease| {
+            let mut batch = BatchRows::new(aggregate_ids, aggregate_type, &mut *visitor);
+            lease.for_each_row(&sql::JOINT_READ_MANY, &[&aggregate_ids, &aggregate_type], |row| {
+                batch.row(row)
+            })?;
+            Ok(true)
         })
     }
 }
