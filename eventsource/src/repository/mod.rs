@@ -12,6 +12,7 @@
 
 pub(crate) mod background;
 pub(crate) mod core;
+pub(crate) mod many;
 
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
@@ -35,6 +36,7 @@ pub use self::core::{
     Mismatch, PrepopulateReport, Progress, SaveOutcome, SnapshotAction, SnapshotStats, Verdict, Verification,
     VerifyReport, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SNAPSHOT_THRESHOLD, VERIFY_DEBUG_LIMIT,
 };
+pub use self::many::{LoadResult, LOAD_MANY_CHUNK};
 pub use crate::snapshot::load::{LoadOutcome, SnapshotUse};
 
 /// Loads and saves aggregates of type `A` through an event store and, optionally, a
@@ -176,14 +178,25 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// Rebuilds the state by driving a [`LoadMachine`]: snapshot (if usable) plus tail, or
     /// a full replay; `how` says which, and whether the load may delete and count.
     fn rebuild(&self, id: Uuid, how: Rebuild) -> Result<(A, LoadOutcome, Option<u32>)> {
+        self.drive(id, self.load_machine(id, how), how)
+    }
+
+    /// A fresh [`LoadMachine`] for `id`, for the load `how`.
+    fn load_machine(&self, id: Uuid, how: Rebuild) -> LoadMachine<'_, A, SS::Codec, ES::Codec> {
         let snapshots = self.snapshots.as_deref().filter(|_| how.uses_snapshot());
         let joint = core::joint(snapshots.and_then(SnapshotStore::location), self.events.location());
-        let mut m = LoadMachine::<A, SS::Codec, ES::Codec>::new(
-            id,
-            self.events.codec(),
-            snapshots.map(SnapshotStore::codec),
-            joint,
-        );
+        LoadMachine::new(id, self.events.codec(), snapshots.map(SnapshotStore::codec), joint)
+    }
+
+    /// Performs the I/O a [`LoadMachine`] asks for until it is done (a batch load hands
+    /// over machines whose joint read is already done), then finishes it.
+    fn drive(
+        &self,
+        id: Uuid,
+        mut m: LoadMachine<'_, A, SS::Codec, ES::Codec>,
+        how: Rebuild,
+    ) -> Result<(A, LoadOutcome, Option<u32>)> {
+        let snapshots = self.snapshots.as_deref().filter(|_| how.uses_snapshot());
         let until = how.until();
         loop {
             match m.next_step() {
@@ -363,9 +376,10 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     }
 
     /// Pre-populates snapshots: loads each aggregate and writes its snapshot, on as many
-    /// threads as the machine has cores. Each thread writes its snapshots in batches of
-    /// 64 (one transaction per batch on the SQL stores), so the cores replay instead of
-    /// waiting on commits. `progress` is called after each aggregate (from the worker
+    /// threads as the machine has cores. Each thread takes 64 aggregates at a time, loads
+    /// them with one batch read (as [`load_many`](Self::load_many) does) and writes their
+    /// snapshots in one batch (one transaction on the SQL stores), so the cores replay
+    /// instead of waiting on round trips and commits. `progress` is called after each aggregate (from the worker
     /// threads). One failure never stops the batch; the report says which failed and why.
     ///
     /// # Errors
@@ -377,11 +391,17 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         let tally = Tally::<()>::new(ids.len(), "pre-population");
         on_every_core(ids, core::PREPOPULATE_BATCH, |chunk| {
             let (mut loaded, mut snapshots) = (Vec::new(), Vec::new());
-            for &id in chunk {
-                match self
-                    .load(id)
-                    .and_then(|root| core::explicit_snapshot(&root, store.codec()))
-                {
+            let results = match self.load_chunk(chunk) {
+                Ok(results) => results,
+                Err(e) => {
+                    for &id in chunk {
+                        progress(tally.record::<A>(id, Err(many::chunk_failed(&e, chunk.len()))));
+                    }
+                    return;
+                }
+            };
+            for (id, result) in results {
+                match result.and_then(|(root, _)| core::explicit_snapshot(&root, store.codec())) {
                     Ok(snapshot) => {
                         loaded.push(id);
                         snapshots.push(snapshot);
@@ -448,7 +468,13 @@ impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepos
     pub fn verify(&self, id: Uuid) -> Result<Verification> {
         self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let _enter = core::verify_span::<A>(id).entered();
-        let (state, outcome, _) = self.rebuild(id, Rebuild::ViaSnapshot)?;
+        self.verify_rebuilt(id, self.rebuild(id, Rebuild::ViaSnapshot))
+    }
+
+    /// The rest of a verification, after the load through the snapshot: the full replay
+    /// (when a snapshot was used) and the verdict.
+    fn verify_rebuilt(&self, id: Uuid, via_snapshot: Result<(A, LoadOutcome, Option<u32>)>) -> Result<Verification> {
+        let (state, outcome, _) = via_snapshot?;
         let replay = match core::replay_until::<A>(id, &outcome)? {
             Some(until) => {
                 let (replayed, replay_outcome, _) = self.rebuild(id, Rebuild::Replay { until })?;
@@ -460,7 +486,8 @@ impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepos
     }
 
     /// Verifies a batch of aggregates (see [`verify`](Self::verify)) on as many threads as
-    /// the machine has cores. `progress` is called after each aggregate (from the worker
+    /// the machine has cores, each taking 32 aggregates at a time and reading them through
+    /// their snapshots with one batch read (the full replays stay one per aggregate). `progress` is called after each aggregate (from the worker
     /// threads); its `failed` counts the aggregates that could not be verified, the
     /// mismatches are in the report. One failure never stops the batch.
     /// [`Error::NoSnapshotStore`] without a snapshot store.
@@ -472,9 +499,19 @@ impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepos
     pub fn verify_many(&self, ids: &[Uuid], progress: impl Fn(Progress) + Sync) -> Result<VerifyReport> {
         self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let tally = Tally::<Verification>::new(ids.len(), "verification");
-        on_every_core(ids, core::VERIFY_CHUNK, |chunk| {
-            for &id in chunk {
-                progress(tally.record_verification::<A>(id, self.verify(id)));
+        on_every_core(ids, many::VERIFY_BATCH, |chunk| {
+            match self.rebuild_many(chunk, Rebuild::ViaSnapshot, core::verify_span::<A>) {
+                Ok(rebuilt) => {
+                    for (id, span, via_snapshot) in rebuilt {
+                        let _enter = span.enter();
+                        progress(tally.record_verification::<A>(id, self.verify_rebuilt(id, via_snapshot)));
+                    }
+                }
+                Err(e) => {
+                    for &id in chunk {
+                        progress(tally.record_verification::<A>(id, Err(many::chunk_failed(&e, chunk.len()))));
+                    }
+                }
             }
         });
         Ok(tally.into_verify_report())

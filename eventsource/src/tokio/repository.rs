@@ -201,14 +201,25 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     /// Rebuilds the state by driving a [`LoadMachine`]; `how` says which load (see the
     /// sync shell).
     async fn rebuild(&self, id: Uuid, how: Rebuild) -> Result<(A, LoadOutcome, Option<u32>)> {
+        self.drive(id, self.load_machine(id, how), how).await
+    }
+
+    /// A fresh [`LoadMachine`] for `id`, for the load `how`.
+    fn load_machine(&self, id: Uuid, how: Rebuild) -> LoadMachine<'_, A, SS::Codec, ES::Codec> {
         let snapshots = self.snapshots.as_deref().filter(|_| how.uses_snapshot());
         let joint = core::joint(snapshots.and_then(SnapshotStore::location), self.events.location());
-        let mut m = LoadMachine::<A, SS::Codec, ES::Codec>::new(
-            id,
-            self.events.codec(),
-            snapshots.map(SnapshotStore::codec),
-            joint,
-        );
+        LoadMachine::new(id, self.events.codec(), snapshots.map(SnapshotStore::codec), joint)
+    }
+
+    /// Performs the I/O a [`LoadMachine`] asks for until it is done (see the sync shell),
+    /// then finishes it.
+    async fn drive(
+        &self,
+        id: Uuid,
+        mut m: LoadMachine<'_, A, SS::Codec, ES::Codec>,
+        how: Rebuild,
+    ) -> Result<(A, LoadOutcome, Option<u32>)> {
+        let snapshots = self.snapshots.as_deref().filter(|_| how.uses_snapshot());
         let until = how.until();
         loop {
             match m.next_step() {
