@@ -634,10 +634,6 @@ pub struct PrepopulateReport {
 /// the SQL stores, so one commit per batch instead of one per aggregate).
 pub(crate) const PREPOPULATE_BATCH: usize = 64;
 
-/// How many aggregates a verification worker (or lane) takes at a time: verifying has no
-/// batch write to amortise, so small chunks keep the cores evenly busy.
-pub(crate) const VERIFY_CHUNK: usize = 4;
-
 /// How many bytes of a state's `Debug` text a [`Mismatch`] keeps, per side: enough to see
 /// the difference in a typical aggregate, bounded for a huge one.
 pub const VERIFY_DEBUG_LIMIT: usize = 4096;

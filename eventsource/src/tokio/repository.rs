@@ -2,6 +2,8 @@
 //! store traits. Both shells drive the same load machine and call the same policy and
 //! core functions; only the I/O differs.
 
+mod many;
+
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -416,8 +418,9 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
     }
 
     /// Pre-populates snapshots: loads each aggregate and writes its snapshot, with two
-    /// loads per core in flight at once, each lane writing its snapshots in batches of 64
-    /// (one transaction per batch on the SQL stores). `progress` is called after each
+    /// lanes per core, each taking 64 aggregates at a time, loading them with one batch
+    /// read (as [`load_many`](Self::load_many) does) and writing their snapshots in one
+    /// batch (one transaction on the SQL stores). `progress` is called after each
     /// aggregate. One failure never stops the batch; the report says which failed and why.
     ///
     /// # Errors
@@ -431,12 +434,17 @@ impl<A: Aggregate, ES: EventStore, SS: SnapshotStore> AggregateRepository<A, ES,
         in_lanes(ids, core::PREPOPULATE_BATCH, move |chunk| async move {
             let tally = tally_ref;
             let (mut loaded, mut snapshots) = (Vec::new(), Vec::new());
-            for &id in chunk {
-                match self
-                    .load(id)
-                    .await
-                    .and_then(|root| core::explicit_snapshot(&root, store.codec()))
-                {
+            let results = match self.load_chunk(chunk).await {
+                Ok(results) => results,
+                Err(e) => {
+                    for &id in chunk {
+                        progress(tally.record::<A>(id, Err(crate::repository::many::chunk_failed(&e, chunk.len()))));
+                    }
+                    return;
+                }
+            };
+            for (id, result) in results {
+                match result.and_then(|(root, _)| core::explicit_snapshot(&root, store.codec())) {
                     Ok(snapshot) => {
                         loaded.push(id);
                         snapshots.push(snapshot);
@@ -489,18 +497,29 @@ impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepos
     pub async fn verify(&self, id: Uuid) -> Result<Verification> {
         self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         async {
-            let (state, outcome, _) = self.rebuild(id, Rebuild::ViaSnapshot).await?;
-            let replay = match core::replay_until::<A>(id, &outcome)? {
-                Some(until) => {
-                    let (replayed, replay_outcome, _) = self.rebuild(id, Rebuild::Replay { until }).await?;
-                    Some((replayed, replay_outcome))
-                }
-                None => None,
-            };
-            Ok(core::verdict(id, state, outcome, replay))
+            let via_snapshot = self.rebuild(id, Rebuild::ViaSnapshot).await;
+            self.verify_rebuilt(id, via_snapshot).await
         }
         .instrument(core::verify_span::<A>(id))
         .await
+    }
+
+    /// The rest of a verification, after the load through the snapshot: the full replay
+    /// (when a snapshot was used) and the verdict.
+    async fn verify_rebuilt(
+        &self,
+        id: Uuid,
+        via_snapshot: Result<(A, LoadOutcome, Option<u32>)>,
+    ) -> Result<Verification> {
+        let (state, outcome, _) = via_snapshot?;
+        let replay = match core::replay_until::<A>(id, &outcome)? {
+            Some(until) => {
+                let (replayed, replay_outcome, _) = self.rebuild(id, Rebuild::Replay { until }).await?;
+                Some((replayed, replay_outcome))
+            }
+            None => None,
+        };
+        Ok(core::verdict(id, state, outcome, replay))
     }
 
     /// Verifies a batch of aggregates (see [`verify`](Self::verify)), with two
@@ -517,10 +536,28 @@ impl<A: Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore> AggregateRepos
         self.snapshots.as_deref().ok_or(Error::NoSnapshotStore)?;
         let tally = Tally::<Verification>::new(ids.len(), "verification");
         let (tally_ref, progress) = (&tally, &progress);
-        in_lanes(ids, core::VERIFY_CHUNK, move |chunk| async move {
+        in_lanes(ids, crate::repository::many::VERIFY_BATCH, move |chunk| async move {
             let tally = tally_ref;
-            for &id in chunk {
-                progress(tally.record_verification::<A>(id, self.verify(id).await));
+            match self
+                .rebuild_many(chunk, Rebuild::ViaSnapshot, core::verify_span::<A>)
+                .await
+            {
+                Ok(rebuilt) => {
+                    for (id, span, via_snapshot) in rebuilt {
+                        let verified = self.verify_rebuilt(id, via_snapshot).instrument(span).await;
+                        progress(tally.record_verification::<A>(id, verified));
+                    }
+                }
+                Err(e) => {
+                    for &id in chunk {
+                        progress(
+                            tally.record_verification::<A>(
+                                id,
+                                Err(crate::repository::many::chunk_failed(&e, chunk.len())),
+                            ),
+                        );
+                    }
+                }
             }
         })
         .await;

@@ -24,6 +24,7 @@ use tokio_postgres::{NoTls, Row, Statement};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
+use super::batch::BatchRows;
 use super::conn::{
     bound_to_i64, check_schema_name, connect_timed_out, location, on_failure, session_options, setup_timeout,
     ssl_mode_for, store_error, Connector, Failure, PgOptions, BACKEND, TARGET,
@@ -38,7 +39,6 @@ use crate::event::NewEvent;
 use crate::snapshot::{Snapshot, SnapshotWrite};
 use crate::store::monitor::{Coverage, SnapshotVersions, StaleSnapshot};
 use crate::store::StoreLocation;
-use super::batch::BatchRows;
 use crate::tokio::{EventStore, SendBatchVisitor, SendJointVisitor, SnapshotStore, Visit, VisitReplay};
 
 /// Runs an operation (an expression using `$lease: &mut Lease`) on a pooled client; after

@@ -50,6 +50,7 @@ use tokio_postgres::types::ToSql;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
+use super::batch::BatchRows;
 use super::conn::{
     bound_to_i64, check_schema_name, connect_timed_out, location, on_failure, session_options, setup_timeout,
     ssl_mode_for, store_error, Connector, Failure, PgOptions, BACKEND, TARGET,
@@ -65,7 +66,6 @@ use crate::event::{EventRecord, NewEvent, ReplayEvent};
 use crate::snapshot::{Snapshot, SnapshotWrite};
 use crate::store::group::{Batcher, DEFAULT_MAX_BATCH};
 use crate::store::monitor::{Coverage, SnapshotMonitor, SnapshotVersions, StaleSnapshot};
-use super::batch::BatchRows;
 use crate::store::{BatchVisitor, EventStore, JointVisitor, SnapshotStore, StoreLocation};
 
 mod group;
