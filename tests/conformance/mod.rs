@@ -27,7 +27,9 @@ macro_rules! conformance_suite {
             prepopulate_snapshots_every_aggregate, invariants_hold_under_injected_failures,
             save_snapshots_applies_the_rule_to_each, lost_reply_after_commit_is_recognised,
             old_event_versions_upcast_on_load, renamed_event_decodes_under_its_alias,
-            retired_event_is_skipped_and_counted, unreadable_event_versions_are_typed_errors);
+            retired_event_is_skipped_and_counted, unreadable_event_versions_are_typed_errors,
+            load_many_equals_load, load_many_deletes_a_snapshot_ahead_of_its_stream,
+            load_many_isolates_a_failing_aggregate, load_many_reads_more_than_a_chunk);
     };
     (@each sync $module:ident $factory:expr; $($name:ident),* $(,)?) => {
         mod $module {

@@ -866,3 +866,163 @@ api_fn! { pub fn unreadable_event_versions_are_typed_errors<ES: EventStore, SS: 
     // Nothing was rewritten or removed.
     assert_eq!(aw!(read_cart(&*es, id)).iter().map(|e| e.event_version).collect::<Vec<_>>(), [1, 2]);
 }}
+
+// Loads each id with `load_with_outcome` and checks `load_many_with_outcome` and
+// `load_many` gave the same: state, version, outcome, or not found.
+api_fn! { fn assert_many_equals_load<A: eventsource::Aggregate + PartialEq, ES: EventStore, SS: SnapshotStore>(repo: &Repo<A, ES, SS>, request: &[Uuid]) -> Vec<eventsource::LoadOutcome> {
+    let many = aw!(repo.load_many_with_outcome(request)).expect("load_many_with_outcome");
+    let found = aw!(repo.load_many(request)).expect("load_many");
+    let mut distinct: Vec<Uuid> = Vec::new();
+    for id in request {
+        if !distinct.contains(id) {
+            distinct.push(*id);
+        }
+    }
+    assert_eq!(many.iter().map(|(id, _)| *id).collect::<Vec<_>>(), distinct, "each id once, in request order");
+    assert_eq!(found.iter().map(|(id, _)| *id).collect::<Vec<_>>(), distinct);
+    let mut outcomes = Vec::new();
+    for ((id, batch), (_, some)) in many.into_iter().zip(found) {
+        match (batch, aw!(repo.load_with_outcome(id))) {
+            (Ok((b, bo)), Ok((s, so))) => {
+                assert_eq!((b.state(), b.version()), (s.state(), s.version()), "{id}");
+                assert_eq!(bo, so, "{id}: the same load decisions");
+                let some = some.expect("found");
+                assert_eq!((some.state(), some.version()), (s.state(), s.version()));
+                outcomes.push(bo);
+            }
+            (Err(Error::NotFound { aggregate_id, .. }), Err(Error::NotFound { .. })) => {
+                assert_eq!(aggregate_id, id);
+                assert!(some.is_none(), "{id}: not found is None");
+            }
+            (b, s) => panic!("{id}: load_many gave {b:?}, load gave {s:?}"),
+        }
+    }
+    outcomes
+}}
+
+api_fn! { pub fn load_many_equals_load<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let writer = repo::<Order, _, _>(&es, &ss, 5);
+    let (head, _) = aw!(create_order(&writer, 7, 100)); // snapshot at 8, the head
+    let (tail, _) = aw!(create_order(&writer, 7, 3)); // snapshot at 6, then 2 events
+    let (plain, _) = aw!(create_order(&repo::<Order, _, _>(&es, &ss, 1000), 3, 100)); // no snapshot
+    let v1 = repo::<OrderV1, _, _>(&es, &ss, 5);
+    let old = Uuid::now_v7();
+    let mut root = aw!(v1.load_or_create(old)).expect("load");
+    root.record(OrderCreated { customer_id: old });
+    for n in 1..=6 {
+        root.record(item(n));
+    }
+    aw!(v1.save(&mut root)).expect("save"); // a schema-1 snapshot at 7
+    let missing = Uuid::now_v7();
+    let request = [head, missing, tail, plain, head, old, missing];
+
+    // Manual mode: no repair snapshot, so `load` after `load_many` sees the same store.
+    let current = repo::<Order, _, _>(&es, &ss, 5).snapshot_mode(SnapshotMode::Manual);
+    let outcomes = aw!(assert_many_equals_load(&current, &request));
+    assert_eq!(
+        outcomes.iter().map(|o| o.snapshot).collect::<Vec<_>>(),
+        [
+            SnapshotUse::Used { version: 8 },
+            SnapshotUse::Used { version: 6 },
+            SnapshotUse::Discarded(MissReason::Missing),
+            SnapshotUse::Upcast { version: 7, from_schema: 1 },
+        ]
+    );
+    assert_eq!(outcomes[0].events_replayed, 0, "snapshot at the head: no tail");
+    assert_eq!(outcomes[1].events_replayed, 2, "the tail after the snapshot");
+    let no_upcast = repo::<OrderNoUpcast, _, _>(&es, &ss, 5).snapshot_mode(SnapshotMode::Manual);
+    let outcomes = aw!(assert_many_equals_load(&no_upcast, &request));
+    assert_eq!(outcomes[3].snapshot, SnapshotUse::Discarded(MissReason::SchemaMismatch));
+    assert_eq!(outcomes[3].events_replayed, 7);
+
+    // The empty request.
+    assert!(aw!(current.load_many(&[])).expect("empty").is_empty());
+    assert!(aw!(current.load_many_with_outcome(&[])).expect("empty").is_empty());
+
+    // With repairs on, a batch load repairs what a load repairs, and counts the same.
+    let repairing = repo::<OrderNoUpcast, _, _>(&es, &ss, 5);
+    let loaded = aw!(repairing.load_many_with_outcome(&[old, head])).expect("load_many");
+    let (_, outcome) = loaded[0].1.as_ref().expect("loaded");
+    assert!(outcome.repaired);
+    let s = aw!(ss.get_snapshot(old, "Order")).expect("get").expect("snapshot");
+    assert_eq!((s.schema_version, s.version), (2, 7), "fresh snapshot at the new schema version");
+    assert_eq!(repairing.stats().misses(MissReason::SchemaMismatch), 1);
+    assert_eq!(repairing.stats().hits, 1);
+}}
+
+api_fn! { pub fn load_many_deletes_a_snapshot_ahead_of_its_stream<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Order, _, _>(&es, &ss, 1000);
+    let (id, customer) = aw!(create_order(&repo, 9, 100));
+    let (other, other_customer) = aw!(create_order(&repo, 2, 100));
+    let bogus = Snapshot {
+        aggregate_id: id,
+        aggregate_type: "Order".into(),
+        version: 50,
+        schema_version: 2,
+        state: ss.codec().encode(&expected_order(customer, 49)).expect("encode"),
+        created_at: eventsource::time::now(),
+    };
+    aw!(ss.save_snapshot(&bogus)).expect("plant");
+    let loaded = aw!(repo.load_many_with_outcome(&[id, other])).expect("load_many");
+    let (root, outcome) = loaded[0].1.as_ref().expect("loaded");
+    assert_eq!(outcome.snapshot, SnapshotUse::Discarded(MissReason::AheadOfStream));
+    assert_eq!(root.state(), &expected_order(customer, 9));
+    let (root, _) = loaded[1].1.as_ref().expect("loaded");
+    assert_eq!(root.state(), &expected_order(other_customer, 2));
+    assert_eq!(repo.stats().misses(MissReason::AheadOfStream), 1);
+    let s = aw!(ss.get_snapshot(id, "Order")).expect("get");
+    assert_eq!(s.map(|s| s.version), Some(10), "bogus snapshot deleted, a valid one written");
+}}
+
+api_fn! { pub fn load_many_isolates_a_failing_aggregate<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let repo = repo::<Order, _, _>(&es, &ss, 2);
+    let (good, customer) = aw!(create_order(&repo, 3, 100));
+    let (bad, _) = aw!(create_order(&repo, 2, 100)); // snapshot at 3
+    aw!(es.append(bad, "Order", 3, &[new_event("OrderTeleported", b"{}")])).expect("append");
+    let (after, after_customer) = aw!(create_order(&repo, 1, 100));
+    let loaded = aw!(repo.load_many_with_outcome(&[good, bad, after])).expect("load_many");
+    assert_eq!(loaded[0].1.as_ref().expect("good").0.state(), &expected_order(customer, 3));
+    match &loaded[1].1 {
+        Err(Error::EventDecode { version, event_type, aggregate_id, .. }) => {
+            assert_eq!((*version, event_type.as_str(), *aggregate_id), (4, "OrderTeleported", bad));
+        }
+        other => panic!("expected EventDecode, got {other:?}"),
+    }
+    assert_eq!(loaded[2].1.as_ref().expect("after").0.state(), &expected_order(after_customer, 1));
+    match aw!(repo.load_many(&[good, bad])) {
+        Err(Error::EventDecode { aggregate_id, .. }) => assert_eq!(aggregate_id, bad),
+        other => panic!("expected EventDecode, got {other:?}"),
+    }
+}}
+
+api_fn! { pub fn load_many_reads_more_than_a_chunk<ES: EventStore, SS: SnapshotStore>(es: Arc<ES>, ss: Arc<SS>) {
+    let chunk = eventsource::repository::LOAD_MANY_CHUNK;
+    let with_snapshots = repo::<Order, _, _>(&es, &ss, 2);
+    let without = repo::<Order, _, _>(&es, &ss, 1000);
+    let mut expected = Vec::new();
+    for i in 0..chunk + 9 {
+        let writer = if i % 2 == 0 { &with_snapshots } else { &without };
+        let items = 1 + (i % 3) as u64;
+        let (id, customer) = aw!(create_order(writer, items, 100));
+        expected.push((id, Some(expected_order(customer, items))));
+        if i % 50 == 0 {
+            expected.push((Uuid::now_v7(), None));
+        }
+    }
+    let ids: Vec<Uuid> = expected.iter().map(|(id, _)| *id).collect();
+    let reader = repo::<Order, _, _>(&es, &ss, 2).snapshot_mode(SnapshotMode::Manual);
+    let loaded = aw!(reader.load_many(&ids)).expect("load_many");
+    assert_eq!(loaded.len(), expected.len());
+    for ((id, root), (want_id, want)) in loaded.iter().zip(&expected) {
+        assert_eq!(id, want_id);
+        assert_eq!(root.as_ref().map(|r| r.state()), want.as_ref());
+    }
+    let found = ids.len() - expected.iter().filter(|(_, s)| s.is_none()).count();
+    assert_eq!(reader.stats().hits as usize, found.div_ceil(2), "every other aggregate has a snapshot");
+    // Pre-population and verification read in batches too.
+    let report = aw!(reader.prepopulate(&ids, |_| {})).expect("prepopulate");
+    assert_eq!(report.succeeded, found);
+    let report = aw!(reader.verify_many(&ids, |_| {})).expect("verify_many");
+    assert!(report.mismatches.is_empty());
+    assert_eq!(report.failed.len(), ids.len() - found, "the missing ones are not found");
+}}
