@@ -53,3 +53,176 @@ impl<'a, V: BatchVisitor + ?Sized> BatchRows<'a, V> {
         Ok(true)
     }
 }
+
+/// Against a server (`EVENTSOURCE_PG_URL`; skipped without one unless `CI` is set): the
+/// batch statement's plans on a filled table, and what the store hands a batch visitor.
+#[cfg(test)]
+mod tests {
+    use postgres::{Client, NoTls};
+    use uuid::Uuid;
+
+    use super::super::sql;
+    use super::super::{PgOptions, PostgresEventStore};
+    use crate::codec::JsonCodec;
+    use crate::error::Result;
+    use crate::event::ReplayEvent;
+    use crate::snapshot::Snapshot;
+    use crate::store::{BatchVisitor, EventStore};
+
+    const AGGREGATES: i64 = 20_000;
+
+    /// A client in a fresh schema, or `None` (skip) without a server outside CI.
+    fn schema() -> Option<(Client, String, String)> {
+        let url = match std::env::var("EVENTSOURCE_PG_URL") {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ if std::env::var_os("CI").is_some() => panic!("CI without EVENTSOURCE_PG_URL"),
+            _ => {
+                eprintln!("skipped: EVENTSOURCE_PG_URL is not set");
+                return None;
+            }
+        };
+        let mut client = Client::connect(&url, NoTls).expect("connect");
+        let name = format!("es_test_{}_many", Uuid::new_v4().simple());
+        client
+            .batch_execute(&format!("CREATE SCHEMA \"{name}\"; SET search_path TO \"{name}\""))
+            .expect("schema");
+        Some((client, name, url))
+    }
+
+    /// Aggregates with 10 events each, the even ones with a snapshot at version 8, plus
+    /// as many events of another type; then `ANALYZE`.
+    fn fill(client: &mut Client) {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version, version, \"timestamp\", payload)
+                 SELECT gen_random_uuid(), a.id, t.ty, 'ItemAdded', 1, v, now(), '{{}}'::jsonb
+                 FROM (SELECT gen_random_uuid() AS id, n FROM generate_series(1, {AGGREGATES}) n) a,
+                      (VALUES ('Order'), ('Other')) t(ty), generate_series(1, 10) v;
+                 INSERT INTO snapshots (aggregate_id, aggregate_type, version, schema_version, state)
+                 SELECT aggregate_id, 'Order', 8, 1, '{{}}'::jsonb FROM events
+                 WHERE aggregate_type = 'Order' AND version = 1 AND get_byte(uuid_send(aggregate_id), 15) % 2 = 0;
+                 ANALYZE events; ANALYZE snapshots;"
+            ))
+            .expect("fill");
+    }
+
+    fn some_ids(client: &mut Client, limit: i64) -> Vec<Uuid> {
+        client
+            .query(
+                "SELECT aggregate_id FROM events WHERE aggregate_type = 'Order' AND version = 1 ORDER BY aggregate_id LIMIT $1",
+                &[&limit],
+            )
+            .expect("ids")
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
+    fn plan(client: &mut Client, mode: &str, ids: &[Uuid]) -> String {
+        client
+            .batch_execute(&format!("SET plan_cache_mode = {mode}; DEALLOCATE ALL"))
+            .expect("mode");
+        client
+            .batch_execute(&format!("PREPARE many(uuid[], text) AS {}", sql::JOINT_READ_MANY.text))
+            .expect("prepare");
+        let array = ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
+        let rows = client
+            .query(&format!("EXPLAIN EXECUTE many('{{{array}}}', 'Order')"), &[])
+            .expect("explain");
+        rows.iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_batch_read_probes_the_indexes_on_a_filled_table() {
+        let Some((mut client, name, url)) = schema() else {
+            return;
+        };
+        let store = PostgresEventStore::from_config(
+            url.parse().expect("config"),
+            JsonCodec,
+            PgOptions::new().schema(&name).pool_size(1),
+        )
+        .expect("store");
+        fill(&mut client);
+        for ids in [some_ids(&mut client, 10), some_ids(&mut client, 256)] {
+            for mode in ["force_generic_plan", "force_custom_plan"] {
+                let text = plan(&mut client, mode, &ids);
+                assert!(!text.contains("Seq Scan"), "{mode}, {} ids:\n{text}", ids.len());
+                assert!(text.contains("uq_events_stream_version"), "{mode}:\n{text}");
+                assert!(
+                    text.contains("uq_snapshots_aggregate") || text.contains("idx_snapshots_aggregate_lookup"),
+                    "{mode}:\n{text}"
+                );
+                assert!(text.contains("Nested Loop"), "{mode}:\n{text}");
+            }
+        }
+        drop(store);
+        client
+            .batch_execute(&format!("DROP SCHEMA \"{name}\" CASCADE"))
+            .expect("drop");
+    }
+
+    /// Records what a batch read hands its visitor.
+    #[derive(Default)]
+    struct Recorder {
+        snapshots: Vec<(usize, Option<u64>)>,
+        events: Vec<(usize, u64)>,
+    }
+
+    impl BatchVisitor for Recorder {
+        fn snapshot(&mut self, index: usize, snapshot: Option<Snapshot>) -> Result<bool> {
+            self.snapshots.push((index, snapshot.as_ref().map(|s| s.version)));
+            // Decline the events of the third aggregate: they must not arrive.
+            Ok(index != 2)
+        }
+
+        fn event(&mut self, index: usize, event: &ReplayEvent<'_>) -> Result<()> {
+            self.events.push((index, event.version));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_batch_read_hands_each_position_its_snapshot_and_tail() {
+        let Some((mut client, name, url)) = schema() else {
+            return;
+        };
+        let store = PostgresEventStore::from_config(
+            url.parse().expect("config"),
+            JsonCodec,
+            PgOptions::new().schema(&name).pool_size(1),
+        )
+        .expect("store");
+        fill(&mut client);
+        let ids = some_ids(&mut client, 40);
+        let with: Vec<Uuid> = ids.iter().copied().filter(|id| id.as_bytes()[15] % 2 == 0).collect();
+        let without: Vec<Uuid> = ids.iter().copied().filter(|id| id.as_bytes()[15] % 2 == 1).collect();
+        let (a, b, c) = (with[0], without[0], with[1]);
+        let request = [a, b, c, Uuid::now_v7(), a];
+        let mut seen = Recorder::default();
+        assert!(store
+            .read_many_with_snapshot(&request, "Order", &mut seen)
+            .expect("read"));
+        assert_eq!(
+            seen.snapshots,
+            [(0, Some(8)), (1, None), (2, Some(8)), (3, None), (4, Some(8))]
+        );
+        let mut expected: Vec<(usize, u64)> = (8..=10).map(|v| (0, v)).collect();
+        expected.extend((1..=10).map(|v| (1, v)));
+        expected.extend((8..=10).map(|v| (4, v)));
+        assert_eq!(
+            seen.events, expected,
+            "anchor and tail, whole stream, none declined, none missing"
+        );
+        let mut empty = Recorder::default();
+        assert!(store.read_many_with_snapshot(&[], "Order", &mut empty).expect("empty"));
+        assert!(empty.snapshots.is_empty());
+        drop(store);
+        client
+            .batch_execute(&format!("DROP SCHEMA \"{name}\" CASCADE"))
+            .expect("drop");
+    }
+}

@@ -307,16 +307,24 @@ ORDER BY version"
 /// The joint read of [`JOINT_READ`] for a batch of aggregates, in one statement: for each
 /// position `n` of the id array `$1`, the header row (the snapshot's columns, all NULL
 /// without one) and the events from the snapshot's version on, with `n` as the last column.
-/// Each position is an index probe of `uq_snapshots_aggregate` and a range of
-/// `uq_events_stream_version` (a nested loop over the array, whatever its length); the rows
-/// come by position, then version (the header's sort key 0 first).
+/// Each position is an index probe of the snapshots and a range of
+/// `uq_events_stream_version` (a nested loop over the array, whatever its length): the
+/// snapshot lookup is a lateral subquery with `LIMIT 1` (at most one row by the unique
+/// constraint) so the planner cannot turn it into a hash join over a scan of the whole
+/// table for a long array. The rows come by position, then version (the header's sort key
+/// 0 first).
 pub(crate) static JOINT_READ_MANY: Stmt = Stmt {
     name: "joint_read_many",
     text: concat!(
         "SELECT joint.version, joint.event_type, joint.payload, joint.event_version,
        joint.snapshot_version, joint.schema_version, joint.snapshot_created_at, ids.n
 FROM unnest($1) WITH ORDINALITY AS ids(aggregate_id, n)
-LEFT JOIN snapshots s ON s.aggregate_id = ids.aggregate_id AND s.aggregate_type = $2
+LEFT JOIN LATERAL (
+    SELECT version, schema_version, state, created_at
+    FROM snapshots
+    WHERE aggregate_id = ids.aggregate_id AND aggregate_type = $2
+    LIMIT 1
+) AS s ON TRUE
 CROSS JOIN LATERAL (
     SELECT 0::BIGINT AS version, NULL::VARCHAR AS event_type, s.state AS payload,
            NULL::INTEGER AS event_version, s.version::BIGINT AS snapshot_version, s.schema_version, s.created_at AS snapshot_created_at
