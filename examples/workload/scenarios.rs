@@ -1067,7 +1067,52 @@ where
         p99: dur(loads.p99()),
         floor: format!("{}: {}", floors.point_label(), dur(floor.median())),
         ratio: format!("{ratio:.2}x floor time"),
-        note: format!("{} loads in {}", thousands(streams), dur(loads.total())),
+        note: format!(
+            "{} loads in {}; {}",
+            thousands(streams),
+            dur(loads.total()),
+            per_sec(rate(streams, loads.total()), "aggregates")
+        ),
+    });
+
+    // The same loads in batches: one round trip per chunk for the snapshots and tails.
+    floors.settle()?;
+    eprintln!("W5: load_many over every aggregate");
+    let chunk = eventsource::repository::LOAD_MANY_CHUNK;
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    for part in ids.chunks(chunk) {
+        for (id, loaded) in snap.load_many_with_outcome(part)? {
+            let (root, o) = loaded?;
+            check(
+                root.version() == EVENTS && o.snapshot == SnapshotUse::Used { version: EVENTS },
+                || format!("W5: load_many did not use the pre-populated snapshot of {id}: {o:?}"),
+            )?;
+        }
+    }
+    let wall = start.elapsed();
+    let cpu = cpu_time().zip(cpu0).map(|(a, b)| a.saturating_sub(b));
+    let each = wall / u32::try_from(streams).unwrap_or(u32::MAX);
+    let busy = cpu.map_or("CPU time n/a".into(), |c| {
+        format!(
+            "client CPU {} = {:.2} cores busy",
+            dur(c),
+            c.as_secs_f64() / wall.as_secs_f64()
+        )
+    });
+    ctx.table.push(Row {
+        scenario: format!("W5 load_many over {}", thousands(streams)),
+        figure: format!("load_many(), chunks of {chunk}, per aggregate"),
+        median: dur(each),
+        p99: "—".into(),
+        floor: format!("{}: {}", floors.point_label(), dur(floor.median())),
+        ratio: format!("{:.2}x floor time", time_ratio(each, floor.median())),
+        note: format!(
+            "{} in {}, one thread; {busy}; {:.2}x the aggregates/s of load() one by one",
+            per_sec(rate(streams, wall), "aggregates"),
+            dur(wall),
+            loads.total().as_secs_f64() / wall.as_secs_f64()
+        ),
     });
     Ok(())
 }
