@@ -1093,6 +1093,13 @@ where
     let wall = start.elapsed();
     let cpu = cpu_time().zip(cpu0).map(|(a, b)| a.saturating_sub(b));
     let each = wall / u32::try_from(streams).unwrap_or(u32::MAX);
+    // The store's batch read alone (no decoding, no load machine): what load_many waits on.
+    let mut counted = CountRows::default();
+    let raw_start = Instant::now();
+    for part in ids.chunks(chunk) {
+        events.read_many_with_snapshot(part, ORDER, &mut counted)?;
+    }
+    let raw = raw_start.elapsed();
     let busy = cpu.map_or("CPU time n/a".into(), |c| {
         format!(
             "client CPU {} = {:.2} cores busy",
@@ -1108,11 +1115,34 @@ where
         floor: format!("{}: {}", floors.point_label(), dur(floor.median())),
         ratio: format!("{:.2}x floor time", time_ratio(each, floor.median())),
         note: format!(
-            "{} in {}, one thread; {busy}; {:.2}x the aggregates/s of load() one by one",
+            "{} in {}, one thread; {busy}; {:.2}x the aggregates/s of load() one by one; \
+             the store's batch reads alone: {} ({} headers with a snapshot, {} event rows)",
             per_sec(rate(streams, wall), "aggregates"),
             dur(wall),
-            loads.total().as_secs_f64() / wall.as_secs_f64()
+            loads.total().as_secs_f64() / wall.as_secs_f64(),
+            dur(raw),
+            counted.snapshots,
+            counted.events
         ),
     });
     Ok(())
+}
+
+/// Counts what a batch read hands out (W5's look at the store's share of `load_many`).
+#[derive(Default)]
+struct CountRows {
+    snapshots: u64,
+    events: u64,
+}
+
+impl eventsource::store::BatchVisitor for CountRows {
+    fn snapshot(&mut self, _: usize, snapshot: Option<eventsource::Snapshot>) -> eventsource::Result<bool> {
+        self.snapshots += u64::from(snapshot.is_some());
+        Ok(true)
+    }
+
+    fn event(&mut self, _: usize, _: &eventsource::ReplayEvent<'_>) -> eventsource::Result<()> {
+        self.events += 1;
+        Ok(())
+    }
 }

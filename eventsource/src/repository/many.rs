@@ -108,14 +108,13 @@ impl<'c, A: Aggregate, SC: Codec, EC: Codec> Batch<'c, A, SC, EC> {
             .is_some_and(|s| s.machine.next_step() == LoadStep::ReadJoint)
     }
 
-    /// After the batch read: each machine learns whether its joint read was done (the
-    /// store could read jointly and delivered this aggregate's snapshot row).
+    /// After the batch read (every machine was at its joint read, see
+    /// [`reads_joint`](Self::reads_joint)): each machine learns whether its joint read was
+    /// done (the store could read jointly and delivered this aggregate's snapshot row).
     pub fn joint_done(&mut self, supported: bool) {
         for slot in &mut self.slots {
-            if slot.machine.next_step() == LoadStep::ReadJoint {
-                let _enter = slot.span.enter();
-                slot.machine.joint_done(supported && slot.asked);
-            }
+            let _enter = slot.span.enter();
+            slot.machine.joint_done(supported && slot.asked);
         }
     }
 
