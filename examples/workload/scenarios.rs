@@ -1079,19 +1079,26 @@ where
     floors.settle()?;
     eprintln!("W5: load_many over every aggregate");
     let chunk = eventsource::repository::LOAD_MANY_CHUNK;
+    // Passes over every aggregate until a second has gone by, so that the process CPU time
+    // (counted in 10 ms ticks) means something.
     let cpu0 = cpu_time();
     let start = Instant::now();
-    for part in ids.chunks(chunk) {
-        for (id, loaded) in snap.load_many_with_outcome(part)? {
-            let (root, o) = loaded?;
-            check(
-                root.version() == EVENTS && o.snapshot == SnapshotUse::Used { version: EVENTS },
-                || format!("W5: load_many did not use the pre-populated snapshot of {id}: {o:?}"),
-            )?;
+    let mut passes: u32 = 0;
+    while passes == 0 || start.elapsed() < Duration::from_secs(1) {
+        for part in ids.chunks(chunk) {
+            for (id, loaded) in snap.load_many_with_outcome(part)? {
+                let (root, o) = loaded?;
+                check(
+                    root.version() == EVENTS && o.snapshot == SnapshotUse::Used { version: EVENTS },
+                    || format!("W5: load_many did not use the pre-populated snapshot of {id}: {o:?}"),
+                )?;
+            }
         }
+        passes += 1;
     }
-    let wall = start.elapsed();
+    let total = start.elapsed();
     let cpu = cpu_time().zip(cpu0).map(|(a, b)| a.saturating_sub(b));
+    let wall = total / passes;
     let each = wall / u32::try_from(streams).unwrap_or(u32::MAX);
     // The store's batch read alone (no decoding, no load machine): what load_many waits on.
     let mut counted = CountRows::default();
@@ -1102,9 +1109,10 @@ where
     let raw = raw_start.elapsed();
     let busy = cpu.map_or("CPU time n/a".into(), |c| {
         format!(
-            "client CPU {} = {:.2} cores busy",
+            "client CPU {} in {} = {:.2} cores busy",
             dur(c),
-            c.as_secs_f64() / wall.as_secs_f64()
+            dur(total),
+            c.as_secs_f64() / total.as_secs_f64()
         )
     });
     ctx.table.push(Row {
@@ -1115,7 +1123,7 @@ where
         floor: format!("{}: {}", floors.point_label(), dur(floor.median())),
         ratio: format!("{:.2}x floor time", time_ratio(each, floor.median())),
         note: format!(
-            "{} in {}, one thread; {busy}; {:.2}x the aggregates/s of load() one by one; \
+            "{} in {} a pass ({passes} passes), one thread; {busy}; {:.2}x the aggregates/s of load() one by one; \
              the store's batch reads alone: {} ({} headers with a snapshot, {} event rows)",
             per_sec(rate(streams, wall), "aggregates"),
             dur(wall),
