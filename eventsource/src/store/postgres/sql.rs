@@ -315,8 +315,7 @@ ORDER BY version"
 /// 0 first).
 pub(crate) static JOINT_READ_MANY: Stmt = Stmt {
     name: "joint_read_many",
-    text: concat!(
-        "SELECT joint.version, joint.event_type, joint.payload, joint.event_version,
+    text: "SELECT joint.version, joint.event_type, joint.payload, joint.event_version,
        joint.snapshot_version, joint.schema_version, joint.snapshot_created_at, ids.n
 FROM unnest($1) WITH ORDINALITY AS ids(aggregate_id, n)
 LEFT JOIN LATERAL (
@@ -334,8 +333,7 @@ CROSS JOIN LATERAL (
     WHERE e.aggregate_id = ids.aggregate_id AND e.aggregate_type = $2
       AND e.version >= GREATEST(s.version, 1)
 ) AS joint
-ORDER BY ids.n, joint.version"
-    ),
+ORDER BY ids.n, joint.version",
     params: &[Param::UuidArray, Param::Text],
 };
 
