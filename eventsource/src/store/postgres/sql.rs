@@ -308,10 +308,12 @@ ORDER BY version"
 /// position `n` of the id array `$1`, the header row (the snapshot's columns, all NULL
 /// without one) and the events from the snapshot's version on, with `n` as the last column.
 /// Each position is an index probe of the snapshots and a range of
-/// `uq_events_stream_version` (a nested loop over the array, whatever its length): the
-/// snapshot lookup is a lateral subquery with `LIMIT 1` (at most one row by the unique
-/// constraint) so the planner cannot turn it into a hash join over a scan of the whole
-/// table for a long array. The rows come by position, then version (the header's sort key
+/// `uq_events_stream_version` (a nested loop over the array, whatever its length, on
+/// analyzed tables): the snapshot lookup is a lateral subquery with `LIMIT 1` (at most one
+/// row by the unique constraint) so the planner cannot turn it into a hash join over a
+/// scan of the whole table for a long array. Like [`JOINT_READ`], a generic plan made on
+/// empty, never analyzed tables filters the streams through `idx_events_aggregate_type`
+/// until the next `ANALYZE`. The rows come by position, then version (the header's sort key
 /// 0 first).
 pub(crate) static JOINT_READ_MANY: Stmt = Stmt {
     name: "joint_read_many",
