@@ -62,7 +62,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::super::sql;
-    use super::super::{PgOptions, PostgresEventStore};
+    use super::super::{AsyncPostgresEventStore, PgOptions, PostgresEventStore};
     use crate::codec::JsonCodec;
     use crate::error::Result;
     use crate::event::ReplayEvent;
@@ -221,6 +221,29 @@ mod tests {
         assert!(store.read_many_with_snapshot(&[], "Order", &mut empty).expect("empty"));
         assert!(empty.snapshots.is_empty());
         drop(store);
+
+        // The async store hands out the same.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let seen_async = runtime.block_on(async {
+            let store = AsyncPostgresEventStore::from_config(
+                url.parse().expect("config"),
+                JsonCodec,
+                PgOptions::new().schema(&name).pool_size(1),
+            )
+            .await
+            .expect("async store");
+            let mut seen = Recorder::default();
+            let supported = crate::tokio::EventStore::read_many_with_snapshot(&store, &request, "Order", &mut seen)
+                .await
+                .expect("read");
+            assert!(supported);
+            seen
+        });
+        assert_eq!(seen_async.snapshots, seen.snapshots);
+        assert_eq!(seen_async.events, seen.events);
         client
             .batch_execute(&format!("DROP SCHEMA \"{name}\" CASCADE"))
             .expect("drop");
