@@ -308,32 +308,34 @@ ORDER BY version"
 /// position `n` of the id array `$1`, the header row (the snapshot's columns, all NULL
 /// without one) and the events from the snapshot's version on, with `n` as the last column.
 /// Each position is an index probe of the snapshots and a range of
-/// `uq_events_stream_version` (a nested loop over the array, whatever its length, on
-/// analyzed tables): the snapshot lookup is a lateral subquery with `LIMIT 1` (at most one
-/// row by the unique constraint) so the planner cannot turn it into a hash join over a
-/// scan of the whole table for a long array. Like [`JOINT_READ`], a generic plan made on
-/// empty, never analyzed tables filters the streams through `idx_events_aggregate_type`
-/// until the next `ANALYZE`. The rows come by position, then version (the header's sort key
-/// 0 first).
+/// `uq_events_stream_version` (a nested loop over the array, whatever its length and
+/// whatever the statistics, in the stores' sessions): the snapshot lookup is a lateral
+/// subquery with `LIMIT 1` (at most one row by the unique constraint; no hash join over the
+/// whole table) whose type is compared outside any index (as in `snapshot_key!`), and the
+/// events arm is ordered by version, which only the unique index gives without a sort. The
+/// rows come by position, then version (the header's sort key 0 first): the one sort of the
+/// plan, over the chunk's rows.
 pub(crate) static JOINT_READ_MANY: Stmt = Stmt {
     name: "joint_read_many",
+    plan: Plan::Cached,
     text: "SELECT joint.version, joint.event_type, joint.payload, joint.event_version,
        joint.snapshot_version, joint.schema_version, joint.snapshot_created_at, ids.n
 FROM unnest($1) WITH ORDINALITY AS ids(aggregate_id, n)
 LEFT JOIN LATERAL (
     SELECT version, schema_version, state, created_at
     FROM snapshots
-    WHERE aggregate_id = ids.aggregate_id AND aggregate_type = $2
+    WHERE aggregate_id = ids.aggregate_id AND (aggregate_type = $2) IS TRUE
     LIMIT 1
 ) AS s ON TRUE
 CROSS JOIN LATERAL (
     SELECT 0::BIGINT AS version, NULL::VARCHAR AS event_type, s.state AS payload,
            NULL::INTEGER AS event_version, s.version::BIGINT AS snapshot_version, s.schema_version, s.created_at AS snapshot_created_at
     UNION ALL
-    SELECT e.version, e.event_type, e.payload, e.event_version, NULL, NULL, NULL
-    FROM events e
-    WHERE e.aggregate_id = ids.aggregate_id AND e.aggregate_type = $2
-      AND e.version >= GREATEST(s.version, 1)
+    (SELECT e.version, e.event_type, e.payload, e.event_version, NULL, NULL, NULL
+     FROM events e
+     WHERE e.aggregate_id = ids.aggregate_id AND e.aggregate_type = $2
+       AND e.version >= GREATEST(s.version, 1)
+     ORDER BY e.version)
 ) AS joint
 ORDER BY ids.n, joint.version",
     params: &[Param::UuidArray, Param::Text],
