@@ -35,6 +35,8 @@ struct Queue<Req, T> {
     next: u64,
     /// Whether a caller is running a batch now.
     leading: bool,
+    /// How many requests the last batch carried: concurrency seen a moment ago.
+    last_batch: usize,
 }
 
 /// Lets concurrent callers share one transaction: see the [module docs](self).
@@ -51,6 +53,15 @@ impl<Req, T> std::fmt::Debug for Batcher<Req, T> {
             .field("max_batch", &self.max_batch)
             .finish_non_exhaustive()
     }
+}
+
+/// Scheduler yields a new leader gives the callers of the last batch to come back.
+const GATHER_YIELDS: usize = 4;
+
+/// Whether a leader should wait a moment for more requests before it drains the queue:
+/// only when the last batch was shared and fewer are queued now than it carried.
+pub(crate) fn gather(last_batch: usize, pending: usize, max: usize) -> bool {
+    last_batch > 1 && pending < last_batch.min(max)
 }
 
 /// Takes the next batch off the queue: the oldest requests, at most `max` (at least one).
@@ -151,6 +162,7 @@ impl<Req, T> Batcher<Req, T> {
                 done: HashMap::new(),
                 next: 0,
                 leading: false,
+                last_batch: 1,
             }),
             changed: Condvar::new(),
             max_batch: max_batch.max(1),
@@ -182,7 +194,20 @@ impl<Req, T> Batcher<Req, T> {
             // Lead until this caller's own result is published.
             queue.leading = true;
             while !queue.done.contains_key(&ticket) {
+                // Callers answered by the last batch come back at about the same time; the
+                // first of them finds the queue nearly empty. When the last batch was
+                // shared, give the others a moment (a few scheduler yields, no sleep) to
+                // queue theirs, so that batches do not alternate between one request and
+                // the rest. A lone writer's batches are of one: it never waits.
+                let mut yields = 0;
+                while gather(queue.last_batch, queue.pending.len(), self.max_batch) && yields < GATHER_YIELDS {
+                    drop(queue);
+                    std::thread::yield_now();
+                    yields += 1;
+                    queue = self.lock();
+                }
                 let batch = take_batch(&mut queue.pending, self.max_batch);
+                queue.last_batch = batch.len();
                 drop(queue);
                 let (tickets, requests): (Vec<u64>, Vec<Req>) = batch.into_iter().unzip();
                 let n = tickets.len();
@@ -369,5 +394,14 @@ mod tests {
         );
         let queue = batcher.lock();
         assert!(!queue.leading && queue.done.is_empty() && queue.pending.is_empty());
+    }
+
+    #[test]
+    fn a_leader_gathers_only_after_a_shared_batch() {
+        assert!(!gather(1, 0, 64), "a lone writer never waits");
+        assert!(!gather(0, 0, 64));
+        assert!(gather(7, 1, 64), "the others of a batch of 7 are coming back");
+        assert!(!gather(7, 7, 64), "all of them are queued");
+        assert!(!gather(100, 64, 64), "a full batch is queued");
     }
 }
