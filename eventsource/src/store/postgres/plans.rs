@@ -11,7 +11,8 @@
 //! The control case runs the same steps with the planner's defaults
 //! (`plan_cache_mode=force_generic_plan` alone, what the stores ran with before): there the
 //! snapshot read is a sequential scan reading the whole table, which proves that the
-//! steps reproduce the trap the settings avoid.
+//! steps reproduce the trap the settings avoid (within three tries: a reset of the
+//! session's caches, which parallel tests' DDL can cause, replans it).
 //!
 //! Needs PostgreSQL at `EVENTSOURCE_PG_URL` (default `host=127.0.0.1 port=5432
 //! user=postgres dbname=test`); skipped without one unless `CI` is set.
@@ -248,12 +249,21 @@ fn the_planners_defaults_fall_into_the_trap_the_settings_avoid() {
             quote_ident(schema)
         )
     };
-    let Some((snap, _)) = trap("plans_control", control, true) else {
-        return;
-    };
-    assert!(
-        snap.nodes.iter().any(|n| n == "Seq Scan"),
-        "the control case should reproduce the trap: {snap:?}"
-    );
-    assert!(snap.pages > 1000, "{snap:?}");
+    // A cached plan is made again when the session's caches are reset, which a backend
+    // that falls behind the shared invalidation queue gets while other tests run DDL in
+    // parallel; the new plan sees the grown table's size and is an index scan. So the
+    // control gets three tries: it proves that the steps reproduce the trap when nothing
+    // replans behind their back.
+    let mut tries = Vec::new();
+    for _ in 0..3 {
+        let Some((snap, _)) = trap("plans_control", control, true) else {
+            return;
+        };
+        if snap.nodes.iter().any(|n| n == "Seq Scan") {
+            assert!(snap.pages > 1000, "{snap:?}");
+            return;
+        }
+        tries.push(snap);
+    }
+    panic!("the control case should reproduce the trap: {tries:?}");
 }
