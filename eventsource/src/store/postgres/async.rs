@@ -136,7 +136,7 @@ struct Lease {
 }
 
 enum Held {
-    Pooled(Object),
+    Pooled(Box<Object>),
     Shared {
         client: Arc<ClientWrapper>,
         pipes: Arc<Pipes>,
@@ -160,7 +160,7 @@ impl Drop for Lease {
         match self.held.take() {
             Some(Held::Pooled(obj)) => {
                 warn!(target: TARGET, "discarding a broken PostgreSQL connection");
-                drop(Object::take(obj));
+                drop(Object::take(*obj));
             }
             Some(Held::Shared { client, pipes, slot }) => pipes.discard(slot, &client),
             None => {}
@@ -242,7 +242,7 @@ impl Lease {
             return Ok(Lease::new(Held::Shared { client, pipes, slot }, shared));
         }
         let obj = shared.pool.get().await.map_err(|e| shared.pool_error(e))?;
-        Ok(Lease::new(Held::Pooled(obj), shared))
+        Ok(Lease::new(Held::Pooled(Box::new(obj)), shared))
     }
 
     /// A client known to be alive, for the retry after a connection-level failure (the
@@ -266,7 +266,7 @@ impl Lease {
                 _ => {
                     let obj = shared.pool.get().await.map_err(|e| shared.pool_error(e))?;
                     let new = Object::metrics(&obj).recycle_count == 0;
-                    (Held::Pooled(obj), new)
+                    (Held::Pooled(Box::new(obj)), new)
                 }
             };
             let mut lease = Lease::new(held, shared);
