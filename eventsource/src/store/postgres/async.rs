@@ -339,7 +339,8 @@ impl Shared {
         let info = {
             let mut lease = Lease::get(&shared).await?;
             let obj = lease.obj.as_mut().ok_or_else(lost)?;
-            migrate::nonblocking::open(obj, options.get_schema(), format, options.get_migrate()).await?
+            let layout = options.get_layout();
+            migrate::nonblocking::open(obj, options.get_schema(), format, options.get_migrate(), layout).await?
         };
         shared.location = location(&info, &hosts, &ports);
         debug!(target: TARGET, location = %shared.location.0, "async PostgreSQL store open");

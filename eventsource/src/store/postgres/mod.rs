@@ -164,6 +164,8 @@ mod migrate;
 mod ops;
 #[cfg(test)]
 mod plans;
+#[cfg(test)]
+mod pruning;
 mod rows;
 mod sql;
 mod wire;
@@ -173,7 +175,7 @@ mod nonblocking;
 mod sync;
 
 pub use crate::store::monitor::{Coverage, SnapshotMonitor, SnapshotVersions, StaleSnapshot};
-pub use conn::{redact_connection_string, PgOptions, TlsMode};
+pub use conn::{redact_connection_string, Layout, PgOptions, TlsMode};
 pub use nonblocking::{AsyncPostgresEventStore, AsyncPostgresSnapshotStore};
 pub use sync::{parse_config, recorded_format, PostgresEventStore, PostgresSnapshotStore};
 
