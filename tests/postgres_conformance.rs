@@ -1,7 +1,8 @@
 //! The conformance suite over PostgreSQL, through both APIs, each test in a schema of its
 //! own: sync stores over `postgres`, async ones over `tokio-postgres`, with the JSON codec
-//! (event and snapshot stores sharing a pool: one-query loads), with bincode, and with the
-//! event and snapshot stores in two schemas (separate reads). Without a reachable server a
+//! (event and snapshot stores sharing a pool: one-query loads), with bincode, with the
+//! event and snapshot stores in two schemas (separate reads), and on the partitioned layout
+//! (tables hash-partitioned by `aggregate_id`, sync and async). Without a reachable server a
 //! test prints a skip line outside CI and fails in CI (`common_pg::schema`).
 
 #[macro_use]
@@ -33,6 +34,26 @@ fn group_commit() -> Option<(PostgresEventStore, PostgresSnapshotStore, PgSchema
     Some((events, snapshots, db))
 }
 
+/// Event and snapshot stores on one fresh schema and pool, in the partitioned layout (four
+/// hash partitions per table).
+fn partitioned<C: Codec + Default>() -> Option<(PostgresEventStore<C>, PostgresSnapshotStore<C>, PgSchema)> {
+    let db = common_pg::schema_with("conformance", common_pg::PARTITIONED)?;
+    let events = PostgresEventStore::from_config(db.config("conformance"), C::default(), db.options()).expect("open");
+    let snapshots = events.snapshot_store();
+    Some((events, snapshots, db))
+}
+
+/// Async event and snapshot stores on one fresh schema and pool, in the partitioned layout.
+async fn partitioned_async<C: Codec + Default>(
+) -> Option<(AsyncPostgresEventStore<C>, AsyncPostgresSnapshotStore<C>, PgSchema)> {
+    let db = common_pg::schema_with("conformance", common_pg::PARTITIONED)?;
+    let events = AsyncPostgresEventStore::from_config(db.async_config("conformance"), C::default(), db.options())
+        .await
+        .expect("open");
+    let snapshots = events.snapshot_store();
+    Some((events, snapshots, db))
+}
+
 /// Event and snapshot stores in two schemas: the repository reads them separately.
 fn separate() -> Option<(PostgresEventStore, PostgresSnapshotStore, (PgSchema, PgSchema))> {
     let db = common_pg::schema("conformance")?;
@@ -59,3 +80,6 @@ conformance_suite!(sync pg_separate_schemas_sync: separate);
 conformance_suite!(sync pg_group_commit_sync: group_commit);
 conformance_suite!(async pg_async: shared_async::<JsonCodec>);
 conformance_suite!(async pg_bincode_async: shared_async::<BincodeCodec>);
+conformance_suite!(sync pg_partitioned_sync: partitioned::<JsonCodec>, event ids per aggregate);
+conformance_suite!(sync pg_partitioned_bincode_sync: partitioned::<BincodeCodec>, event ids per aggregate);
+conformance_suite!(async pg_partitioned_async: partitioned_async::<JsonCodec>, event ids per aggregate);

@@ -69,6 +69,16 @@ pub mod postgres_partitioned {
     pub const EVENTS: SqlFile = sql_file!("postgres-partitioned", 1, "0001_events", "events");
     /// `0002_snapshots.sql`: the partitioned `snapshots` table, its indexes and partitions.
     pub const SNAPSHOTS: SqlFile = sql_file!("postgres-partitioned", 2, "0002_snapshots", "snapshots");
+
+    /// Moving a database of the default layout to this one, step 1 (`move/1_set_aside.sql`):
+    /// the default layout's tables, indexes and sequences renamed out of the way, the
+    /// record of their migrations cleared. Step 2 is [`EVENTS`] and [`SNAPSHOTS`], step 3
+    /// [`MOVE_COPY`]; all three in one transaction.
+    pub const MOVE_SET_ASIDE: &str = include_str!("../postgres-partitioned/move/1_set_aside.sql");
+
+    /// Moving a database of the default layout to this one, step 3 (`move/2_copy.sql`):
+    /// every row copied, the sequences carried over, the old tables dropped.
+    pub const MOVE_COPY: &str = include_str!("../postgres-partitioned/move/2_copy.sql");
 }
 
 /// Every SQLite migration, in order.

@@ -339,7 +339,7 @@ impl Shared {
         let info = {
             let mut lease = Lease::get(&shared).await?;
             let obj = lease.obj.as_mut().ok_or_else(lost)?;
-            let layout = options.get_layout();
+            let layout = options.layout_request();
             migrate::nonblocking::open(obj, options.get_schema(), format, options.get_migrate(), layout).await?
         };
         shared.location = location(&info, &hosts, &ports);

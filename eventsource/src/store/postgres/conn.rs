@@ -40,6 +40,7 @@ pub struct PgOptions {
     tls: TlsMode,
     group_commit: bool,
     layout: Layout,
+    move_from_default: bool,
 }
 
 impl Default for PgOptions {
@@ -54,6 +55,7 @@ impl Default for PgOptions {
             tls: TlsMode::Disable,
             group_commit: false,
             layout: Layout::Default,
+            move_from_default: false,
         }
     }
 }
@@ -178,6 +180,34 @@ impl PgOptions {
         self.layout
     }
 
+    /// Whether opening a database of the default layout with [`Layout::Partitioned`]
+    /// moves it to the partitioned layout (default `false`: it fails with
+    /// [`Error::SchemaMismatch`]). The move runs in the migration transaction, under the
+    /// migration lock: the old tables are set aside, the partitioned ones created, every
+    /// event and snapshot copied with all its columns (global positions included), the
+    /// sequences carried over, the old tables dropped; nothing changes if any step fails.
+    /// It holds the tables locked while it copies: stop the writers first (see
+    /// `docs/scaling.md`). A database already partitioned opens as usual.
+    #[must_use]
+    pub fn move_from_default_layout(mut self, on: bool) -> Self {
+        self.move_from_default = on;
+        self
+    }
+
+    /// Whether a database of the default layout is moved on open.
+    #[must_use]
+    pub fn get_move_from_default_layout(&self) -> bool {
+        self.move_from_default
+    }
+
+    /// What the migration on open does about the layout.
+    pub(crate) fn layout_request(&self) -> LayoutRequest {
+        LayoutRequest {
+            layout: self.layout,
+            move_from_default: self.move_from_default,
+        }
+    }
+
     /// Whether group commit is on.
     #[must_use]
     pub fn is_group_commit(&self) -> bool {
@@ -226,6 +256,13 @@ impl PgOptions {
     pub fn get_tls(&self) -> &TlsMode {
         &self.tls
     }
+}
+
+/// The layout a store opens with, and whether to move a database of the default layout.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LayoutRequest {
+    pub layout: Layout,
+    pub move_from_default: bool,
 }
 
 /// Whether and how connections use TLS.

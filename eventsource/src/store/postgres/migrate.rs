@@ -23,7 +23,7 @@
 
 use tracing::info;
 
-use super::conn::{quote_ident, store_error, ServerInfo, TARGET};
+use super::conn::{quote_ident, store_error, LayoutRequest, ServerInfo, TARGET};
 use super::rows;
 use super::sql::{self, Stmt};
 use crate::codec::Format;
@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::migrations::{
     checksum, format_name, migrations_table_ddl, pending_postgres, render, AppliedMigration, Backend, Layout,
 };
+use eventsource_migrations::postgres_partitioned::{MOVE_COPY, MOVE_SET_ASIDE};
 
 /// A column or constraint of our tables, from `information_schema`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,21 @@ pub(crate) fn plan(format: Format, layout: Layout, applied: &[AppliedMigration])
             })
         })
         .collect()
+}
+
+/// Whether to move a database of the default layout to the partitioned one: asked for,
+/// opening with the partitioned layout, and the database records exactly the default
+/// layout's migrations (every one, unchanged, for this format).
+pub(crate) fn moving(request: LayoutRequest, format: Format, applied: &[AppliedMigration]) -> bool {
+    matches!(request.layout, Layout::Partitioned { .. })
+        && request.move_from_default
+        && !applied.is_empty()
+        && pending_postgres(Layout::Default, format, applied).is_ok_and(|todo| todo.is_empty())
+}
+
+fn moved_log(schema: &str, layout: Layout) {
+    info!(target: TARGET, schema, layout = %layout,
+          "moved the tables of the default layout to the partitioned layout, every row copied");
 }
 
 /// The type a column must have.
@@ -333,8 +349,9 @@ pub(crate) mod blocking {
         schema: Option<&str>,
         format: Format,
         migrate: bool,
-        layout: Layout,
+        request: LayoutRequest,
     ) -> Result<ServerInfo> {
+        let layout = request.layout;
         if migrate {
             let mut tx = client.transaction().map_err(|e| store_error("begin migration", e))?;
             query(&mut tx, &sql::MIGRATION_LOCK, format, &[&schema])?;
@@ -346,7 +363,13 @@ pub(crate) mod blocking {
             }
             tx.batch_execute(migrations_table_ddl(Backend::Postgres))
                 .map_err(|e| store_error("create eventsource_migrations", e))?;
-            let applied = applied_from(&query(&mut tx, &sql::APPLIED_MIGRATIONS, format, &[])?)?;
+            let mut applied = applied_from(&query(&mut tx, &sql::APPLIED_MIGRATIONS, format, &[])?)?;
+            let moved = moving(request, format, &applied);
+            if moved {
+                tx.batch_execute(MOVE_SET_ASIDE)
+                    .map_err(|e| store_error("move: set the default layout aside", e))?;
+                applied.clear();
+            }
             let todo = plan(format, layout, &applied)?;
             if let (false, Some(n)) = (todo.is_empty(), layout.partitions_setting()) {
                 query(&mut tx, &sql::PARTITIONS_SETTING, format, &[&n])?;
@@ -361,7 +384,14 @@ pub(crate) mod blocking {
                     &[&m.version, &m.name, &m.checksum, &m.format],
                 )?;
             }
+            if moved {
+                tx.batch_execute(MOVE_COPY)
+                    .map_err(|e| store_error("move: copy to the partitioned layout", e))?;
+            }
             tx.commit().map_err(|e| store_error("commit migration", e))?;
+            if moved {
+                moved_log(schema.unwrap_or("(search_path)"), layout);
+            }
             for m in &todo {
                 applied_log(m, schema.unwrap_or("(search_path)"));
             }
@@ -414,8 +444,9 @@ pub(crate) mod nonblocking {
         schema: Option<&str>,
         format: Format,
         migrate: bool,
-        layout: Layout,
+        request: LayoutRequest,
     ) -> Result<ServerInfo> {
+        let layout = request.layout;
         if migrate {
             let tx = client
                 .transaction()
@@ -432,7 +463,14 @@ pub(crate) mod nonblocking {
             tx.batch_execute(migrations_table_ddl(Backend::Postgres))
                 .await
                 .map_err(|e| store_error("create eventsource_migrations", e))?;
-            let applied = applied_from(&query(&tx, &sql::APPLIED_MIGRATIONS, format, &[]).await?)?;
+            let mut applied = applied_from(&query(&tx, &sql::APPLIED_MIGRATIONS, format, &[]).await?)?;
+            let moved = moving(request, format, &applied);
+            if moved {
+                tx.batch_execute(MOVE_SET_ASIDE)
+                    .await
+                    .map_err(|e| store_error("move: set the default layout aside", e))?;
+                applied.clear();
+            }
             let todo = plan(format, layout, &applied)?;
             if let (false, Some(n)) = (todo.is_empty(), layout.partitions_setting()) {
                 query(&tx, &sql::PARTITIONS_SETTING, format, &[&n]).await?;
@@ -449,7 +487,15 @@ pub(crate) mod nonblocking {
                 )
                 .await?;
             }
+            if moved {
+                tx.batch_execute(MOVE_COPY)
+                    .await
+                    .map_err(|e| store_error("move: copy to the partitioned layout", e))?;
+            }
             tx.commit().await.map_err(|e| store_error("commit migration", e))?;
+            if moved {
+                moved_log(schema.unwrap_or("(search_path)"), layout);
+            }
             for m in &todo {
                 applied_log(m, schema.unwrap_or("(search_path)"));
             }

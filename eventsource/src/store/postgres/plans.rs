@@ -74,7 +74,8 @@ pub(super) fn scratch_with(test: &str, layout: Layout) -> Option<Scratch> {
             return None;
         }
     };
-    blocking::open(&mut admin, Some(&schema), Format::Json, true, layout).expect("migrate the scratch schema");
+    let request = PgOptions::new().layout(layout).layout_request();
+    blocking::open(&mut admin, Some(&schema), Format::Json, true, request).expect("migrate the scratch schema");
     if layout == Layout::Default {
         // (A partitioned table has no autovacuum of its own; its partitions are analyzed by
         // the tests that need it.)

@@ -571,7 +571,7 @@ impl Shared {
         let info = {
             let mut lease = pool.get()?;
             let client = lease.conn.as_mut().ok_or_else(lost)?.client()?;
-            let (schema, migrate, layout) = (options.get_schema(), options.get_migrate(), options.get_layout());
+            let (schema, migrate, layout) = (options.get_schema(), options.get_migrate(), options.layout_request());
             off_runtime(|| migrate::blocking::open(client, schema, format, migrate, layout))??
         };
         let location = location(&info, pool.config.get_hosts(), pool.config.get_ports());
