@@ -26,24 +26,27 @@ CREATE INDEX IF NOT EXISTS idx_events_aggregate_type
 CREATE INDEX IF NOT EXISTS idx_events_global_position
     ON events(global_position);
 
--- The partitions events_p0 .. events_p<N-1>; each index of a partition is named after the
--- table's own with the partition's suffix (uq_events_stream_version_p0, ...).
-DO $$
+-- The partitions: eventsource_create_partitions(t) creates t_p0 .. t_p<N-1> (N from the
+-- setting `eventsource.partitions`, 8 when unset) and names each index of a partition after
+-- the table's with the partition's suffix (uq_events_stream_version_p0, ...). It stays in
+-- the schema; 0002_snapshots.sql uses it too.
+CREATE OR REPLACE FUNCTION eventsource_create_partitions(parent TEXT) RETURNS VOID
+LANGUAGE plpgsql AS $$
 DECLARE
     n INTEGER := COALESCE(NULLIF(current_setting('eventsource.partitions', true), ''), '8')::INTEGER;
     part TEXT;
     idx RECORD;
 BEGIN
     FOR r IN 0 .. n - 1 LOOP
-        part := 'events_p' || r;
-        EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF events FOR VALUES WITH (MODULUS %s, REMAINDER %s)',
-                       part, n, r);
+        part := parent || '_p' || r;
+        EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF %I FOR VALUES WITH (MODULUS %s, REMAINDER %s)',
+                       part, parent, n, r);
         FOR idx IN
-            SELECT child.relname AS child, parent.relname AS parent
+            SELECT child.relname AS child, parent_index.relname AS parent
             FROM pg_index x
             JOIN pg_class child ON child.oid = x.indexrelid
             JOIN pg_inherits i ON i.inhrelid = x.indexrelid
-            JOIN pg_class parent ON parent.oid = i.inhparent
+            JOIN pg_class parent_index ON parent_index.oid = i.inhparent
             WHERE x.indrelid = to_regclass(quote_ident(part))
         LOOP
             IF idx.child <> idx.parent || '_p' || r THEN
@@ -53,3 +56,5 @@ BEGIN
     END LOOP;
 END
 $$;
+
+SELECT eventsource_create_partitions('events');

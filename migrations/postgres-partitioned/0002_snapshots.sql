@@ -23,29 +23,6 @@ CREATE INDEX IF NOT EXISTS idx_snapshots_schema_version
 CREATE INDEX IF NOT EXISTS idx_snapshots_created_at
     ON snapshots(created_at);
 
--- The partitions snapshots_p0 .. snapshots_p<N-1>, their indexes named as for events.
-DO $$
-DECLARE
-    n INTEGER := COALESCE(NULLIF(current_setting('eventsource.partitions', true), ''), '8')::INTEGER;
-    part TEXT;
-    idx RECORD;
-BEGIN
-    FOR r IN 0 .. n - 1 LOOP
-        part := 'snapshots_p' || r;
-        EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF snapshots FOR VALUES WITH (MODULUS %s, REMAINDER %s)',
-                       part, n, r);
-        FOR idx IN
-            SELECT child.relname AS child, parent.relname AS parent
-            FROM pg_index x
-            JOIN pg_class child ON child.oid = x.indexrelid
-            JOIN pg_inherits i ON i.inhrelid = x.indexrelid
-            JOIN pg_class parent ON parent.oid = i.inhparent
-            WHERE x.indrelid = to_regclass(quote_ident(part))
-        LOOP
-            IF idx.child <> idx.parent || '_p' || r THEN
-                EXECUTE format('ALTER INDEX %I RENAME TO %I', idx.child, idx.parent || '_p' || r);
-            END IF;
-        END LOOP;
-    END LOOP;
-END
-$$;
+-- The partitions snapshots_p0 .. snapshots_p<N-1>, their indexes named as for events
+-- (eventsource_create_partitions comes with 0001_events.sql).
+SELECT eventsource_create_partitions('snapshots');

@@ -18,6 +18,13 @@
 //! [`Error::SchemaMismatch`] naming the fix. A wrong schema is found at open, never on a
 //! first write.
 //!
+//! The layout ([`Layout`]) picks the migrations: the default layout's or the partitioned
+//! layout's, whose partition count is set for the transaction (`eventsource.partitions`).
+//! A database recording the other layout's migrations fails with a message naming both
+//! layouts, unless the store was asked to move it ([`moving`]): then the default tables are
+//! set aside, the partitioned ones created, every row copied and the old tables dropped,
+//! in the same transaction. The schema check reads the tables' partition key too.
+//!
 //! The statements are in [`super::sql`]; the decisions here are pure functions, and the two
 //! small executors (sync and async) only run them.
 

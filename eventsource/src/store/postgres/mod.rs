@@ -38,7 +38,9 @@
 //! string is [`Error::InvalidConnectionString`](crate::Error::InvalidConnectionString)
 //! with the driver's reason; show a connection string through
 //! [`redact_connection_string`], which hides its password. Opening applies pending migrations from
-//! `migrations/postgres` in one transaction under an advisory lock, so concurrent first
+//! `migrations/postgres` (or, with [`PgOptions::layout`]`(`[`Layout::Partitioned`]`)`, from
+//! `migrations/postgres-partitioned`: the tables hash-partitioned by `aggregate_id`, the
+//! layout Citus distributes, see `docs/scaling.md`) in one transaction under an advisory lock, so concurrent first
 //! connects queue instead of failing, then checks the tables, column types (`JSONB` or
 //! `BYTEA` bodies, per codec) and constraints through `information_schema`, failing with
 //! [`Error::SchemaMismatch`](crate::Error::SchemaMismatch) that names the fix.

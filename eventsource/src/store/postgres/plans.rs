@@ -146,19 +146,24 @@ fn walk(plan: &Value, out: &mut Explained) {
     }
 }
 
-fn explain(session: &mut Client, name: &str) -> Explained {
-    let sql = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {name}('{AGGREGATE}', 'Order')");
+/// The plan of an `EXPLAIN (FORMAT JSON) ...` statement: its top node.
+pub(super) fn explain_json(session: &mut Client, sql: &str) -> Value {
     let text = session
-        .simple_query(&sql)
-        .expect("explain")
+        .simple_query(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .into_iter()
         .find_map(|m| match m {
             SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
             _ => None,
         })
         .expect("a plan");
-    let json: Value = serde_json::from_str(&text).expect("EXPLAIN's JSON");
-    let plan = &json[0]["Plan"];
+    let mut json: Value = serde_json::from_str(&text).expect("EXPLAIN's JSON");
+    json[0]["Plan"].take()
+}
+
+fn explain(session: &mut Client, name: &str) -> Explained {
+    let sql = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {name}('{AGGREGATE}', 'Order')");
+    let plan = &explain_json(session, &sql);
     let mut out = Explained {
         nodes: Vec::new(),
         indexes: Vec::new(),

@@ -14,11 +14,11 @@
 
 use std::collections::BTreeSet;
 
-use postgres::{Client, NoTls, SimpleQueryMessage};
+use postgres::{Client, NoTls};
 use serde_json::Value;
 
 use super::conn::{session_options, Layout, PgOptions};
-use super::plans::{scratch_with, url};
+use super::plans::{explain_json, scratch_with, url};
 use super::sql::{self, Stmt};
 use crate::codec::Format;
 
@@ -46,19 +46,12 @@ fn walk(plan: &Value, out: &mut Scanned) {
 }
 
 fn explain(session: &mut Client, name: &str, args: &str) -> Scanned {
-    let sql = format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}({args})");
-    let text = session
-        .simple_query(&sql)
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .into_iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-            _ => None,
-        })
-        .expect("a plan");
-    let json: Value = serde_json::from_str(&text).expect("EXPLAIN's JSON");
+    let plan = explain_json(
+        session,
+        &format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}({args})"),
+    );
     let mut out = Scanned::default();
-    walk(&json[0]["Plan"], &mut out);
+    walk(&plan, &mut out);
     out
 }
 
@@ -213,15 +206,7 @@ fn the_monitoring_queries_fan_out_to_every_partition() {
     };
     scratch.admin.batch_execute("ANALYZE events").expect("analyze");
     prepare(&mut session, "coverage", &sql::COVERAGE);
-    let text = session
-        .simple_query("EXPLAIN (FORMAT JSON) EXECUTE coverage")
-        .expect("explain")
-        .into_iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-            _ => None,
-        })
-        .expect("a plan");
+    let text = explain_json(&mut session, "EXPLAIN (FORMAT JSON) EXECUTE coverage").to_string();
     let partitions = (0..PARTITIONS)
         .filter(|p| text.contains(&format!("\"events_p{p}\"")))
         .count();
