@@ -27,11 +27,13 @@ use eventsource::{
 };
 use uuid::Uuid;
 
-/// A table's columns (name, type, length, default with the schema removed, nullability),
-/// constraints (name, type, columns) and index names.
+/// A column: name, type, length, default with the schema removed, nullability.
+type Column = (String, String, Option<i32>, Option<String>, String);
+
+/// A table's columns, constraints (name, type, columns) and index names.
 #[derive(Debug, PartialEq)]
 struct Shape {
-    columns: Vec<(String, String, Option<i32>, Option<String>, String)>,
+    columns: Vec<Column>,
     constraints: Vec<(String, String, String)>,
     indexes: Vec<String>,
 }
