@@ -230,9 +230,11 @@ fn terminated_during_saves_sync(mode: SnapshotMode, test: &str) {
     }
 }
 
-async fn terminated_during_saves_async(mode: SnapshotMode, test: &str) {
+/// `pipelined`: the store's shared, pipelined connections (0: a pooled connection per
+/// operation).
+async fn terminated_during_saves_async(mode: SnapshotMode, pipelined: usize, test: &str) {
     let db = Arc::new(pg_schema_or_skip!(test));
-    let es = async_store(&db, "writers", options(&db)).await;
+    let es = async_store(&db, "writers", options(&db).pipelined_connections(pipelined)).await;
     let repo = Arc::new(
         eventsource::tokio::AggregateRepository::<Order, _>::new(es.clone())
             .with_snapshot_store(es.snapshot_store())
@@ -298,7 +300,23 @@ fn sync_backends_terminated_during_saves() {
 async fn async_backends_terminated_during_saves() {
     tokio::time::timeout(
         TEST_BOUND,
-        terminated_during_saves_async(SnapshotMode::Sync, "async_backends_terminated_during_saves"),
+        terminated_during_saves_async(SnapshotMode::Sync, 0, "async_backends_terminated_during_saves"),
+    )
+    .await
+    .expect("bounded in time");
+}
+
+/// The same faults on shared, pipelined connections: every operation in flight on a
+/// terminated connection fails together and runs once more on a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_backends_terminated_during_pipelined_saves() {
+    tokio::time::timeout(
+        TEST_BOUND,
+        terminated_during_saves_async(
+            SnapshotMode::Sync,
+            2,
+            "async_backends_terminated_during_pipelined_saves",
+        ),
     )
     .await
     .expect("bounded in time");
@@ -318,6 +336,7 @@ async fn async_backends_terminated_during_background_snapshot_writes() {
         TEST_BOUND,
         terminated_during_saves_async(
             SnapshotMode::Background,
+            0,
             "async_backends_terminated_during_background_snapshot_writes",
         ),
     )

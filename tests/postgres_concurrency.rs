@@ -108,15 +108,28 @@ macro_rules! concurrency_tests {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn eight_async_writers_on_one_stream() {
-                use eventsource::tokio::{AggregateRepository, EventStore as _};
                 let db = pg_schema_or_skip!("eight_async_writers_on_one_stream", LAYOUT);
-                let es = AsyncPostgresEventStore::from_config(
-                    db.async_config("writers"),
-                    JsonCodec,
-                    db.options().pool_size(10),
-                )
-                .await
-                .expect("open");
+                async_writers_on_one_stream(&db, db.options().pool_size(10)).await;
+            }
+
+            /// The same race with every load and append of the eight writers pipelined on one shared
+            /// connection: the losers' conflicts come back to them alone, on the connection the
+            /// winner's append went through too.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn eight_async_writers_on_one_stream_over_one_pipelined_connection() {
+                let db = pg_schema_or_skip!(
+                    "eight_async_writers_on_one_stream_over_one_pipelined_connection",
+                    LAYOUT
+                );
+                async_writers_on_one_stream(&db, db.options().pool_size(1).pipelined_connections(1)).await;
+            }
+
+            async fn async_writers_on_one_stream(db: &PgSchema, options: eventsource::store::postgres::PgOptions) {
+                use eventsource::tokio::{AggregateRepository, EventStore as _};
+                let app = db.app("writers");
+                let es = AsyncPostgresEventStore::from_config(db.async_config(&app), JsonCodec, options.clone())
+                    .await
+                    .expect("open");
                 let repo = Arc::new(
                     AggregateRepository::<Order, _>::new(es.clone())
                         .with_snapshot_store(es.snapshot_store())
@@ -155,6 +168,14 @@ macro_rules! concurrency_tests {
                 assert_eq!(versions, (1..=total).collect::<Vec<_>>());
                 let order = repo.load(id).await.expect("load");
                 assert_eq!(order.version(), total);
+                // The store never held more connections than its pool plus its shared ones.
+                let limit = (options.get_pool_size() + options.get_pipelined_connections()) as i64;
+                let held = common_pg::off_runtime(|| {
+                    db.scalar_i64(&format!(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}'"
+                    ))
+                });
+                assert!(held <= limit, "{held} connections for a limit of {limit}");
             }
 
             #[test]

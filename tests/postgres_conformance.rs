@@ -78,7 +78,20 @@ conformance_suite!(sync pg_sync: shared::<JsonCodec>);
 conformance_suite!(sync pg_bincode_sync: shared::<BincodeCodec>);
 conformance_suite!(sync pg_separate_schemas_sync: separate);
 conformance_suite!(sync pg_group_commit_sync: group_commit);
+/// The async stores with their single-statement operations on two shared, pipelined
+/// connections.
+async fn pipelined_async() -> Option<(AsyncPostgresEventStore, AsyncPostgresSnapshotStore, PgSchema)> {
+    let db = common_pg::schema("conformance")?;
+    let options = db.options().pipelined_connections(2);
+    let events = AsyncPostgresEventStore::from_config(db.async_config("conformance"), JsonCodec, options)
+        .await
+        .expect("open");
+    let snapshots = events.snapshot_store();
+    Some((events, snapshots, db))
+}
+
 conformance_suite!(async pg_async: shared_async::<JsonCodec>);
+conformance_suite!(async pg_pipelined_async: pipelined_async);
 conformance_suite!(async pg_bincode_async: shared_async::<BincodeCodec>);
 conformance_suite!(sync pg_partitioned_sync: partitioned::<JsonCodec>, event ids per aggregate);
 conformance_suite!(sync pg_partitioned_bincode_sync: partitioned::<BincodeCodec>, event ids per aggregate);

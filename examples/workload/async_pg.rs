@@ -1,5 +1,7 @@
 //! W6: async under load. 16 tasks, each loading and saving its own aggregate in a loop on
-//! the async PostgreSQL store, for pool sizes 1 to 16: how throughput grows with the pool.
+//! the async PostgreSQL store, for pool sizes 1 to 16: how throughput grows with the pool;
+//! then with 1, 2 and 4 shared, pipelined connections (`PgOptions::pipelined_connections`,
+//! beside a pool of 1 that the commands do not use) instead of a connection per operation.
 //!
 //! The tasks share one multi-threaded tokio runtime with as many workers as the machine has
 //! cores. Each command is `load_or_create` (snapshot plus tail in one query, the snapshot
@@ -21,8 +23,43 @@ use super::scenarios::{Ctx, StreamCheck};
 
 /// Tasks running at once.
 const TASKS: usize = 16;
-/// The pool sizes measured.
-const POOLS: [usize; 5] = [1, 2, 4, 8, 16];
+/// The connection set-ups measured: pools of a connection per operation, then shared,
+/// pipelined connections.
+const SETUPS: [Conns; 8] = [
+    Conns::Pool(1),
+    Conns::Pool(2),
+    Conns::Pool(4),
+    Conns::Pool(8),
+    Conns::Pool(16),
+    Conns::Pipelined(1),
+    Conns::Pipelined(2),
+    Conns::Pipelined(4),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Conns {
+    /// A pool of this size, a connection per operation.
+    Pool(usize),
+    /// This many shared, pipelined connections.
+    Pipelined(usize),
+}
+
+impl Conns {
+    fn options(self, schema: &str) -> PgOptions {
+        let options = PgOptions::new().schema(schema);
+        match self {
+            Conns::Pool(n) => options.pool_size(n),
+            Conns::Pipelined(n) => options.pool_size(1).pipelined_connections(n),
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Conns::Pool(n) => format!("pool {n}"),
+            Conns::Pipelined(n) => format!("{n} pipelined"),
+        }
+    }
+}
 
 /// Runs W6 against `schema` (created and migrated by the sync store before).
 pub fn w6<C: Codec>(ctx: &mut Ctx, url: &str, schema: &str, codec: C) -> Res<()> {
@@ -34,14 +71,18 @@ pub fn w6<C: Codec>(ctx: &mut Ctx, url: &str, schema: &str, codec: C) -> Res<()>
         .build()?;
     let config: async_driver::Config = url.parse()?;
     let mut single = None;
-    for pool in POOLS {
-        eprintln!("W6: {TASKS} tasks x {} commands, pool of {pool}", thousands(commands));
-        let (wall, latencies) = runtime.block_on(run(&config, schema, codec.clone(), pool, commands))?;
+    for conns in SETUPS {
+        eprintln!(
+            "W6: {TASKS} tasks x {} commands, {}",
+            thousands(commands),
+            conns.label()
+        );
+        let (wall, latencies) = runtime.block_on(run(&config, conns.options(schema), codec.clone(), commands))?;
         let done = TASKS as u64 * commands;
         let throughput = rate(done, wall);
         let base = *single.get_or_insert(throughput);
         ctx.table.push(Row {
-            scenario: format!("W6 async, {TASKS} tasks, pool {pool}"),
+            scenario: format!("W6 async, {TASKS} tasks, {}", conns.label()),
             figure: "command: load_or_create + 1 event + save, own aggregate each".into(),
             median: dur(latencies.median()),
             p99: dur(latencies.p99()),
@@ -61,14 +102,11 @@ pub fn w6<C: Codec>(ctx: &mut Ctx, url: &str, schema: &str, codec: C) -> Res<()>
 
 async fn run<C: Codec>(
     config: &async_driver::Config,
-    schema: &str,
+    options: PgOptions,
     codec: C,
-    pool: usize,
     commands: u64,
 ) -> Res<(std::time::Duration, Samples)> {
-    let events =
-        AsyncPostgresEventStore::from_config(config.clone(), codec, PgOptions::new().schema(schema).pool_size(pool))
-            .await?;
+    let events = AsyncPostgresEventStore::from_config(config.clone(), codec, options).await?;
     let repo = Arc::new(
         AggregateRepository::<Order, _>::new(events.clone())
             .with_snapshot_store(events.snapshot_store())

@@ -12,12 +12,23 @@
 //! client's statement cache is cleared and the operation runs once more on it (`run!`).
 //! deadpool's create timeout is the connect timeout, so a server that never answers fails
 //! the checkout in time.
+//!
+//! With [`PgOptions::pipelined_connections`] the single-statement operations run instead
+//! on a few shared connections (`Pipes`), which tokio-postgres pipelines: a lease of one
+//! is an `Arc` of its client, handed out round-robin, and a connection that failed at the
+//! connection level leaves its slot at once, so the retry (and every later operation) gets
+//! a new one. Statements of [`Plan::PerExecution`], which run in a transaction, never run
+//! on a shared connection.
 
 use std::fmt;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType};
+use deadpool::managed::Manager as _;
+use deadpool_postgres::{
+    ClientWrapper, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
 use futures_util::TryStreamExt;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Statement};
@@ -47,9 +58,12 @@ use crate::tokio::{EventStore, SendBatchVisitor, SendJointVisitor, SnapshotStore
 /// pool's `run` (a macro, as the operation's future borrows the lease); the retry decision
 /// is [`Failure::retryable`], shared with it.
 macro_rules! run {
-    ($shared:expr, |$lease:ident| $op:expr) => {{
+    ($shared:expr, |$lease:ident| $op:expr) => {
+        run!($shared, Use::Own, |$lease| $op)
+    };
+    ($shared:expr, $use:expr, |$lease:ident| $op:expr) => {{
         let shared: &Shared = $shared;
-        let mut lease = Lease::get(shared).await?;
+        let mut lease = Lease::get(shared, $use).await?;
         let first = {
             let $lease = &mut lease;
             $op.await
@@ -62,7 +76,7 @@ macro_rules! run {
                     debug!(target: TARGET, ?failure, error = %error.report(), "retrying once");
                     if failure == Failure::Connection {
                         drop(lease);
-                        lease = Lease::fresh(shared).await?;
+                        lease = Lease::fresh(shared, $use).await?;
                     }
                     let $lease = &mut lease;
                     $op.await
@@ -70,6 +84,16 @@ macro_rules! run {
             },
         }
     }};
+}
+
+/// Which connection an operation runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// A pooled connection of its own, for the operation's duration.
+    Own,
+    /// A shared, pipelined connection when the store has them (one statement of
+    /// [`Plan::Cached`] at a time, no transaction), else a pooled one.
+    Pipelined,
 }
 
 /// Runs a statement as its [`Plan`] says: a [`Plan::PerExecution`] one in a transaction
@@ -101,13 +125,23 @@ async fn planned<T>(
     }
 }
 
-/// A pooled client on loan; taken out of the pool on drop when it broke.
+/// A client on loan: a pooled one, taken out of the pool on drop when it broke, or a
+/// shared one, taken out of its slot on drop when it broke.
 struct Lease {
-    obj: Option<Object>,
+    held: Option<Held>,
     format: Format,
     broken: bool,
     /// Why the last statement failed, when the operation may be run once more.
     retry: Option<Failure>,
+}
+
+enum Held {
+    Pooled(Object),
+    Shared {
+        client: Arc<ClientWrapper>,
+        pipes: Arc<Pipes>,
+        slot: usize,
+    },
 }
 
 fn lost() -> Error {
@@ -120,55 +154,129 @@ fn lost() -> Error {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if self.broken {
-            if let Some(obj) = self.obj.take() {
+        if !self.broken {
+            return;
+        }
+        match self.held.take() {
+            Some(Held::Pooled(obj)) => {
                 warn!(target: TARGET, "discarding a broken PostgreSQL connection");
                 drop(Object::take(obj));
+            }
+            Some(Held::Shared { client, pipes, slot }) => pipes.discard(slot, &client),
+            None => {}
+        }
+    }
+}
+
+/// The shared connections of [`PgOptions::pipelined_connections`]: slots holding a client
+/// each (none until first used, or after the one there broke), handed out round-robin.
+struct Pipes {
+    slots: Vec<Mutex<Option<Arc<ClientWrapper>>>>,
+    next: AtomicUsize,
+}
+
+impl Pipes {
+    fn new(connections: usize) -> Option<Arc<Self>> {
+        (connections > 0).then(|| {
+            Arc::new(Pipes {
+                slots: (0..connections).map(|_| Mutex::new(None)).collect(),
+                next: AtomicUsize::new(0),
+            })
+        })
+    }
+
+    fn slot(&self, slot: usize) -> std::sync::MutexGuard<'_, Option<Arc<ClientWrapper>>> {
+        // A slot holds no invariant a panic could break: take it back from a poisoned lock.
+        self.slots[slot].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a client that broke out of its slot (unless the slot holds another by now).
+    fn discard(&self, slot: usize, client: &Arc<ClientWrapper>) {
+        let mut held = self.slot(slot);
+        if held.as_ref().is_some_and(|c| Arc::ptr_eq(c, client)) {
+            warn!(target: TARGET, slot, "discarding a broken shared PostgreSQL connection");
+            *held = None;
+        }
+    }
+
+    /// The next slot's client, connected now if the slot is empty or its client closed;
+    /// with whether it is new.
+    async fn take(self: &Arc<Self>, shared: &Shared) -> Result<(Arc<ClientWrapper>, usize, bool)> {
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        if let Some(client) = self.slot(slot).as_ref().filter(|c| !c.is_closed()) {
+            return Ok((Arc::clone(client), slot, false));
+        }
+        let created = tokio::time::timeout(shared.connect_timeout, shared.pool.manager().create()).await;
+        let client = match created {
+            Err(_) => return Err(connect_timed_out(shared.connect_timeout)),
+            Ok(Err(e)) => return Err(shared.pool_error(PoolError::Backend(e))),
+            Ok(Ok(client)) => Arc::new(client),
+        };
+        let mut held = self.slot(slot);
+        match held.as_ref().filter(|c| !c.is_closed()) {
+            // Another task filled the slot meanwhile: use its client, close ours.
+            Some(theirs) => Ok((Arc::clone(theirs), slot, false)),
+            None => {
+                debug!(target: TARGET, slot, "shared PostgreSQL connection open");
+                *held = Some(Arc::clone(&client));
+                Ok((client, slot, true))
             }
         }
     }
 }
 
 impl Lease {
-    async fn get(shared: &Shared) -> Result<Self> {
-        let obj = shared.pool.get().await.map_err(|e| shared.pool_error(e))?;
-        Ok(Lease {
-            obj: Some(obj),
+    fn new(held: Held, shared: &Shared) -> Self {
+        Lease {
+            held: Some(held),
             format: shared.format,
             broken: false,
             retry: None,
-        })
+        }
+    }
+
+    async fn get(shared: &Shared, to: Use) -> Result<Self> {
+        if let (Use::Pipelined, Some(pipes)) = (to, shared.pipes.as_ref()) {
+            let (client, slot, _) = pipes.take(shared).await?;
+            let pipes = Arc::clone(pipes);
+            return Ok(Lease::new(Held::Shared { client, pipes, slot }, shared));
+        }
+        let obj = shared.pool.get().await.map_err(|e| shared.pool_error(e))?;
+        Ok(Lease::new(Held::Pooled(obj), shared))
     }
 
     /// A client known to be alive, for the retry after a connection-level failure (the
     /// idle ones may have died with the one that failed, before their connection task
-    /// noticed): a newly created one, or an idle one that answers an empty query. Dead ones
-    /// are taken out of the pool on the way; at most `pool size + 1` tries.
-    async fn fresh(shared: &Shared) -> Result<Self> {
-        let tries = shared.pool.status().max_size + 1;
+    /// noticed): a newly created one, or one that answers an empty query. Dead ones are
+    /// taken out of the pool (or their slot) on the way; at most `pool size + 1` (or
+    /// `slots + 1`) tries.
+    async fn fresh(shared: &Shared, to: Use) -> Result<Self> {
+        let tries = match (to, shared.pipes.as_ref()) {
+            (Use::Pipelined, Some(pipes)) => pipes.slots.len() + 1,
+            _ => shared.pool.status().max_size + 1,
+        };
         let mut last = None;
         for _ in 0..tries {
-            let obj = shared.pool.get().await.map_err(|e| shared.pool_error(e))?;
-            if Object::metrics(&obj).recycle_count == 0 {
-                return Ok(Lease {
-                    obj: Some(obj),
-                    format: shared.format,
-                    broken: false,
-                    retry: None,
-                });
-            }
-            match obj.simple_query("").await {
-                Ok(_) => {
-                    return Ok(Lease {
-                        obj: Some(obj),
-                        format: shared.format,
-                        broken: false,
-                        retry: None,
-                    })
+            let (held, new) = match (to, shared.pipes.as_ref()) {
+                (Use::Pipelined, Some(pipes)) => {
+                    let (client, slot, new) = pipes.take(shared).await?;
+                    let pipes = Arc::clone(pipes);
+                    (Held::Shared { client, pipes, slot }, new)
                 }
+                _ => {
+                    let obj = shared.pool.get().await.map_err(|e| shared.pool_error(e))?;
+                    let new = Object::metrics(&obj).recycle_count == 0;
+                    (Held::Pooled(obj), new)
+                }
+            };
+            let mut lease = Lease::new(held, shared);
+            if new {
+                return Ok(lease);
+            }
+            match lease.client()?.simple_query("").await {
+                Ok(_) => return Ok(lease),
                 Err(e) => {
-                    warn!(target: TARGET, "discarding a dead pooled PostgreSQL connection");
-                    drop(Object::take(obj));
+                    lease.broken = true;
                     last = Some(store_error("check a pooled connection", e));
                 }
             }
@@ -178,8 +286,8 @@ impl Lease {
 
     fn fail(&mut self, what: &str, e: tokio_postgres::Error) -> Error {
         let (broken, retry) = on_failure(&e, || {
-            if let Some(obj) = self.obj.as_ref() {
-                obj.statement_cache.clear();
+            if let Ok(client) = self.client() {
+                client.statement_cache.clear();
             }
         });
         self.broken |= broken;
@@ -187,8 +295,25 @@ impl Lease {
         store_error(what, e)
     }
 
-    fn client(&self) -> Result<&Object> {
-        self.obj.as_ref().ok_or_else(lost)
+    fn client(&self) -> Result<&ClientWrapper> {
+        match self.held.as_ref() {
+            Some(Held::Pooled(obj)) => Ok(obj),
+            Some(Held::Shared { client, .. }) => Ok(client),
+            None => Err(lost()),
+        }
+    }
+
+    /// The client for a statement of this plan: a transaction needs a connection of its
+    /// own, never a shared one.
+    fn client_for(&self, stmt: &'static Stmt) -> Result<&ClientWrapper> {
+        if stmt.plan == Plan::PerExecution && matches!(self.held, Some(Held::Shared { .. })) {
+            return Err(Error::Store {
+                backend: BACKEND,
+                message: format!("{} runs in a transaction and needs a connection of its own", stmt.name),
+                source: None,
+            });
+        }
+        self.client()
     }
 
     async fn statement(&mut self, stmt: &'static Stmt) -> Result<Statement> {
@@ -201,7 +326,7 @@ impl Lease {
 
     async fn execute(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let statement = self.statement(stmt).await?;
-        let client = self.client()?;
+        let client = self.client_for(stmt)?;
         let result = planned(client, stmt.plan, client.execute(&statement, params)).await;
         result.map_err(|(e, stuck)| {
             self.broken |= stuck;
@@ -211,7 +336,7 @@ impl Lease {
 
     async fn query(&mut self, stmt: &'static Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let statement = self.statement(stmt).await?;
-        let client = self.client()?;
+        let client = self.client_for(stmt)?;
         let result = planned(client, stmt.plan, client.query(&statement, params)).await;
         result.map_err(|(e, stuck)| {
             self.broken |= stuck;
@@ -230,7 +355,10 @@ impl Lease {
     {
         debug_assert_eq!(stmt.plan, Plan::Cached, "{} streams with its cached plan", stmt.name);
         let statement = self.statement(stmt).await?;
-        let started = self.client()?.query_raw(&statement, params.iter().copied()).await;
+        let started = self
+            .client_for(stmt)?
+            .query_raw(&statement, params.iter().copied())
+            .await;
         let stream = match started {
             Ok(stream) => stream,
             Err(e) => return Err(self.fail(stmt.name, e)),
@@ -272,6 +400,8 @@ impl Lease {
 /// The pool and where it points, shared by the stores made from one another.
 struct Shared {
     pool: Pool,
+    /// The shared, pipelined connections, when [`PgOptions::pipelined_connections`] asks.
+    pipes: Option<Arc<Pipes>>,
     format: Format,
     connect_timeout: std::time::Duration,
     location: StoreLocation,
@@ -332,13 +462,16 @@ impl Shared {
             .map_err(|e| Error::InvalidConfig(format!("PostgreSQL pool: {e}")))?;
         let mut shared = Shared {
             pool,
+            pipes: Pipes::new(options.get_pipelined_connections()),
             format,
             connect_timeout,
             location: StoreLocation(String::new()),
         };
         let info = {
-            let mut lease = Lease::get(&shared).await?;
-            let obj = lease.obj.as_mut().ok_or_else(lost)?;
+            let mut lease = Lease::get(&shared, Use::Own).await?;
+            let Some(Held::Pooled(obj)) = lease.held.as_mut() else {
+                return Err(lost());
+            };
             let layout = options.layout_request();
             migrate::nonblocking::open(obj, options.get_schema(), format, options.get_migrate(), layout).await?
         };
@@ -532,12 +665,13 @@ impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
         events: &[NewEvent],
     ) -> Result<u64> {
         if events.is_empty() {
-            let actual = run!(&self.shared, |lease| lease.stream_version(aggregate_id, aggregate_type))?;
+            let actual = run!(&self.shared, Use::Pipelined, |lease| lease
+                .stream_version(aggregate_id, aggregate_type))?;
             return ops::check_empty_append(aggregate_id, aggregate_type, expected_version, actual);
         }
         let metadata = ops::encode_metadata(events)?;
         let batch = AppendBatch::new(aggregate_id, aggregate_type, expected_version, events, &metadata)?;
-        run!(&self.shared, |lease| append(lease, &batch))
+        run!(&self.shared, Use::Pipelined, |lease| append(lease, &batch))
     }
 
     async fn read_stream(
@@ -578,7 +712,8 @@ impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
     }
 
     async fn stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
-        run!(&self.shared, |lease| lease.stream_version(aggregate_id, aggregate_type))
+        run!(&self.shared, Use::Pipelined, |lease| lease
+            .stream_version(aggregate_id, aggregate_type))
     }
 
     async fn aggregates_by_event_count(&self, aggregate_type: &str, min_events: u64) -> Result<Vec<(Uuid, u64)>> {
@@ -595,7 +730,7 @@ impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
         aggregate_type: &str,
         visitor: &mut dyn SendJointVisitor,
     ) -> Result<bool> {
-        run!(&self.shared, |lease| joint_read(
+        run!(&self.shared, Use::Pipelined, |lease| joint_read(
             lease,
             aggregate_id,
             aggregate_type,
@@ -612,7 +747,7 @@ impl<C: Codec> EventStore for AsyncPostgresEventStore<C> {
         if aggregate_ids.is_empty() {
             return Ok(true);
         }
-        run!(&self.shared, |lease| joint_read_many(
+        run!(&self.shared, Use::Pipelined, |lease| joint_read_many(
             lease,
             aggregate_ids,
             aggregate_type,
@@ -812,7 +947,7 @@ impl<C: Codec> SnapshotStore for AsyncPostgresSnapshotStore<C> {
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotWrite> {
         let row = SnapshotRow::new(snapshot)?;
-        let n = run!(&self.shared, |lease| lease
+        let n = run!(&self.shared, Use::Pipelined, |lease| lease
             .execute(&sql::SNAPSHOT_UPSERT, &row.params()))?;
         Ok(ops::snapshot_write(n))
     }
@@ -830,20 +965,20 @@ impl<C: Codec> SnapshotStore for AsyncPostgresSnapshotStore<C> {
             }
             return Ok(outcomes);
         };
-        let written = run!(&self.shared, |lease| lease
+        let written = run!(&self.shared, Use::Pipelined, |lease| lease
             .query(&sql::SNAPSHOT_UPSERT_BATCH, &batch.params()))?;
         ops::batch_writes(snapshots, &written)
     }
 
     async fn get_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<Option<Snapshot>> {
-        run!(&self.shared, |lease| lease
+        run!(&self.shared, Use::Pipelined, |lease| lease
             .query_first(&sql::SNAPSHOT_GET, &[&aggregate_id, &aggregate_type]))?
         .map(|row| rows::snapshot(&row, aggregate_id, aggregate_type))
         .transpose()
     }
 
     async fn delete_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool> {
-        let n = run!(&self.shared, |lease| lease
+        let n = run!(&self.shared, Use::Pipelined, |lease| lease
             .execute(&sql::SNAPSHOT_DELETE, &[&aggregate_id, &aggregate_type]))?;
         Ok(n > 0)
     }
@@ -855,7 +990,7 @@ impl<C: Codec> SnapshotStore for AsyncPostgresSnapshotStore<C> {
     }
 
     async fn snapshot_exists(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<bool> {
-        match run!(&self.shared, |lease| lease
+        match run!(&self.shared, Use::Pipelined, |lease| lease
             .query_first(&sql::SNAPSHOT_EXISTS, &[&aggregate_id, &aggregate_type]))?
         {
             Some(row) => rows::flag(&row, "snapshots"),

@@ -41,6 +41,7 @@ pub struct PgOptions {
     group_commit: bool,
     layout: Layout,
     move_from_default: bool,
+    pipelined: usize,
 }
 
 impl Default for PgOptions {
@@ -56,6 +57,7 @@ impl Default for PgOptions {
             group_commit: false,
             layout: Layout::Default,
             move_from_default: false,
+            pipelined: 0,
         }
     }
 }
@@ -212,6 +214,32 @@ impl PgOptions {
     #[must_use]
     pub fn is_group_commit(&self) -> bool {
         self.group_commit
+    }
+
+    /// Async stores only: runs the single-statement operations (loads, `load_many`'s
+    /// batch reads, appends, snapshot reads, writes and deletes) over `connections`
+    /// shared connections, opened beside the pool, with tokio-postgres pipelining: the
+    /// tasks that use one connection send their statements without waiting for each
+    /// other's replies, so a few connections serve many tasks. `0` (the default) turns it
+    /// off: each operation then holds a pooled connection of its own for its round trip.
+    ///
+    /// Whatever runs in a transaction or streams a whole stream (`read_stream`,
+    /// `replay_stream`, monitoring, bulk deletes, migrations) keeps taking a pooled
+    /// connection of its own. Each statement is its own implicit transaction, so one
+    /// task's failed statement (a conflict, say) does not touch the others'; when a shared
+    /// connection dies, every operation in flight on it runs once more on a new one, as
+    /// on a pooled connection (appends stay exactly-once through their event ids). The
+    /// sync stores ignore this setting. Measured in W6 (`docs/workload.md`).
+    #[must_use]
+    pub fn pipelined_connections(mut self, connections: usize) -> Self {
+        self.pipelined = connections;
+        self
+    }
+
+    /// The number of shared, pipelined connections of the async stores (0: off).
+    #[must_use]
+    pub fn get_pipelined_connections(&self) -> usize {
+        self.pipelined
     }
 
     /// The configured schema, if any.
