@@ -206,7 +206,9 @@ pub fn postgres_migrations(layout: Layout) -> &'static [Migration] {
 
 /// The PostgreSQL DDL of a layout, for one table or all, like [`get_schema`]. The
 /// partitioned layout's SQL reads its partition count from the setting
-/// `eventsource.partitions` (`SET eventsource.partitions = 16;` first, with `psql`).
+/// `eventsource.partitions` (`SET eventsource.partitions = 16;` first, with `psql`); its
+/// events migration defines the function `eventsource_create_partitions`, which the
+/// snapshots migration calls too, so `Schema::Snapshots` alone applies only after it.
 pub fn get_postgres_schema(schema: Schema, layout: Layout, format: Format) -> String {
     postgres_migrations(layout)
         .iter()
