@@ -54,6 +54,16 @@ async fn partitioned_async<C: Codec + Default>(
     Some((events, snapshots, db))
 }
 
+/// Event and snapshot stores in the partitioned layout with group commit on (a refused
+/// append of a shared transaction is told apart by its partition's constraint name).
+fn partitioned_group_commit() -> Option<(PostgresEventStore, PostgresSnapshotStore, PgSchema)> {
+    let db = common_pg::schema_with("conformance", common_pg::PARTITIONED)?;
+    let options = db.options().group_commit(true);
+    let events = PostgresEventStore::from_config(db.config("conformance"), JsonCodec, options).expect("open");
+    let snapshots = events.snapshot_store();
+    Some((events, snapshots, db))
+}
+
 /// Event and snapshot stores in two schemas: the repository reads them separately.
 fn separate() -> Option<(PostgresEventStore, PostgresSnapshotStore, (PgSchema, PgSchema))> {
     let db = common_pg::schema("conformance")?;
@@ -96,3 +106,4 @@ conformance_suite!(async pg_bincode_async: shared_async::<BincodeCodec>);
 conformance_suite!(sync pg_partitioned_sync: partitioned::<JsonCodec>, event ids per aggregate);
 conformance_suite!(sync pg_partitioned_bincode_sync: partitioned::<BincodeCodec>, event ids per aggregate);
 conformance_suite!(async pg_partitioned_async: partitioned_async::<JsonCodec>, event ids per aggregate);
+conformance_suite!(sync pg_partitioned_group_commit_sync: partitioned_group_commit, event ids per aggregate);
