@@ -158,6 +158,10 @@ pub(crate) enum Command {
         /// Which tables.
         #[arg(long, value_enum, default_value = "all")]
         table: TableArg,
+        /// PostgreSQL: the table layout, `default` or `partitioned[:N]` (the partitioned
+        /// layout's SQL reads N from the setting `eventsource.partitions`).
+        #[arg(long, value_name = "LAYOUT", value_parser = parse_layout)]
+        layout: Option<eventsource::migrations::Layout>,
     },
     /// Create the tables, or apply the missing migrations, and check the schema.
     Migrate {

@@ -107,6 +107,17 @@ fn schema_prints_the_migrations_sql() {
 }
 
 #[test]
+fn schema_prints_the_partitioned_layouts_sql() {
+    let (ok, out, err) = cli(&["schema", "--backend", "postgres", "--layout", "partitioned", "--json"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("PARTITION BY HASH (aggregate_id)"), "{out}");
+    assert!(out.contains("CONSTRAINT uq_snapshots_aggregate PRIMARY KEY (aggregate_id, aggregate_type)"));
+    assert!(out.contains("\"layout\":\"partitioned:8\""), "{out}");
+    let (ok, _, err) = cli(&["schema", "--backend", "sqlite", "--layout", "partitioned"]);
+    assert!(!ok && err.contains("--layout applies to PostgreSQL only"), "{err}");
+}
+
+#[test]
 fn a_bad_database_argument_is_a_clear_error() {
     let (ok, _, err) = cli(&["coverage", "nonsense"]);
     assert!(!ok && err.contains("neither `sqlite:PATH`"), "{err}");
