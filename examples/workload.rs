@@ -6,6 +6,7 @@
 //! cargo run --release --example workload -- --backend memory
 //! cargo run --release --example workload -- --backend sqlite [--codec json|bincode] [--dir DIR]
 //! cargo run --release --example workload -- --backend postgres [--pg-url URL]
+//! cargo run --release --example workload -- --backend postgres --layout partitioned:8
 //! cargo run --release --example workload -- --backend sqlite --quick   # about a minute
 //! ```
 //!
@@ -37,7 +38,7 @@ mod scenarios;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use eventsource::store::postgres::{PgOptions, PostgresEventStore};
+use eventsource::store::postgres::{Layout, PgOptions, PostgresEventStore};
 use eventsource::{
     BincodeCodec, Codec, EventSet, InMemoryEventStore, InMemorySnapshotStore, JsonCodec, SqliteEventStore,
     SqliteOptions,
@@ -73,13 +74,16 @@ struct Args {
     pg_url: String,
     dir: PathBuf,
     only: Option<Vec<String>>,
+    /// `--layout default|partitioned[:N]`: the PostgreSQL table layout.
+    layout: Layout,
     /// `--json PATH`; a `--quick` run writes `workload-<backend>-quick.json` in the current
     /// directory when none is given.
     json: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: workload --backend memory|sqlite|postgres [--quick] [--codec json|bincode] \
-                     [--pg-url URL] [--dir DIR] [--json PATH] [--only w1,w2,w3,w3c,w4,w5,w6,codec,diag]";
+                     [--pg-url URL] [--layout default|partitioned[:N]] [--dir DIR] [--json PATH] \
+                     [--only w1,w2,w3,w3c,w4,w5,w6,codec,diag]";
 
 fn parse_args() -> Res<Args> {
     let mut args = Args {
@@ -89,6 +93,7 @@ fn parse_args() -> Res<Args> {
         pg_url: std::env::var("EVENTSOURCE_BENCH_PG_URL").unwrap_or_else(|_| pg::DEFAULT_URL.into()),
         dir: std::env::temp_dir(),
         only: None,
+        layout: Layout::Default,
         json: None,
     };
     let mut backend = None;
@@ -113,6 +118,7 @@ fn parse_args() -> Res<Args> {
             }
             "--quick" => args.quick = true,
             "--pg-url" => args.pg_url = value("--pg-url")?,
+            "--layout" => args.layout = value("--layout")?.parse()?,
             "--dir" => args.dir = PathBuf::from(value("--dir")?),
             "--json" => args.json = Some(PathBuf::from(value("--json")?)),
             "--only" => {
@@ -284,17 +290,21 @@ fn reprepare_diagnostic<C: Codec>(ctx: &mut Ctx, path: &Path, events: &SqliteEve
 
 /// PostgreSQL: the URL's database (created when missing), in a schema of this run's own,
 /// dropped at the end.
-fn run_postgres<C: Codec>(ctx: &mut Ctx, codec: C, url: &str) -> Res<()> {
+fn run_postgres<C: Codec>(ctx: &mut Ctx, codec: C, url: &str, layout: Layout) -> Res<()> {
     let config = pg::config(url)?;
     pg::ensure_database(&config)?;
     let schema = format!("workload_{}", Uuid::now_v7().simple());
     println!(
-        "- database: PostgreSQL `{}`, schema `{schema}` (dropped at the end)",
+        "- database: PostgreSQL `{}`, schema `{schema}` (dropped at the end), layout {layout}",
         config.get_dbname().unwrap_or_default()
     );
     let result = (|| {
-        let events = PostgresEventStore::from_config(config.clone(), codec.clone(), PgOptions::new().schema(&schema))
-            .context(|| format!("connecting the store ({url})"))?;
+        let events = PostgresEventStore::from_config(
+            config.clone(),
+            codec.clone(),
+            PgOptions::new().schema(&schema).layout(layout),
+        )
+        .context(|| format!("connecting the store ({url})"))?;
         let snapshots = events.snapshot_store();
         let mut floors = pg::PgFloors::connect(&config, &schema, codec.clone())?;
         if let Some(server) = floors.server_settings()? {
@@ -303,7 +313,10 @@ fn run_postgres<C: Codec>(ctx: &mut Ctx, codec: C, url: &str) -> Res<()> {
         run_all(ctx, &events, &snapshots, &mut floors, false)?;
         if ctx.wants("w3c") {
             let open = |group_commit: bool| {
-                let options = PgOptions::new().schema(&schema).group_commit(group_commit);
+                let options = PgOptions::new()
+                    .schema(&schema)
+                    .layout(layout)
+                    .group_commit(group_commit);
                 PostgresEventStore::from_config(
                     config.clone(),
                     eventsource::EventStore::codec(&events).clone(),
@@ -434,8 +447,8 @@ fn run(args: &Args) -> Res<Ctx> {
             }
         }
         Backend::Postgres => match args.codec {
-            CodecName::Json => run_postgres(&mut ctx, JsonCodec, &args.pg_url)?,
-            CodecName::Bincode => run_postgres(&mut ctx, BincodeCodec, &args.pg_url)?,
+            CodecName::Json => run_postgres(&mut ctx, JsonCodec, &args.pg_url, args.layout)?,
+            CodecName::Bincode => run_postgres(&mut ctx, BincodeCodec, &args.pg_url, args.layout)?,
         },
     }
     println!(
@@ -469,6 +482,7 @@ fn main() -> ExitCode {
                     "codec": format!("{:?}", args.codec).to_lowercase(),
                     "mode": if args.quick { "quick" } else { "full" },
                     "only": args.only,
+                    "layout": args.layout.to_string(),
                     "cores": std::thread::available_parallelism().map_or(1, usize::from),
                     "cpu": first_line("/proc/cpuinfo", "model name").split(':').nth(1).unwrap_or("").trim(),
                     "finished_unix": std::time::SystemTime::now()

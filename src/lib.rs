@@ -16,4 +16,6 @@ pub mod guide {
     pub mod choosing {}
     #[doc = include_str!("../docs/metrics.md")]
     pub mod metrics {}
+    #[doc = include_str!("../docs/scaling.md")]
+    pub mod scaling {}
 }

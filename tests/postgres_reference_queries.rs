@@ -1,6 +1,7 @@
 //! The reference guide's monitoring queries ("Check Snapshot Coverage", "Check Snapshot
 //! Freshness", "Prioritize High-Event Aggregates"), verbatim, on a database populated through
 //! the stores, with their results checked; then the typed API (sync and async) against them.
+//! On both table layouts: the default one and the partitioned one.
 
 #[macro_use]
 mod common_pg;
@@ -132,7 +133,27 @@ fn expected_high(aggs: &[Aggregate]) -> Vec<(Uuid, u64)> {
 #[test]
 fn the_guides_queries_run_unchanged_and_agree_with_the_api() {
     let db = pg_schema_or_skip!("the_guides_queries_run_unchanged_and_agree_with_the_api");
-    let (es, ss, aggs) = populate(&db);
+    the_guides_queries_agree_with_the_api(&db);
+}
+
+/// The same queries, verbatim, on the partitioned layout (tables hash-partitioned by
+/// `aggregate_id`): they fan out to every partition and answer the same.
+#[test]
+fn the_guides_queries_run_unchanged_on_the_partitioned_layout() {
+    let db = pg_schema_or_skip!(
+        "the_guides_queries_run_unchanged_on_the_partitioned_layout",
+        common_pg::PARTITIONED
+    );
+    the_guides_queries_agree_with_the_api(&db);
+    let partitioned = db.scalar_i64(
+        "SELECT COUNT(*) FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid \
+         WHERE c.relnamespace = current_schema()::REGNAMESPACE",
+    );
+    assert_eq!(partitioned, 2, "events and snapshots are partitioned");
+}
+
+fn the_guides_queries_agree_with_the_api(db: &PgSchema) {
+    let (es, ss, aggs) = populate(db);
 
     let mut coverage: Vec<Coverage> = db.with_client(|c| {
         c.query(reference::COVERAGE, &[])

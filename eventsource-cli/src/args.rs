@@ -14,7 +14,8 @@ DATABASES:
     postgres://... or postgresql://...  a PostgreSQL URL  postgresql://app@db.example:5432/orders
     a libpq key-value string                              \"host=127.0.0.1 user=postgres dbname=app\"
   Without DATABASE, EVENTSOURCE_DATABASE_URL is used, then DATABASE_URL.
-  PostgreSQL: --schema NAME works in that schema (default: the connection's search_path).
+  PostgreSQL: --schema NAME works in that schema (default: the connection's search_path);
+  --layout partitioned[:N] for tables hash-partitioned by aggregate_id (docs/scaling.md).
   SQLite, snapshots kept in another file than the events: give the snapshots' file as
   DATABASE and the events' file with --events PATH.
   A password is never printed: output shows `password=***` / `user:***@`.
@@ -105,9 +106,18 @@ pub(crate) struct Db {
     /// PostgreSQL: the schema holding the tables.
     #[arg(long)]
     pub schema: Option<String>,
+    /// PostgreSQL: the table layout, `default` or `partitioned[:N]` (hash-partitioned by
+    /// aggregate_id, N partitions, 8 by default; see docs/scaling.md).
+    #[arg(long, value_name = "LAYOUT", value_parser = parse_layout)]
+    pub layout: Option<eventsource::migrations::Layout>,
     /// SQLite: the events' file, when DATABASE holds the snapshots apart from them.
     #[arg(long, value_name = "PATH")]
     pub events: Option<PathBuf>,
+}
+
+/// Parses `--layout`.
+fn parse_layout(s: &str) -> Result<eventsource::migrations::Layout, String> {
+    s.parse().map_err(|e: eventsource::Error| e.to_string())
 }
 
 /// Confirmation of a command that deletes.
@@ -148,6 +158,10 @@ pub(crate) enum Command {
         /// Which tables.
         #[arg(long, value_enum, default_value = "all")]
         table: TableArg,
+        /// PostgreSQL: the table layout, `default` or `partitioned[:N]` (the partitioned
+        /// layout's SQL reads N from the setting `eventsource.partitions`).
+        #[arg(long, value_name = "LAYOUT", value_parser = parse_layout)]
+        layout: Option<eventsource::migrations::Layout>,
     },
     /// Create the tables, or apply the missing migrations, and check the schema.
     Migrate {

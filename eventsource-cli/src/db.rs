@@ -67,6 +67,9 @@ pub(crate) struct Place {
     /// PostgreSQL: the schema.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub schema: Option<String>,
+    /// PostgreSQL: the table layout.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub layout: eventsource::migrations::Layout,
     /// SQLite: the events' file, apart from the snapshots' one.
     pub events: Option<PathBuf>,
 }
@@ -135,6 +138,9 @@ impl Place {
             Target::Sqlite(_) if db.schema.is_some() => {
                 return Err(CliError::Usage("--schema applies to PostgreSQL databases only".into()));
             }
+            Target::Sqlite(_) if db.layout.is_some() => {
+                return Err(CliError::Usage("--layout applies to PostgreSQL databases only".into()));
+            }
             #[cfg(feature = "postgres")]
             Target::Postgres(_) if db.events.is_some() => {
                 return Err(CliError::Usage(
@@ -146,6 +152,7 @@ impl Place {
         Ok(Self {
             target,
             schema: db.schema.clone(),
+            layout: db.layout.unwrap_or_default(),
             events: db.events.clone(),
         })
     }
@@ -202,7 +209,7 @@ impl Place {
             #[cfg(feature = "postgres")]
             Target::Postgres(url) => {
                 let config = eventsource::store::postgres::parse_config(url)?;
-                let options = pg_options(self.schema.as_deref(), Access::ReadOnly);
+                let options = pg_options(self.schema.as_deref(), self.layout, Access::ReadOnly);
                 Ok(eventsource::store::postgres::recorded_format(config, &options)?.ok_or_else(no_schema)?)
             }
         }
@@ -243,7 +250,7 @@ impl Place {
             #[cfg(feature = "postgres")]
             Target::Postgres(url) => {
                 let config = eventsource::store::postgres::parse_config(url)?;
-                let options = pg_options(self.schema.as_deref(), access);
+                let options = pg_options(self.schema.as_deref(), self.layout, access);
                 let events = eventsource::PostgresEventStore::from_config(config, codec, options)?;
                 let snapshots = events.snapshot_store();
                 Ok(Stores::Postgres { events, snapshots })
@@ -263,7 +270,9 @@ impl Place {
             #[cfg(feature = "postgres")]
             Target::Postgres(url) => {
                 let config = eventsource::store::postgres::parse_config(url)?;
-                let mut options = eventsource::store::postgres::PgOptions::new().pool_size(1);
+                let mut options = eventsource::store::postgres::PgOptions::new()
+                    .pool_size(1)
+                    .layout(self.layout);
                 if let Some(schema) = &self.schema {
                     options = options.schema(schema);
                 }
@@ -289,8 +298,13 @@ fn sqlite_format(path: &Path) -> Result<Option<Format>> {
 }
 
 #[cfg(feature = "postgres")]
-fn pg_options(schema: Option<&str>, access: Access) -> eventsource::store::postgres::PgOptions {
+fn pg_options(
+    schema: Option<&str>,
+    layout: eventsource::migrations::Layout,
+    access: Access,
+) -> eventsource::store::postgres::PgOptions {
     let mut options = eventsource::store::postgres::PgOptions::new()
+        .layout(layout)
         .pool_size(2)
         .migrate(false)
         .read_only(access == Access::ReadOnly);

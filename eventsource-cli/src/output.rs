@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
+use eventsource::migrations::{get_postgres_schema, Layout};
 use eventsource::{get_schema, Backend, Codec, Format, JsonCodec, PrepopulateReport, Schema, VerifyReport};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -77,7 +78,12 @@ macro_rules! read_only {
 /// Runs a command; returns what to print.
 pub(crate) fn execute<C: Codec>(ops: &Ops<C>, command: &Command, console: &mut Console<'_>) -> Result<Report> {
     match command {
-        Command::Schema { backend, codec, table } => Ok(schema(*backend, *codec, *table)),
+        Command::Schema {
+            backend,
+            codec,
+            table,
+            layout,
+        } => schema(*backend, *codec, *table, *layout),
         Command::Migrate { db, codec } => {
             let place = Place::from_args(db)?;
             match codec {
@@ -182,7 +188,7 @@ fn codec_name(codec: CodecArg) -> &'static str {
     }
 }
 
-fn schema(backend: BackendArg, codec: CodecArg, table: TableArg) -> Report {
+fn schema(backend: BackendArg, codec: CodecArg, table: TableArg, layout: Option<Layout>) -> Result<Report> {
     let (backend, backend_name) = match backend {
         BackendArg::Sqlite => (Backend::Sqlite, "sqlite"),
         BackendArg::Postgres => (Backend::Postgres, "postgres"),
@@ -196,9 +202,20 @@ fn schema(backend: BackendArg, codec: CodecArg, table: TableArg) -> Report {
         TableArg::Events => (Schema::Events, "events"),
         TableArg::Snapshots => (Schema::Snapshots, "snapshots"),
     };
-    let sql = get_schema(schema, backend, format);
-    let json = json!({ "backend": backend_name, "codec": codec_name(codec), "table": table_name, "sql": sql });
-    Report::new(sql, json)
+    let sql = match (backend, layout) {
+        (Backend::Sqlite, Some(_)) => {
+            return Err(CliError::Usage(
+                "--layout applies to PostgreSQL only (--backend postgres)".into(),
+            ));
+        }
+        (Backend::Postgres, Some(layout)) => get_postgres_schema(schema, layout, format),
+        _ => get_schema(schema, backend, format),
+    };
+    let mut json = json!({ "backend": backend_name, "codec": codec_name(codec), "table": table_name, "sql": sql });
+    if let Some(layout) = layout {
+        json["layout"] = json!(layout.to_string());
+    }
+    Ok(Report::new(sql, json))
 }
 
 fn coverage<C: Codec>(stores: &Stores<C>) -> Result<Report> {

@@ -107,6 +107,17 @@ fn schema_prints_the_migrations_sql() {
 }
 
 #[test]
+fn schema_prints_the_partitioned_layouts_sql() {
+    let (ok, out, err) = cli(&["schema", "--backend", "postgres", "--layout", "partitioned", "--json"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("PARTITION BY HASH (aggregate_id)"), "{out}");
+    assert!(out.contains("CONSTRAINT uq_snapshots_aggregate PRIMARY KEY (aggregate_id, aggregate_type)"));
+    assert!(out.contains("\"layout\":\"partitioned:8\""), "{out}");
+    let (ok, _, err) = cli(&["schema", "--backend", "sqlite", "--layout", "partitioned"]);
+    assert!(!ok && err.contains("--layout applies to PostgreSQL only"), "{err}");
+}
+
+#[test]
 fn a_bad_database_argument_is_a_clear_error() {
     let (ok, _, err) = cli(&["coverage", "nonsense"]);
     assert!(!ok && err.contains("neither `sqlite:PATH`"), "{err}");
@@ -364,4 +375,51 @@ fn postgres_reports_run_read_only_and_change_nothing() {
         "{}",
         err.report()
     );
+}
+
+/// `--layout partitioned:N` migrates to and reports on the partitioned layout; without it
+/// the command refuses the partitioned tables, naming the layout.
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_partitioned_layout_is_chosen_with_layout() {
+    use eventsource::PostgresEventStore;
+
+    let Some(schema) = common_pg::schema_with(
+        "postgres_partitioned_layout_is_chosen_with_layout",
+        common_pg::PARTITIONED,
+    ) else {
+        return;
+    };
+    let db = schema.url().to_owned();
+    let name = schema.name.clone();
+    let (ok, _, err) = cli(&["migrate", &db, "--schema", &name, "--layout", "partitioned:4"]);
+    assert!(ok, "{err}");
+    let partitions = schema.scalar_i64(
+        "SELECT COUNT(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent
+         WHERE c.relname = 'events' AND c.relnamespace = current_schema()::REGNAMESPACE",
+    );
+    assert_eq!(partitions, 4);
+    let store = PostgresEventStore::from_config(schema.config("cli_pg_test"), eventsource::JsonCodec, schema.options())
+        .expect("store");
+    store.append(Uuid::now_v7(), "Clock", 0, &ticks(3)).expect("append");
+    drop(store);
+    let (ok, out, err) = cli(&[
+        "coverage",
+        &db,
+        "--schema",
+        &name,
+        "--layout",
+        "partitioned:4",
+        "--json",
+    ]);
+    assert!(ok && out.contains("Clock"), "{out}{err}");
+    let (ok, _, err) = cli(&["coverage", &db, "--schema", &name]);
+    assert!(!ok && err.contains("partitioned"), "{err}");
+    let (ok, _, err) = cli(&["coverage", "sqlite:x.db", "--layout", "partitioned"]);
+    assert!(
+        !ok && err.contains("--layout applies to PostgreSQL databases only"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&["coverage", &db, "--layout", "sharded"]);
+    assert!(!ok && err.contains("partitioned:N"), "{err}");
 }

@@ -53,6 +53,102 @@ pub enum Schema {
     All,
 }
 
+/// How the PostgreSQL tables are laid out (SQLite has one layout, the default).
+///
+/// - [`Layout::Default`]: the reference guide's tables on one server.
+/// - [`Layout::Partitioned`]: the same columns and constraint names, hash-partitioned by
+///   `aggregate_id` into `partitions` partitions, every primary key and unique constraint
+///   including `aggregate_id`: the layout a distributed PostgreSQL (Citus, distributing
+///   both tables on `aggregate_id`) accepts, and in which a load and a save touch one
+///   partition. Event ids are unique per aggregate instead of globally; see
+///   `docs/scaling.md`.
+///
+/// ```
+/// use eventsource::migrations::Layout;
+///
+/// assert_eq!("partitioned:16".parse::<Layout>().ok(), Some(Layout::Partitioned { partitions: 16 }));
+/// assert_eq!("partitioned".parse::<Layout>().ok(), Some(Layout::partitioned()));
+/// assert_eq!(Layout::partitioned().to_string(), "partitioned:8");
+/// assert_eq!("default".parse::<Layout>().ok(), Some(Layout::Default));
+/// assert!("partitioned:0".parse::<Layout>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Layout {
+    /// The reference guide's tables (the default).
+    #[default]
+    Default,
+    /// Hash-partitioned by `aggregate_id`.
+    Partitioned {
+        /// The number of hash partitions of each table (1 to [`Layout::MAX_PARTITIONS`]),
+        /// fixed when the tables are created.
+        partitions: u16,
+    },
+}
+
+impl Layout {
+    /// The partition count of [`Layout::partitioned`].
+    pub const DEFAULT_PARTITIONS: u16 = 8;
+    /// The largest partition count.
+    pub const MAX_PARTITIONS: u16 = 1024;
+
+    /// The partitioned layout with [`Layout::DEFAULT_PARTITIONS`] partitions.
+    pub fn partitioned() -> Self {
+        Layout::Partitioned {
+            partitions: Self::DEFAULT_PARTITIONS,
+        }
+    }
+
+    /// The value of the setting `eventsource.partitions` the partitioned migrations read.
+    pub(crate) fn partitions_setting(self) -> Option<String> {
+        match self {
+            Layout::Default => None,
+            Layout::Partitioned { partitions } => Some(partitions.clamp(1, Self::MAX_PARTITIONS).to_string()),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Default => "default",
+            Layout::Partitioned { .. } => "partitioned",
+        }
+    }
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Layout::Default => f.write_str("default"),
+            Layout::Partitioned { partitions } => write!(f, "partitioned:{partitions}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Layout {
+    type Err = Error;
+
+    /// `default`, `partitioned` ([`Layout::DEFAULT_PARTITIONS`] partitions) or
+    /// `partitioned:N`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::InvalidConfig(format!(
+                "layout `{s}`: expected `default`, `partitioned` or `partitioned:N` (N from 1 to {})",
+                Layout::MAX_PARTITIONS
+            ))
+        };
+        match s.trim().split_once(':') {
+            None if s.trim() == "default" => Ok(Layout::Default),
+            None if s.trim() == "partitioned" => Ok(Layout::partitioned()),
+            Some(("partitioned", n)) => match n.trim().parse::<u16>() {
+                Ok(partitions) if (1..=Layout::MAX_PARTITIONS).contains(&partitions) => {
+                    Ok(Layout::Partitioned { partitions })
+                }
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// One embedded migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Migration {
@@ -86,12 +182,40 @@ const POSTGRES: &[Migration] = &[
     migration(sql::postgres::SNAPSHOTS, Schema::Snapshots),
 ];
 
-/// The embedded migrations of a backend, in order.
+const POSTGRES_PARTITIONED: &[Migration] = &[
+    migration(sql::postgres_partitioned::EVENTS, Schema::Events),
+    migration(sql::postgres_partitioned::SNAPSHOTS, Schema::Snapshots),
+];
+
+/// The embedded migrations of a backend, in order (for PostgreSQL, those of the default
+/// layout; see [`postgres_migrations`]).
 pub fn migrations(backend: Backend) -> &'static [Migration] {
     match backend {
         Backend::Sqlite => SQLITE,
         Backend::Postgres => POSTGRES,
     }
+}
+
+/// The embedded PostgreSQL migrations of a layout, in order.
+pub fn postgres_migrations(layout: Layout) -> &'static [Migration] {
+    match layout {
+        Layout::Default => POSTGRES,
+        Layout::Partitioned { .. } => POSTGRES_PARTITIONED,
+    }
+}
+
+/// The PostgreSQL DDL of a layout, for one table or all, like [`get_schema`]. The
+/// partitioned layout's SQL reads its partition count from the setting
+/// `eventsource.partitions` (`SET eventsource.partitions = 16;` first, with `psql`); its
+/// events migration defines the function `eventsource_create_partitions`, which the
+/// snapshots migration calls too, so `Schema::Snapshots` alone applies only after it.
+pub fn get_postgres_schema(schema: Schema, layout: Layout, format: Format) -> String {
+    postgres_migrations(layout)
+        .iter()
+        .filter(|m| schema == Schema::All || m.schema == schema)
+        .map(|m| render(m.sql, Backend::Postgres, format).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The name of the table recording applied migrations.
@@ -216,7 +340,37 @@ pub struct AppliedMigration {
 /// database records a migration this build does not know (it was migrated by a newer
 /// version) or one whose SQL changed since, or one applied for another codec format.
 pub fn pending(backend: Backend, format: Format, applied: &[AppliedMigration]) -> Result<Vec<Migration>> {
-    let known = migrations(backend);
+    match backend {
+        Backend::Sqlite => pending_in(SQLITE, &[], backend, format, applied),
+        Backend::Postgres => pending_postgres(Layout::Default, format, applied),
+    }
+}
+
+/// [`pending`] for a PostgreSQL layout. A database migrated for the other layout fails
+/// with [`Error::SchemaMismatch`] naming both layouts.
+pub fn pending_postgres(layout: Layout, format: Format, applied: &[AppliedMigration]) -> Result<Vec<Migration>> {
+    let other = match layout {
+        Layout::Default => (Layout::partitioned(), POSTGRES_PARTITIONED),
+        Layout::Partitioned { .. } => (Layout::Default, POSTGRES),
+    };
+    pending_in(
+        postgres_migrations(layout),
+        &[(layout, other.0, other.1)],
+        Backend::Postgres,
+        format,
+        applied,
+    )
+}
+
+/// What is still to apply of `known`; `others` are the other layouts' migrations, to name
+/// a layout mismatch as such.
+fn pending_in(
+    known: &'static [Migration],
+    others: &[(Layout, Layout, &'static [Migration])],
+    backend: Backend,
+    format: Format,
+    applied: &[AppliedMigration],
+) -> Result<Vec<Migration>> {
     for a in applied {
         let Some(m) = known.iter().find(|m| m.version == a.version) else {
             return Err(Error::SchemaMismatch {
@@ -238,6 +392,29 @@ pub fn pending(backend: Backend, format: Format, applied: &[AppliedMigration]) -
             });
         }
         if a.checksum != checksum(&render(m.sql, backend, format)) {
+            for (ours, theirs, migrations) in others {
+                let matches_theirs = migrations
+                    .iter()
+                    .any(|o| o.version == a.version && a.checksum == checksum(&render(o.sql, backend, format)));
+                if matches_theirs {
+                    return Err(Error::SchemaMismatch {
+                        problem: format!(
+                            "the database has the {} layout, this store was opened with the {} layout",
+                            theirs.name(),
+                            ours.name()
+                        ),
+                        fix: format!(
+                            "open the store with PgOptions::layout({}), or move the database to the {} layout \
+                             (docs/scaling.md)",
+                            match theirs {
+                                Layout::Default => "Layout::Default",
+                                Layout::Partitioned { .. } => "Layout::Partitioned { .. }",
+                            },
+                            ours.name()
+                        ),
+                    });
+                }
+            }
             return Err(Error::SchemaMismatch {
                 problem: format!("migration {} ({}) changed since it was applied", m.version, m.name),
                 fix: "restore the original migration file; add changes as a new migration".into(),

@@ -59,11 +59,36 @@ pub mod postgres {
     pub const SNAPSHOTS: SqlFile = sql_file!("postgres", 2, "0002_snapshots", "snapshots");
 }
 
+/// The PostgreSQL migrations of the partitioned layout: the same tables, hash-partitioned
+/// by `aggregate_id` (the distribution column of a Citus deployment), every unique key
+/// including it. The partition count comes from the setting `eventsource.partitions`.
+pub mod postgres_partitioned {
+    use super::SqlFile;
+
+    /// `0001_events.sql`: the partitioned `events` table, its indexes and partitions.
+    pub const EVENTS: SqlFile = sql_file!("postgres-partitioned", 1, "0001_events", "events");
+    /// `0002_snapshots.sql`: the partitioned `snapshots` table, its indexes and partitions.
+    pub const SNAPSHOTS: SqlFile = sql_file!("postgres-partitioned", 2, "0002_snapshots", "snapshots");
+
+    /// Moving a database of the default layout to this one, step 1 (`move/1_set_aside.sql`):
+    /// the default layout's tables, indexes and sequences renamed out of the way, the
+    /// record of their migrations cleared. Step 2 is [`EVENTS`] and [`SNAPSHOTS`], step 3
+    /// [`MOVE_COPY`]; all three in one transaction.
+    pub const MOVE_SET_ASIDE: &str = include_str!("../postgres-partitioned/move/1_set_aside.sql");
+
+    /// Moving a database of the default layout to this one, step 3 (`move/2_copy.sql`):
+    /// every row copied, the sequences carried over, the old tables dropped.
+    pub const MOVE_COPY: &str = include_str!("../postgres-partitioned/move/2_copy.sql");
+}
+
 /// Every SQLite migration, in order.
 pub const SQLITE: &[SqlFile] = &[sqlite::EVENTS, sqlite::SNAPSHOTS];
 
 /// Every PostgreSQL migration, in order.
 pub const POSTGRES: &[SqlFile] = &[postgres::EVENTS, postgres::SNAPSHOTS];
+
+/// Every PostgreSQL migration of the partitioned layout, in order.
+pub const POSTGRES_PARTITIONED: &[SqlFile] = &[postgres_partitioned::EVENTS, postgres_partitioned::SNAPSHOTS];
 
 #[cfg(test)]
 mod tests {
@@ -120,8 +145,28 @@ mod tests {
     }
 
     #[test]
+    fn every_partitioned_postgres_file_is_embedded() {
+        embeds_every_file("postgres-partitioned", POSTGRES_PARTITIONED);
+    }
+
+    #[test]
     fn both_backends_have_the_same_migrations() {
         let names = |files: &[SqlFile]| files.iter().map(|f| (f.version, f.name)).collect::<Vec<_>>();
         assert_eq!(names(SQLITE), names(POSTGRES));
+        assert_eq!(names(POSTGRES), names(POSTGRES_PARTITIONED));
+    }
+
+    #[test]
+    fn the_partitioned_layout_keys_every_unique_constraint_on_aggregate_id() {
+        for file in POSTGRES_PARTITIONED {
+            assert!(file.sql.contains("PARTITION BY HASH (aggregate_id)"), "{}", file.path);
+            for line in file
+                .sql
+                .lines()
+                .filter(|l| l.contains("PRIMARY KEY") || l.contains(" UNIQUE ("))
+            {
+                assert!(line.contains("(aggregate_id, "), "{}: {line}", file.path);
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ pub mod proxy;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use eventsource::store::postgres::{async_driver, driver, PgOptions};
+use eventsource::store::postgres::{async_driver, driver, Layout, PgOptions};
 use postgres::{Client, NoTls};
 
 /// The default server when `EVENTSOURCE_PG_URL` is unset.
@@ -52,11 +52,21 @@ pub struct PgSchema {
     /// The schema's name (`es_test_<unix seconds>_<random>`).
     pub name: String,
     url: String,
+    /// The table layout the stores opened through [`PgSchema::options`] use.
+    pub layout: Layout,
 }
+
+/// The partitioned layout of the tests: four partitions per table.
+pub const PARTITIONED: Layout = Layout::Partitioned { partitions: 4 };
 
 /// A fresh schema, or `None` (after printing a skip line) when no server is reachable
 /// outside CI. In CI (env `CI` set) an unreachable server panics: the test fails.
 pub fn schema(test: &str) -> Option<PgSchema> {
+    schema_with(test, Layout::Default)
+}
+
+/// A fresh schema whose stores use `layout`, as [`schema`].
+pub fn schema_with(test: &str, layout: Layout) -> Option<PgSchema> {
     let url = url();
     let created = off_runtime(|| -> Result<String, String> {
         let mut client = Client::connect(&url, NoTls).map_err(|e| format!("{e}: {e:?}"))?;
@@ -68,7 +78,7 @@ pub fn schema(test: &str) -> Option<PgSchema> {
         Ok(name)
     });
     match created {
-        Ok(name) => Some(PgSchema { name, url }),
+        Ok(name) => Some(PgSchema { name, url, layout }),
         Err(e) => {
             if in_ci() {
                 panic!("PostgreSQL at `{url}` is required in CI (set EVENTSOURCE_PG_URL): {e}");
@@ -128,7 +138,7 @@ impl PgSchema {
 
     /// Store options putting every statement in this schema.
     pub fn options(&self) -> PgOptions {
-        PgOptions::new().schema(&self.name)
+        PgOptions::new().schema(&self.name).layout(self.layout)
     }
 
     /// An `application_name` unique to this schema, with a suffix.
@@ -281,6 +291,12 @@ impl Drop for PgSchema {
 macro_rules! pg_schema_or_skip {
     ($test:expr) => {
         match $crate::common_pg::schema($test) {
+            Some(s) => s,
+            None => return,
+        }
+    };
+    ($test:expr, $layout:expr) => {
+        match $crate::common_pg::schema_with($test, $layout) {
             Some(s) => s,
             None => return,
         }

@@ -11,9 +11,19 @@ pub mod support;
 /// guard))`; for `async`, a closure returning a future of that. The guard (a temp dir, a
 /// schema to drop, or `()`) lives until the test ends; `None` skips the test (a backend
 /// that is not reachable outside CI says so itself).
+///
+/// `conformance_suite!(sync NAME: factory, event ids per aggregate)` runs the suite on
+/// stores that keep event ids unique per aggregate only (PostgreSQL's partitioned layout):
+/// the same id in another aggregate is then another event, not a duplicate.
 macro_rules! conformance_suite {
+    ($mode:ident $module:ident: $factory:expr, event ids per aggregate) => {
+        conformance_suite!(@ids $mode $module $factory, true);
+    };
     ($mode:ident $module:ident: $factory:expr) => {
-        conformance_suite!(@each $mode $module $factory;
+        conformance_suite!(@ids $mode $module $factory, false);
+    };
+    (@ids $mode:ident $module:ident $factory:expr, $per_aggregate:expr) => {
+        conformance_suite!(@each $mode $module $factory, $per_aggregate;
             append_and_read, conflict_is_reported_and_loses_nothing, duplicate_event_id_writes_nothing,
             batch_is_atomic, metadata_and_timestamps_round_trip, not_found_and_load_or_create,
             stride_six_threshold_fifty, multi_boundary_save_writes_one_snapshot,
@@ -31,26 +41,28 @@ macro_rules! conformance_suite {
             load_many_equals_load, load_many_deletes_a_snapshot_ahead_of_its_stream,
             load_many_isolates_a_failing_aggregate, load_many_reads_more_than_a_chunk);
     };
-    (@each sync $module:ident $factory:expr; $($name:ident),* $(,)?) => {
+    (@each sync $module:ident $factory:expr, $per_aggregate:expr; $($name:ident),* $(,)?) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
             $(
                 #[test]
                 fn $name() {
+                    crate::conformance::support::set_event_ids_per_aggregate($per_aggregate);
                     let Some((events, snapshots, _guard)) = ($factory)() else { return };
                     crate::conformance::sync_api::$name(std::sync::Arc::new(events), std::sync::Arc::new(snapshots));
                 }
             )*
         }
     };
-    (@each async $module:ident $factory:expr; $($name:ident),* $(,)?) => {
+    (@each async $module:ident $factory:expr, $per_aggregate:expr; $($name:ident),* $(,)?) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
+                    crate::conformance::support::set_event_ids_per_aggregate($per_aggregate);
                     let Some((events, snapshots, _guard)) = ($factory)().await else { return };
                     crate::conformance::async_api::$name(std::sync::Arc::new(events), std::sync::Arc::new(snapshots)).await;
                 }
@@ -80,7 +92,7 @@ pub mod sync_api {
 
     use eventsource::Codec;
 
-    use super::support::{Faulty, LostReply};
+    use super::support::{event_ids_per_aggregate, Faulty, LostReply};
     use crate::common::evolving::{
         Cart, CartEvent, CartFlagged, CartOpened, DiscountAppliedV2, ItemAdded, ItemAddedV1, ItemAddedV2,
     };
@@ -111,7 +123,7 @@ pub mod async_api {
 
     use eventsource::Codec;
 
-    use super::support::{Faulty, LostReply};
+    use super::support::{event_ids_per_aggregate, Faulty, LostReply};
     use crate::common::evolving::{
         Cart, CartEvent, CartFlagged, CartOpened, DiscountAppliedV2, ItemAdded, ItemAddedV1, ItemAddedV2,
     };

@@ -6,6 +6,21 @@ use std::time::Duration;
 use eventsource::{Error, Result, Snapshot, SnapshotWrite};
 use uuid::Uuid;
 
+thread_local! {
+    static IDS_PER_AGGREGATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Tells the checks run on this thread whether the stores keep event ids unique per
+/// aggregate (PostgreSQL's partitioned layout) rather than across all aggregates.
+pub fn set_event_ids_per_aggregate(on: bool) {
+    IDS_PER_AGGREGATE.with(|c| c.set(on));
+}
+
+/// Whether the stores under test keep event ids unique per aggregate only.
+pub fn event_ids_per_aggregate() -> bool {
+    IDS_PER_AGGREGATE.with(std::cell::Cell::get)
+}
+
 /// A snapshot store that can be told to fail or to be slow.
 pub struct Faulty<S> {
     pub inner: S,

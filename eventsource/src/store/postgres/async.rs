@@ -472,7 +472,8 @@ impl Shared {
             let Some(Held::Pooled(obj)) = lease.held.as_mut() else {
                 return Err(lost());
             };
-            migrate::nonblocking::open(obj, options.get_schema(), format, options.get_migrate()).await?
+            let layout = options.layout_request();
+            migrate::nonblocking::open(obj, options.get_schema(), format, options.get_migrate(), layout).await?
         };
         shared.location = location(&info, &hosts, &ports);
         debug!(target: TARGET, location = %shared.location.0, "async PostgreSQL store open");

@@ -7,6 +7,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
 
 use crate::error::{Error, Result};
+pub use crate::migrations::Layout;
 use crate::store::StoreLocation;
 
 /// The backend name in [`Error::Store`].
@@ -38,6 +39,8 @@ pub struct PgOptions {
     read_only: bool,
     tls: TlsMode,
     group_commit: bool,
+    layout: Layout,
+    move_from_default: bool,
     pipelined: usize,
 }
 
@@ -52,6 +55,8 @@ impl Default for PgOptions {
             read_only: false,
             tls: TlsMode::Disable,
             group_commit: false,
+            layout: Layout::Default,
+            move_from_default: false,
             pipelined: 0,
         }
     }
@@ -153,6 +158,58 @@ impl PgOptions {
         self
     }
 
+    /// The table layout (default [`Layout::Default`], the reference guide's tables). With
+    /// [`Layout::Partitioned`], a store migrating an empty schema creates `events` and
+    /// `snapshots` hash-partitioned by `aggregate_id` (the layout Citus distributes, see
+    /// `docs/scaling.md`); the partition count only matters then. Opening a database with
+    /// the other layout fails with [`Error::SchemaMismatch`].
+    ///
+    /// ```
+    /// use eventsource::store::postgres::{Layout, PgOptions};
+    ///
+    /// let options = PgOptions::new().layout(Layout::Partitioned { partitions: 16 });
+    /// assert_eq!(options.get_layout(), Layout::Partitioned { partitions: 16 });
+    /// ```
+    #[must_use]
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// The configured table layout.
+    #[must_use]
+    pub fn get_layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Whether opening a database of the default layout with [`Layout::Partitioned`]
+    /// moves it to the partitioned layout (default `false`: it fails with
+    /// [`Error::SchemaMismatch`]). The move runs in the migration transaction, under the
+    /// migration lock: the old tables are set aside, the partitioned ones created, every
+    /// event and snapshot copied with all its columns (global positions included), the
+    /// sequences carried over, the old tables dropped; nothing changes if any step fails.
+    /// It holds the tables locked while it copies: stop the writers first (see
+    /// `docs/scaling.md`). A database already partitioned opens as usual.
+    #[must_use]
+    pub fn move_from_default_layout(mut self, on: bool) -> Self {
+        self.move_from_default = on;
+        self
+    }
+
+    /// Whether a database of the default layout is moved on open.
+    #[must_use]
+    pub fn get_move_from_default_layout(&self) -> bool {
+        self.move_from_default
+    }
+
+    /// What the migration on open does about the layout.
+    pub(crate) fn layout_request(&self) -> LayoutRequest {
+        LayoutRequest {
+            layout: self.layout,
+            move_from_default: self.move_from_default,
+        }
+    }
+
     /// Whether group commit is on.
     #[must_use]
     pub fn is_group_commit(&self) -> bool {
@@ -227,6 +284,13 @@ impl PgOptions {
     pub fn get_tls(&self) -> &TlsMode {
         &self.tls
     }
+}
+
+/// The layout a store opens with, and whether to move a database of the default layout.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LayoutRequest {
+    pub layout: Layout,
+    pub move_from_default: bool,
 }
 
 /// Whether and how connections use TLS.
@@ -796,12 +860,32 @@ pub(crate) fn violated_unique(e: &tokio_postgres::Error) -> Option<&str> {
     }
 }
 
+/// The constraint of our tables a constraint of a partition or shard stands for: the
+/// partitioned layout names each partition's copy `<name>_p<N>`, Citus each shard's
+/// `<name>_<shard id>`; other names are returned as they are.
+pub(crate) fn table_constraint(name: &str) -> &str {
+    match name.rsplit_once('_') {
+        Some((base, suffix)) => {
+            let digits = suffix.strip_prefix('p').unwrap_or(suffix);
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && !base.is_empty() {
+                base
+            } else {
+                name
+            }
+        }
+        None => name,
+    }
+}
+
 /// The unique constraint behind an [`Error::Store`] made by [`store_error`], if any.
 pub(crate) fn violated_constraint(e: &Error) -> Option<&str> {
     match e {
         Error::Store {
             source: Some(source), ..
-        } => source.downcast_ref::<tokio_postgres::Error>().and_then(violated_unique),
+        } => source
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(violated_unique)
+            .map(table_constraint),
         _ => None,
     }
 }
@@ -831,6 +915,21 @@ pub(crate) fn to_i32(what: &'static str, value: u64) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partitions_or_shards_constraint_stands_for_the_tables() {
+        assert_eq!(
+            table_constraint("uq_events_stream_version_p3"),
+            "uq_events_stream_version"
+        );
+        assert_eq!(table_constraint("uq_events_event_id_p12"), "uq_events_event_id");
+        assert_eq!(table_constraint("uq_events_event_id_102008"), "uq_events_event_id");
+        assert_eq!(table_constraint("uq_events_event_id"), "uq_events_event_id");
+        assert_eq!(table_constraint("uq_snapshots_aggregate"), "uq_snapshots_aggregate");
+        assert_eq!(table_constraint("events_pkey"), "events_pkey");
+        assert_eq!(table_constraint("x_p"), "x_p");
+        assert_eq!(table_constraint("_1"), "_1");
+    }
 
     #[test]
     fn session_options_put_the_callers_after_ours_and_escape_the_schema() {

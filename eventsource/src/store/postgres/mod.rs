@@ -38,7 +38,9 @@
 //! string is [`Error::InvalidConnectionString`](crate::Error::InvalidConnectionString)
 //! with the driver's reason; show a connection string through
 //! [`redact_connection_string`], which hides its password. Opening applies pending migrations from
-//! `migrations/postgres` in one transaction under an advisory lock, so concurrent first
+//! `migrations/postgres` (or, with [`PgOptions::layout`]`(`[`Layout::Partitioned`]`)`, from
+//! `migrations/postgres-partitioned`: the tables hash-partitioned by `aggregate_id`, the
+//! layout Citus distributes, see `docs/scaling.md`) in one transaction under an advisory lock, so concurrent first
 //! connects queue instead of failing, then checks the tables, column types (`JSONB` or
 //! `BYTEA` bodies, per codec) and constraints through `information_schema`, failing with
 //! [`Error::SchemaMismatch`](crate::Error::SchemaMismatch) that names the fix.
@@ -164,6 +166,8 @@ mod migrate;
 mod ops;
 #[cfg(test)]
 mod plans;
+#[cfg(test)]
+mod pruning;
 mod rows;
 mod sql;
 mod wire;
@@ -173,7 +177,7 @@ mod nonblocking;
 mod sync;
 
 pub use crate::store::monitor::{Coverage, SnapshotMonitor, SnapshotVersions, StaleSnapshot};
-pub use conn::{redact_connection_string, PgOptions, TlsMode};
+pub use conn::{redact_connection_string, Layout, PgOptions, TlsMode};
 pub use nonblocking::{AsyncPostgresEventStore, AsyncPostgresSnapshotStore};
 pub use sync::{parse_config, recorded_format, PostgresEventStore, PostgresSnapshotStore};
 

@@ -21,14 +21,14 @@ use postgres::{Client, NoTls, SimpleQueryMessage};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::conn::{quote_ident, session_options, PgOptions};
+use super::conn::{quote_ident, session_options, Layout, PgOptions};
 use super::migrate::blocking;
 use super::sql::{self, Stmt};
 use crate::codec::Format;
 
 const AGGREGATE: &str = "00000000-0000-0000-0000-0000000000aa";
 
-fn url() -> String {
+pub(super) fn url() -> String {
     std::env::var("EVENTSOURCE_PG_URL")
         .ok()
         .filter(|s| !s.trim().is_empty())
@@ -40,9 +40,9 @@ fn in_ci() -> bool {
 }
 
 /// A schema of the test's own, dropped at the end.
-struct Scratch {
-    admin: Client,
-    schema: String,
+pub(super) struct Scratch {
+    pub(super) admin: Client,
+    pub(super) schema: String,
 }
 
 impl Drop for Scratch {
@@ -54,6 +54,11 @@ impl Drop for Scratch {
 }
 
 fn scratch(test: &str) -> Option<Scratch> {
+    scratch_with(test, Layout::Default)
+}
+
+/// A scratch schema migrated for a layout, autovacuum off.
+pub(super) fn scratch_with(test: &str, layout: Layout) -> Option<Scratch> {
     let url = url();
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -69,13 +74,18 @@ fn scratch(test: &str) -> Option<Scratch> {
             return None;
         }
     };
-    blocking::open(&mut admin, Some(&schema), Format::Json, true).expect("migrate the scratch schema");
-    admin
-        .batch_execute(
-            "ALTER TABLE events SET (autovacuum_enabled = false);
-             ALTER TABLE snapshots SET (autovacuum_enabled = false);",
-        )
-        .expect("turn autovacuum off");
+    let request = PgOptions::new().layout(layout).layout_request();
+    blocking::open(&mut admin, Some(&schema), Format::Json, true, request).expect("migrate the scratch schema");
+    if layout == Layout::Default {
+        // (A partitioned table has no autovacuum of its own; its partitions are analyzed by
+        // the tests that need it.)
+        admin
+            .batch_execute(
+                "ALTER TABLE events SET (autovacuum_enabled = false);
+                 ALTER TABLE snapshots SET (autovacuum_enabled = false);",
+            )
+            .expect("turn autovacuum off");
+    }
     Some(Scratch { admin, schema })
 }
 
@@ -136,19 +146,24 @@ fn walk(plan: &Value, out: &mut Explained) {
     }
 }
 
-fn explain(session: &mut Client, name: &str) -> Explained {
-    let sql = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {name}('{AGGREGATE}', 'Order')");
+/// The plan of an `EXPLAIN (FORMAT JSON) ...` statement: its top node.
+pub(super) fn explain_json(session: &mut Client, sql: &str) -> Value {
     let text = session
-        .simple_query(&sql)
-        .expect("explain")
+        .simple_query(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .into_iter()
         .find_map(|m| match m {
             SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
             _ => None,
         })
         .expect("a plan");
-    let json: Value = serde_json::from_str(&text).expect("EXPLAIN's JSON");
-    let plan = &json[0]["Plan"];
+    let mut json: Value = serde_json::from_str(&text).expect("EXPLAIN's JSON");
+    json[0]["Plan"].take()
+}
+
+fn explain(session: &mut Client, name: &str) -> Explained {
+    let sql = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {name}('{AGGREGATE}', 'Order')");
+    let plan = &explain_json(session, &sql);
     let mut out = Explained {
         nodes: Vec::new(),
         indexes: Vec::new(),

@@ -544,7 +544,17 @@ pub(crate) static RECORD_MIGRATION: Stmt = Stmt {
     params: &[Param::Int4, Param::Text, Param::Text, Param::Text],
 };
 
-/// The columns and constraints of our tables in the current schema, for the schema check.
+/// The partition count the partitioned layout's migrations read (setting
+/// `eventsource.partitions`), for the migration transaction only.
+pub(crate) static PARTITIONS_SETTING: Stmt = Stmt {
+    name: "partitions_setting",
+    plan: Plan::Cached,
+    text: "SELECT set_config('eventsource.partitions', $1, TRUE)",
+    params: &[Param::Text],
+};
+
+/// The columns and constraints of our tables in the current schema, and the partition key
+/// of each partitioned one (`HASH (aggregate_id)`), for the schema check.
 pub(crate) static CATALOG: Stmt = Stmt {
     name: "schema_check",
     plan: Plan::Cached,
@@ -554,7 +564,13 @@ WHERE table_schema = current_schema() AND table_name IN ('events', 'snapshots')
 UNION ALL
 SELECT 'constraint'::TEXT, table_name::TEXT, constraint_name::TEXT, constraint_type::TEXT
 FROM information_schema.table_constraints
-WHERE constraint_schema = current_schema() AND table_name IN ('events', 'snapshots')",
+WHERE constraint_schema = current_schema() AND table_name IN ('events', 'snapshots')
+UNION ALL
+SELECT 'partition key'::TEXT, c.relname::TEXT, c.relname::TEXT, pg_get_partkeydef(c.oid)
+FROM pg_partitioned_table p
+JOIN pg_class c ON c.oid = p.partrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relname IN ('events', 'snapshots')",
     params: &[],
 };
 
@@ -617,6 +633,7 @@ mod tests {
             &APPLIED_MIGRATIONS,
             &RECORD_MIGRATION,
             &CATALOG,
+            &PARTITIONS_SETTING,
             &SERVER_INFO,
         ] {
             assert_eq!(placeholders(s.text), s.params.len(), "{}", s.name);

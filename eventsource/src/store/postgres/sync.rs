@@ -571,8 +571,8 @@ impl Shared {
         let info = {
             let mut lease = pool.get()?;
             let client = lease.conn.as_mut().ok_or_else(lost)?.client()?;
-            let (schema, migrate) = (options.get_schema(), options.get_migrate());
-            off_runtime(|| migrate::blocking::open(client, schema, format, migrate))??
+            let (schema, migrate, layout) = (options.get_schema(), options.get_migrate(), options.layout_request());
+            off_runtime(|| migrate::blocking::open(client, schema, format, migrate, layout))??
         };
         let location = location(&info, pool.config.get_hosts(), pool.config.get_ports());
         debug!(target: TARGET, location = %location.0, "PostgreSQL store open");
