@@ -236,13 +236,21 @@ impl Lease {
     }
 
     async fn get(shared: &Shared, to: Use) -> Result<Self> {
+        let (held, _) = Self::borrow(shared, to).await?;
+        Ok(Lease::new(held, shared))
+    }
+
+    /// A client as `to` asks (a shared one only when the store has them), with whether
+    /// it was connected just now.
+    async fn borrow(shared: &Shared, to: Use) -> Result<(Held, bool)> {
         if let (Use::Pipelined, Some(pipes)) = (to, shared.pipes.as_ref()) {
-            let (client, slot, _) = pipes.take(shared).await?;
+            let (client, slot, new) = pipes.take(shared).await?;
             let pipes = Arc::clone(pipes);
-            return Ok(Lease::new(Held::Shared { client, pipes, slot }, shared));
+            return Ok((Held::Shared { client, pipes, slot }, new));
         }
         let obj = shared.pool.get().await.map_err(|e| shared.pool_error(e))?;
-        Ok(Lease::new(Held::Pooled(Box::new(obj)), shared))
+        let new = Object::metrics(&obj).recycle_count == 0;
+        Ok((Held::Pooled(Box::new(obj)), new))
     }
 
     /// A client known to be alive, for the retry after a connection-level failure (the
@@ -257,18 +265,7 @@ impl Lease {
         };
         let mut last = None;
         for _ in 0..tries {
-            let (held, new) = match (to, shared.pipes.as_ref()) {
-                (Use::Pipelined, Some(pipes)) => {
-                    let (client, slot, new) = pipes.take(shared).await?;
-                    let pipes = Arc::clone(pipes);
-                    (Held::Shared { client, pipes, slot }, new)
-                }
-                _ => {
-                    let obj = shared.pool.get().await.map_err(|e| shared.pool_error(e))?;
-                    let new = Object::metrics(&obj).recycle_count == 0;
-                    (Held::Pooled(Box::new(obj)), new)
-                }
-            };
+            let (held, new) = Self::borrow(shared, to).await?;
             let mut lease = Lease::new(held, shared);
             if new {
                 return Ok(lease);
