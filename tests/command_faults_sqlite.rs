@@ -103,11 +103,7 @@ fn command_child() {
     let Some(db) = std::env::var_os(DB_ENV) else {
         return;
     };
-    let ids: Vec<Uuid> = std::env::var(IDS_ENV)
-        .expect("ids")
-        .split(',')
-        .map(|s| Uuid::parse_str(s).expect("id"))
-        .collect();
+    let ids: Vec<Uuid> = kill::ids_from_env(IDS_ENV);
     let events = SqliteEventStore::open(Path::new(&db)).expect("open");
     let repo = repository(&events);
     std::thread::scope(|s| {

@@ -103,11 +103,7 @@ fn group_writer_child() {
     let Some(db) = std::env::var_os(DB_ENV) else {
         return;
     };
-    let ids: Vec<Uuid> = std::env::var(IDS_ENV)
-        .expect("ids")
-        .split(',')
-        .map(|s| Uuid::parse_str(s).expect("id"))
-        .collect();
+    let ids: Vec<Uuid> = kill::ids_from_env(IDS_ENV);
     let store = SqliteEventStore::open_with_options(Path::new(&db), JsonCodec, options()).expect("open");
     let out = Mutex::new(std::io::stdout());
     std::thread::scope(|s| {

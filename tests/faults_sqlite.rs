@@ -118,11 +118,7 @@ fn writer_child() {
     let Some(db) = std::env::var_os(DB_ENV) else {
         return;
     };
-    let ids: Vec<Uuid> = std::env::var(IDS_ENV)
-        .expect("ids")
-        .split(',')
-        .map(|s| Uuid::parse_str(s).expect("id"))
-        .collect();
+    let ids: Vec<Uuid> = kill::ids_from_env(IDS_ENV);
     let mut rng = Rng::new(std::env::var(SEED_ENV).expect("seed").parse().expect("seed number"));
     let mode = match std::env::var(MODE_ENV).expect("mode").as_str() {
         "background" => SnapshotMode::Background,

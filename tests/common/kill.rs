@@ -81,3 +81,13 @@ pub fn kill_after_acks<T>(
     );
     acks
 }
+
+/// The aggregate ids a parent passed to its child process in the variable `var`,
+/// comma-separated.
+pub fn ids_from_env(var: &str) -> Vec<uuid::Uuid> {
+    std::env::var(var)
+        .expect("ids")
+        .split(',')
+        .map(|s| uuid::Uuid::parse_str(s).expect("id"))
+        .collect()
+}
